@@ -1,0 +1,124 @@
+//! Errors of switching, and the payloads that end a greenlet.
+
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+
+/// The exception that kills a greenlet quietly, as Python greenlet's `GreenletExit`.
+///
+/// Thrown into a greenlet with [`Greenlet::throw`](crate::Greenlet::throw) (or by dropping the
+/// last handle of a suspended greenlet), it unwinds the greenlet's stack, running every
+/// destructor. It is not a failure: the parent receives it as a value, so
+/// `parent.switch::<_, GreenletExit>(..)` returns `Ok(GreenletExit)`, and a switch that expected
+/// another type returns [`SwitchError::Exited`], which [`SwitchError::is_failure`] calls no
+/// failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GreenletExit;
+
+impl fmt::Display for GreenletExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("greenlet exited (GreenletExit)")
+    }
+}
+
+impl Error for GreenletExit {}
+
+/// A panic caught at the root of a greenlet, handed to its parent instead of aborting.
+pub struct Panic {
+    payload: Box<dyn Any + Send>,
+}
+
+impl Panic {
+    pub(crate) fn new(payload: Box<dyn Any + Send>) -> Panic {
+        Panic { payload }
+    }
+
+    /// The panic message, when the payload is a string (as with `panic!("...")`).
+    pub fn message(&self) -> Option<&str> {
+        if let Some(s) = self.payload.downcast_ref::<&'static str>() {
+            Some(s)
+        } else {
+            self.payload.downcast_ref::<String>().map(String::as_str)
+        }
+    }
+
+    /// The raw payload, for `std::panic::resume_unwind`.
+    pub fn into_payload(self) -> Box<dyn Any + Send> {
+        self.payload
+    }
+}
+
+impl fmt::Debug for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Panic").field(&self.message().unwrap_or("<non-string payload>")).finish()
+    }
+}
+
+impl fmt::Display for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.message() {
+            Some(m) => write!(f, "greenlet panicked: {m}"),
+            None => f.write_str("greenlet panicked"),
+        }
+    }
+}
+
+/// The payload that carries an error thrown with [`Greenlet::throw`](crate::Greenlet::throw)
+/// while it unwinds the target greenlet.
+pub(crate) struct Thrown(pub(crate) Box<dyn Error + Send + Sync>);
+
+/// Why a [`switch`](crate::Greenlet::switch) (or a generator step) did not produce a value.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SwitchError {
+    /// The value received has a different type than the one the receiving `switch` asked for.
+    /// The value is dropped.
+    WrongType {
+        /// The type the receiver asked for.
+        expected: &'static str,
+        /// The type of the value that arrived.
+        found: &'static str,
+    },
+    /// A greenlet whose parent is the receiver panicked; the panic ended it.
+    Panicked(Panic),
+    /// An error thrown into a greenlet with `throw` was not caught and ended it.
+    Thrown(Box<dyn Error + Send + Sync>),
+    /// A greenlet was ended by [`GreenletExit`]: a quiet end, not a failure.
+    Exited,
+    /// The target greenlet has already finished; no switch happened and the value was dropped.
+    Dead,
+    /// The switch was attempted from code that may not switch: a destructor running while a
+    /// greenlet is being destroyed, or a callback run by the hub itself.
+    NotAllowed(&'static str),
+}
+
+impl SwitchError {
+    /// Whether this is a real failure; [`SwitchError::Exited`] is not.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, SwitchError::Exited)
+    }
+}
+
+impl fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwitchError::WrongType { expected, found } => {
+                write!(f, "switch expected a value of type `{expected}` but received a `{found}`")
+            }
+            SwitchError::Panicked(p) => fmt::Display::fmt(p, f),
+            SwitchError::Thrown(e) => write!(f, "greenlet ended by a thrown error: {e}"),
+            SwitchError::Exited => f.write_str("greenlet exited (GreenletExit)"),
+            SwitchError::Dead => f.write_str("cannot switch to a greenlet that has already finished"),
+            SwitchError::NotAllowed(why) => write!(f, "cannot switch here: {why}"),
+        }
+    }
+}
+
+impl Error for SwitchError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            SwitchError::Thrown(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! Greenlets: stackful coroutines with symmetric, typed `switch`.
+
+use std::any::TypeId;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::ptr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use corosensei::Coroutine;
+
+use crate::error::{GreenletExit, SwitchError, Thrown};
+use crate::stack::{self, DEFAULT_STACK_SIZE};
+use crate::switch::{self, CoroCell, GYielder, Msg};
+use crate::value::Value;
+
+pub(crate) use crate::switch::current_identity_for_signal;
+
+/// What kind of greenlet an [`Inner`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// The thread's own code, running on the thread's stack.
+    Main,
+    /// The hub pseudo-greenlet: switching to it runs the scheduler on main's stack.
+    Hub,
+    /// A greenlet with its own stack.
+    Coroutine,
+}
+
+/// The life cycle of a greenlet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Created, never switched to.
+    Unstarted,
+    /// The current greenlet.
+    Running,
+    /// Started and waiting in a switch (explicit, or parked on the hub).
+    Suspended,
+    /// Being destroyed: its stack is unwinding.
+    Dying,
+    /// Finished.
+    Dead,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The shared state of a greenlet; [`Greenlet`] is a counted handle on it.
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) kind: Kind,
+    pub(crate) state: Cell<State>,
+    pub(crate) coro: CoroCell,
+    /// The yielder on this greenlet's own stack; set by its root, valid while it runs.
+    pub(crate) yielder: Cell<*const GYielder>,
+    pub(crate) parent: RefCell<Option<Greenlet>>,
+    /// The type the greenlet's function takes, checked before it starts.
+    arg_type: Option<(TypeId, &'static str)>,
+    stack_size: usize,
+    /// Per-greenlet data of the hub (park token, locals); see `crate::hub`.
+    pub(crate) hub: crate::hub::GreenletData,
+}
+
+impl Inner {
+    pub(crate) fn new_root(kind: Kind) -> Rc<Inner> {
+        let name = match kind {
+            Kind::Main => "main",
+            Kind::Hub => "hub",
+            Kind::Coroutine => "",
+        };
+        Rc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: Some(name.into()),
+            kind,
+            state: Cell::new(State::Suspended),
+            coro: UnsafeCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            parent: RefCell::new(None),
+            arg_type: None,
+            stack_size: 0,
+            hub: Default::default(),
+        })
+    }
+}
+
+/// A handle on a greenlet: a stackful coroutine that any greenlet of the same thread can
+/// [`switch`](Greenlet::switch) to, with Python greenlet's semantics.
+///
+/// Handles are cheap to clone (reference counted). When the last handle of a greenlet that is
+/// suspended mid-function goes away, [`GreenletExit`] is thrown into it so that its stack
+/// unwinds and every destructor on it runs; the greenlet may not switch elsewhere while that
+/// happens.
+///
+/// Greenlets belong to the thread that created them: the handle is neither `Send` nor `Sync`.
+///
+/// ```compile_fail
+/// let g = greenlet::Greenlet::new(|()| ());
+/// std::thread::spawn(move || drop(g)); // error: `Rc<..>` cannot be sent between threads
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::Greenlet;
+///
+/// let doubler = Greenlet::new(|mut x: u64| {
+///     let main = greenlet::main();
+///     loop {
+///         // Hand the double to main, and wait for the next number.
+///         x = main.switch(x * 2).unwrap();
+///     }
+/// });
+/// assert_eq!(doubler.switch::<u64, u64>(1).unwrap(), 2);
+/// assert_eq!(doubler.switch::<u64, u64>(21).unwrap(), 42);
+/// ```
+#[derive(Clone)]
+pub struct Greenlet(Rc<Inner>);
+
+impl Greenlet {
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> Greenlet {
+        Greenlet(inner)
+    }
+
+    #[inline]
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.0
+    }
+
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *const Inner {
+        Rc::as_ptr(&self.0)
+    }
+
+    /// Creates an unstarted greenlet that will run `f` with the value of the first switch to it.
+    /// Its parent is the current greenlet; its stack has [`DEFAULT_STACK_SIZE`] bytes.
+    ///
+    /// # Panics
+    /// Panics if no stack can be had (the message names the system limit that was hit); use
+    /// [`Builder::build`] to get that as an error instead.
+    pub fn new<A, R, F>(f: F) -> Greenlet
+    where
+        F: FnOnce(A) -> R + 'static,
+        A: 'static,
+        R: 'static,
+    {
+        match Builder::new().build(f) {
+            Ok(g) => g,
+            Err(e) => panic!("greenlet::Greenlet::new: {e}"),
+        }
+    }
+
+    /// Switches to this greenlet, handing it `value`; returns the value that the next switch
+    /// back to the calling greenlet carries.
+    ///
+    /// The first switch to a greenlet starts its function with `value`; later switches make the
+    /// greenlet's own pending `switch` return `value`. When a greenlet's function returns, its
+    /// return value goes to its parent, whose pending `switch` returns it.
+    ///
+    /// # Errors
+    /// - [`SwitchError::WrongType`]: the value that came back is not an `R` (or, for an
+    ///   unstarted greenlet, `value` is not the type its function takes; nothing is started).
+    /// - [`SwitchError::Panicked`] / [`SwitchError::Thrown`]: a child greenlet ended with a panic
+    ///   or an uncaught thrown error, and the calling greenlet is its parent.
+    /// - [`SwitchError::Exited`]: a child ended by [`GreenletExit`] (not a failure).
+    /// - [`SwitchError::Dead`]: this greenlet has already finished.
+    /// - [`SwitchError::NotAllowed`]: called from a context that may not switch.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Greenlet::new(|name: &'static str| format!("hello {name}"));
+    /// let s: String = g.switch("world").unwrap();
+    /// assert_eq!(s, "hello world");
+    /// assert!(g.is_dead());
+    /// ```
+    #[inline]
+    pub fn switch<T: 'static, R: 'static>(&self, value: T) -> Result<R, SwitchError> {
+        let v = self.switch_value(value)?;
+        v.take::<R>().map_err(|v| wrong_type::<R>(&v))
+    }
+
+    /// [`switch`](Greenlet::switch), returning the type-erased value that came back.
+    #[inline]
+    pub(crate) fn switch_value<T: 'static>(&self, value: T) -> Result<Value, SwitchError> {
+        let inner = self.inner();
+        match inner.state.get() {
+            State::Dead | State::Dying => return Err(SwitchError::Dead),
+            State::Running => return Ok(Value::new(value)),
+            State::Unstarted => {
+                if let Some((id, expected)) = inner.arg_type
+                    && id != TypeId::of::<T>()
+                {
+                    let found = std::any::type_name::<T>();
+                    return Err(SwitchError::WrongType { expected, found });
+                }
+            }
+            State::Suspended => {}
+        }
+        if inner.kind == Kind::Hub {
+            return Err(SwitchError::NotAllowed("the hub is switched to only by blocking calls"));
+        }
+        receive(switch::switch_to(self.clone(), Msg::Value(Value::new(value))))
+    }
+
+    /// Raises `error` inside this greenlet at the point where it is suspended, unwinding its
+    /// stack (destructors run); the calling greenlet then waits like a `switch` does.
+    ///
+    /// Throwing into an unstarted greenlet ends it without running its function. If the error
+    /// is not caught, the greenlet dies and its parent receives [`SwitchError::Thrown`] with the
+    /// error; [`GreenletExit`] is the quiet exception: the parent receives it as a value.
+    ///
+    /// # Errors
+    /// As [`switch`](Greenlet::switch); throwing into the main greenlet or the hub, or into a
+    /// finished greenlet, is refused with [`SwitchError::NotAllowed`] / [`SwitchError::Dead`].
+    ///
+    /// # Examples
+    /// ```
+    /// use greenlet::{Greenlet, GreenletExit};
+    ///
+    /// let g = Greenlet::new(|()| {
+    ///     let _: () = greenlet::main().switch(()).unwrap();
+    ///     unreachable!("killed while suspended");
+    /// });
+    /// let _: () = g.switch(()).unwrap();
+    /// let exit: GreenletExit = g.throw(GreenletExit).unwrap();
+    /// assert_eq!(exit, GreenletExit);
+    /// assert!(g.is_dead());
+    /// ```
+    pub fn throw<E, R>(&self, error: E) -> Result<R, SwitchError>
+    where
+        E: Error + Send + Sync + 'static,
+        R: 'static,
+    {
+        let inner = self.inner();
+        if inner.kind != Kind::Coroutine {
+            return Err(SwitchError::NotAllowed("cannot throw into the main greenlet or the hub"));
+        }
+        match inner.state.get() {
+            State::Dead | State::Dying => return Err(SwitchError::Dead),
+            State::Running => {
+                // Throwing into oneself raises right here, as in greenlet.
+                std::panic::resume_unwind(throw_payload(error))
+            }
+            State::Unstarted | State::Suspended => {}
+        }
+        let v = receive(switch::switch_to(self.clone(), Msg::Throw(throw_payload(error))))?;
+        v.take::<R>().map_err(|v| wrong_type::<R>(&v))
+    }
+
+    /// The greenlet that receives this one's return value (or failure) when it finishes.
+    /// `None` only for the main greenlet.
+    pub fn parent(&self) -> Option<Greenlet> {
+        self.inner().parent.borrow().clone()
+    }
+
+    pub(crate) fn parent_or_main(&self) -> Greenlet {
+        self.parent().unwrap_or_else(switch::main_greenlet)
+    }
+
+    /// Makes `parent` this greenlet's parent.
+    ///
+    /// # Errors
+    /// [`ParentError::Cycle`] if `parent` is this greenlet or one of its descendants;
+    /// [`ParentError::Main`] for the main greenlet, which has no parent.
+    pub fn set_parent(&self, parent: &Greenlet) -> Result<(), ParentError> {
+        if self.inner().kind != Kind::Coroutine {
+            return Err(ParentError::Main);
+        }
+        let mut p = Some(parent.clone());
+        while let Some(g) = p {
+            if g == *self {
+                return Err(ParentError::Cycle);
+            }
+            p = g.parent();
+        }
+        *self.inner().parent.borrow_mut() = Some(parent.clone());
+        Ok(())
+    }
+
+    /// Whether the greenlet has been switched to at least once (Python's `bool(g.gr_frame)`
+    /// family: started, then active until dead).
+    pub fn is_started(&self) -> bool {
+        self.inner().state.get() != State::Unstarted
+    }
+
+    /// Whether the greenlet has started and not finished (Python's `bool(g)`).
+    pub fn is_active(&self) -> bool {
+        matches!(self.inner().state.get(), State::Running | State::Suspended)
+    }
+
+    /// Whether the greenlet has finished (returned, panicked, or been killed).
+    pub fn is_dead(&self) -> bool {
+        matches!(self.inner().state.get(), State::Dead | State::Dying)
+    }
+
+    /// Whether this is the running greenlet.
+    pub fn is_current(&self) -> bool {
+        self.as_ptr() == switch::current_ptr()
+    }
+
+    /// Whether this is the thread's main greenlet.
+    pub fn is_main(&self) -> bool {
+        self.inner().kind == Kind::Main
+    }
+
+    /// A process-unique number, for diagnostics.
+    pub fn id(&self) -> u64 {
+        self.inner().id
+    }
+
+    /// The name given with [`Builder::name`], if any (`"main"` for the main greenlet).
+    pub fn name(&self) -> Option<&str> {
+        self.inner().name.as_deref()
+    }
+
+    /// The usable size of the greenlet's stack in bytes (0 for the main greenlet).
+    pub fn stack_size(&self) -> usize {
+        self.inner().stack_size
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.inner().state.get() {
+            State::Unstarted => "unstarted",
+            State::Running => "running",
+            State::Suspended => "suspended",
+            State::Dying => "dying",
+            State::Dead => "dead",
+        }
+    }
+}
+
+/// Turns the message a greenlet is resumed with into the result of its pending switch.
+#[inline]
+pub(crate) fn receive(msg: Msg) -> Result<Value, SwitchError> {
+    match msg {
+        Msg::Value(v) => Ok(v),
+        Msg::Failure(e) => Err(e),
+        Msg::Throw(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// The error for a value that is not the `R` its receiver asked for.
+#[cold]
+pub(crate) fn wrong_type<R>(v: &Value) -> SwitchError {
+    if v.is::<GreenletExit>() {
+        SwitchError::Exited
+    } else {
+        SwitchError::WrongType { expected: std::any::type_name::<R>(), found: v.type_name() }
+    }
+}
+
+fn throw_payload<E: Error + Send + Sync + 'static>(error: E) -> Box<dyn std::any::Any + Send> {
+    let boxed: Box<dyn Error + Send + Sync> = Box::new(error);
+    match boxed.downcast::<GreenletExit>() {
+        Ok(exit) => exit,
+        Err(other) => Box::new(Thrown(other)),
+    }
+}
+
+impl Drop for Greenlet {
+    fn drop(&mut self) {
+        if Rc::strong_count(&self.0) == 1 && self.inner().state.get() == State::Suspended {
+            if self.inner().kind == Kind::Coroutine {
+                switch::destroy(self);
+            }
+        }
+    }
+}
+
+impl PartialEq for Greenlet {
+    fn eq(&self, other: &Greenlet) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Greenlet {}
+
+impl std::hash::Hash for Greenlet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_ptr().hash(state)
+    }
+}
+
+impl fmt::Debug for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Greenlet");
+        d.field("id", &self.id());
+        if let Some(name) = self.name().filter(|n| !n.is_empty()) {
+            d.field("name", &name);
+        }
+        d.field("state", &self.state_name()).finish()
+    }
+}
+
+/// Why [`Greenlet::set_parent`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParentError {
+    /// The new parent is the greenlet itself or one of its descendants.
+    Cycle,
+    /// The main greenlet has no parent.
+    Main,
+}
+
+impl fmt::Display for ParentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParentError::Cycle => f.write_str("set_parent would create a cycle of parents"),
+            ParentError::Main => f.write_str("the main greenlet cannot have a parent"),
+        }
+    }
+}
+
+impl Error for ParentError {}
+
+/// Configures a greenlet before it is created: name and stack size.
+///
+/// # Examples
+/// ```
+/// let g = greenlet::Builder::new()
+///     .name("worker")
+///     .stack_size(256 * 1024)
+///     .build(|x: u32| x + 1)
+///     .unwrap();
+/// assert_eq!(g.name(), Some("worker"));
+/// assert_eq!(g.switch::<u32, u32>(1).unwrap(), 2);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the defaults: no name, [`DEFAULT_STACK_SIZE`].
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet, for `Debug` output, logs and the stack-overflow message.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the usable stack size in bytes (rounded up to whole pages).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    pub(crate) fn name_ref(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Creates the greenlet, unstarted, with the current greenlet as its parent.
+    ///
+    /// # Errors
+    /// When no stack can be had: the error names the system limit hit (memory map count,
+    /// address space) and how to raise it.
+    pub fn build<A, R, F>(self, f: F) -> io::Result<Greenlet>
+    where
+        F: FnOnce(A) -> R + 'static,
+        A: 'static,
+        R: 'static,
+    {
+        let size = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE).max(corosensei::stack::MIN_STACK_SIZE);
+        let stack = stack::acquire(size)?;
+        let stack_size = stack.size();
+        let parent = switch::current();
+        let coro = Coroutine::with_stack(stack, move |y: &GYielder, first: Msg| {
+            switch::root::<A, R>(f, y, first)
+        });
+        let inner = Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: self.name.map(String::into_boxed_str),
+            kind: Kind::Coroutine,
+            state: Cell::new(State::Unstarted),
+            coro: UnsafeCell::new(Some(coro)),
+            yielder: Cell::new(ptr::null()),
+            parent: RefCell::new(Some(parent)),
+            arg_type: Some((TypeId::of::<A>(), std::any::type_name::<A>())),
+            stack_size,
+            hub: Default::default(),
+        };
+        Ok(Greenlet(Rc::new(inner)))
+    }
+}
+
+/// The running greenlet (Python's `greenlet.getcurrent()`).
+///
+/// # Examples
+/// ```
+/// let main = greenlet::current();
+/// assert!(main.is_main());
+/// let g = greenlet::Greenlet::new(|()| greenlet::current().is_main());
+/// assert_eq!(g.switch::<(), bool>(()).unwrap(), false);
+/// ```
+#[doc(alias = "getcurrent")]
+pub fn current() -> Greenlet {
+    switch::current()
+}
+
+/// The thread's main greenlet: the thread's own code, the root of every parent chain.
+pub fn main() -> Greenlet {
+    switch::main_greenlet()
+}
+
+/// Marker making a type `!Send` and `!Sync`.
+pub(crate) type NotSend = PhantomData<*const ()>;

@@ -1,0 +1,301 @@
+//! The switch core: per-thread state, the trampoline, and the greenlet's root function.
+//!
+//! corosensei coroutines are asymmetric (resume/suspend). Symmetric `switch` is built by
+//! trampolining: every greenlet is resumed from one dispatch loop that runs on the thread's own
+//! stack, inside the main greenlet's pending switch. A greenlet that switches suspends with a
+//! [`Cmd`] naming its target; the loop resumes the target. When the target is the main greenlet,
+//! the loop returns and main's `switch` returns. When it is the hub, the loop asks the hub for
+//! the next greenlet to run.
+//!
+//! This is one of the few modules with `unsafe`: the running greenlet is kept in a
+//! const-initialised thread-local raw pointer (cheap to read on every switch, and readable from
+//! the stack-overflow signal handler), and each greenlet's coroutine lives in an `UnsafeCell`
+//! touched only by the dispatch loop.
+
+use std::cell::{Cell, UnsafeCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::rc::Rc;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use crate::error::{GreenletExit, Panic, SwitchError, Thrown};
+use crate::greenlet::{Greenlet, Inner, Kind, State};
+use crate::stack::PooledStack;
+use crate::value::Value;
+
+/// What a greenlet is resumed with.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// A value from `switch(v)`, or the return value of a child.
+    Value(Value),
+    /// The failure of a child (panic, uncaught throw) or an error for the resumed switch.
+    Failure(SwitchError),
+    /// Raise this payload at the suspension point (throw / kill).
+    Throw(Box<dyn std::any::Any + Send>),
+}
+
+/// What a greenlet suspends with: switch to this target, delivering this message.
+pub(crate) struct Cmd(pub(crate) Greenlet, pub(crate) Msg);
+
+pub(crate) type Coro = Coroutine<Msg, Cmd, Msg, PooledStack>;
+pub(crate) type GYielder = Yielder<Msg, Cmd>;
+
+thread_local! {
+    /// The running greenlet. Kept alive by whoever resumed it (the dispatch loop's `target`, or
+    /// the runtime's handle on main) for as long as it is current.
+    static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+    /// The thread's runtime: its main greenlet and hub. Created on first use.
+    static RUNTIME: Runtime = Runtime::new();
+}
+
+/// The per-thread greenlet runtime.
+pub(crate) struct Runtime {
+    main: Greenlet,
+    hub: Greenlet,
+}
+
+impl Runtime {
+    fn new() -> Runtime {
+        crate::stack::install_overflow_handler();
+        let main = Greenlet::from_inner(Inner::new_root(Kind::Main));
+        main.inner().state.set(State::Running);
+        let hub = Greenlet::from_inner(Inner::new_root(Kind::Hub));
+        CURRENT.with(|c| c.set(main.as_ptr()));
+        Runtime { main, hub }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // The thread is exiting: nothing may be current any more.
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+}
+
+/// Runs `f` with this thread's runtime, creating it on first use.
+///
+/// # Panics
+/// Panics if called while the thread's runtime is being destroyed (thread exit).
+fn with_runtime<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    RUNTIME.with(f)
+}
+
+/// The running greenlet, as a raw pointer; initialises the runtime on first use.
+#[inline]
+pub(crate) fn current_ptr() -> *const Inner {
+    let cur = CURRENT.with(Cell::get);
+    if cur.is_null() {
+        with_runtime(|rt| rt.main.as_ptr())
+    } else {
+        cur
+    }
+}
+
+/// A new handle on the running greenlet.
+#[inline]
+pub(crate) fn current() -> Greenlet {
+    let cur = current_ptr();
+    // SAFETY: CURRENT always points into a live `Rc<Inner>`: the greenlet it names is kept alive
+    // by the dispatch loop (or the runtime, for main) while it runs. Incrementing the strong count
+    // before `from_raw` produces a new owned handle without touching the existing ones.
+    unsafe {
+        Rc::increment_strong_count(cur);
+        Greenlet::from_inner(Rc::from_raw(cur))
+    }
+}
+
+/// This thread's hub pseudo-greenlet.
+pub(crate) fn hub_greenlet() -> Greenlet {
+    with_runtime(|rt| rt.hub.clone())
+}
+
+/// This thread's main greenlet.
+pub(crate) fn main_greenlet() -> Greenlet {
+    with_runtime(|rt| rt.main.clone())
+}
+
+/// Identity of the running greenlet for the stack-overflow handler: its id and name bytes.
+///
+/// Reads only a const-initialised thread-local and immutable fields of the greenlet, so it is
+/// async-signal-safe.
+pub(crate) fn current_identity_for_signal() -> (u64, &'static [u8]) {
+    let cur = CURRENT.with(Cell::get);
+    if cur.is_null() {
+        return (0, b"");
+    }
+    // SAFETY: see `current`; the id and name of a greenlet never change after creation, and the
+    // greenlet outlives the fault that is being reported (the process aborts right after). The
+    // 'static lifetime is a lie confined to that report.
+    unsafe {
+        let inner = &*cur;
+        let name: &[u8] = inner.name.as_deref().map(str::as_bytes).unwrap_or(b"");
+        (inner.id, &*(name as *const [u8]))
+    }
+}
+
+/// Switches from the running greenlet to `target` with `msg`; returns what the running
+/// greenlet is resumed with.
+pub(crate) fn switch_to(target: Greenlet, msg: Msg) -> Msg {
+    let cur = current_ptr();
+    // SAFETY: `cur` is the live running greenlet (see `current`).
+    let cur = unsafe { &*cur };
+    match cur.kind {
+        Kind::Main => {
+            cur.state.set(State::Suspended);
+            dispatch(target, msg)
+        }
+        Kind::Hub => Msg::Failure(SwitchError::NotAllowed("the hub itself cannot block or switch")),
+        Kind::Coroutine => {
+            let yielder = cur.yielder.get();
+            debug_assert!(!yielder.is_null());
+            // SAFETY: a running coroutine greenlet set `yielder` at its root to the yielder on
+            // its own stack, which lives until its root function returns; it is running now, so
+            // the root has not returned.
+            unsafe { (*yielder).suspend(Cmd(target, msg)) }
+        }
+    }
+}
+
+/// The trampoline. Runs on the main greenlet's stack; returns when control goes back to main.
+fn dispatch(mut target: Greenlet, mut msg: Msg) -> Msg {
+    loop {
+        let inner = target.inner();
+        match inner.kind {
+            Kind::Main => {
+                inner.state.set(State::Running);
+                CURRENT.with(|c| c.set(target.as_ptr()));
+                return msg;
+            }
+            Kind::Hub => {
+                CURRENT.with(|c| c.set(target.as_ptr()));
+                (target, msg) = crate::hub::next(msg);
+                continue;
+            }
+            Kind::Coroutine => {}
+        }
+        if inner.state.get() == State::Dead {
+            // Only a parent chain can lead here (explicit switches to the dead are refused):
+            // deliver to the nearest live ancestor, as greenlet does.
+            target = live_ancestor(&target);
+            continue;
+        }
+        inner.state.set(State::Running);
+        CURRENT.with(|c| c.set(target.as_ptr()));
+        // SAFETY: only the dispatch loop touches `coro`, it runs on one thread and is not
+        // re-entered while a coroutine runs (coroutines suspend instead of dispatching).
+        let coro = unsafe { &mut *inner.coro.get() };
+        let Some(co) = coro.as_mut() else {
+            unreachable!("a live coroutine greenlet always owns its coroutine")
+        };
+        match co.resume(msg) {
+            CoroutineResult::Yield(Cmd(next, m)) => {
+                inner.state.set(State::Suspended);
+                target = next;
+                msg = m;
+            }
+            CoroutineResult::Return(outcome) => {
+                inner.state.set(State::Dead);
+                inner.yielder.set(ptr::null());
+                // The stack goes back to the pool now, not when the last handle drops.
+                *coro = None;
+                let parent = live_ancestor(&target);
+                target = parent;
+                msg = outcome;
+            }
+        }
+    }
+}
+
+/// The nearest ancestor of `g` that has not finished (main never finishes).
+fn live_ancestor(g: &Greenlet) -> Greenlet {
+    let mut p = g.parent_or_main();
+    while p.inner().state.get() == State::Dead {
+        p = p.parent_or_main();
+    }
+    p
+}
+
+/// The root function of every coroutine greenlet: runs `f` on the first switch's value and
+/// turns its end (return, panic, throw, kill) into the message for the parent.
+pub(crate) fn root<A: 'static, R: 'static>(
+    f: impl FnOnce(A) -> R,
+    yielder: &GYielder,
+    first: Msg,
+) -> Msg {
+    let cur = CURRENT.with(Cell::get);
+    // SAFETY: the dispatch loop made this greenlet current before resuming it.
+    unsafe { (*cur).yielder.set(yielder) };
+    let arg = match first {
+        Msg::Value(v) => match v.take::<A>() {
+            Ok(a) => a,
+            // `Greenlet::switch` checks the argument type before starting, so only a parent
+            // chain delivering a child's result to an unstarted parent gets here.
+            Err(v) => {
+                return Msg::Failure(SwitchError::WrongType {
+                    expected: std::any::type_name::<A>(),
+                    found: v.type_name(),
+                });
+            }
+        },
+        Msg::Failure(e) => return Msg::Failure(e),
+        Msg::Throw(payload) => return outcome_of_unwind(payload),
+    };
+    match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
+        Ok(r) => Msg::Value(Value::new(r)),
+        Err(payload) => {
+            // SAFETY: as above, this greenlet is current while its root runs.
+            if unsafe { (*cur).state.get() } == State::Dying {
+                // corosensei is unwinding this stack to destroy it: let its payload through.
+                panic::resume_unwind(payload)
+            }
+            outcome_of_unwind(payload)
+        }
+    }
+}
+
+/// What the parent receives when a greenlet ends by unwinding with `payload`.
+fn outcome_of_unwind(payload: Box<dyn std::any::Any + Send>) -> Msg {
+    if payload.is::<GreenletExit>() {
+        return Msg::Value(Value::new(GreenletExit));
+    }
+    match payload.downcast::<Thrown>() {
+        Ok(thrown) => Msg::Failure(SwitchError::Thrown(thrown.0)),
+        Err(payload) => Msg::Failure(SwitchError::Panicked(Panic::new(payload))),
+    }
+}
+
+/// Destroys a suspended greenlet whose last handle is going away: throws [`GreenletExit`] into
+/// it so its stack unwinds and every destructor runs, resuming it directly (nested) from the
+/// current stack so this works from any context. Switches attempted by its destructors fail
+/// with [`SwitchError::NotAllowed`]; if it keeps suspending anyway, corosensei's forced unwind
+/// finishes the job.
+pub(crate) fn destroy(g: &Greenlet) {
+    let inner = g.inner();
+    // SAFETY: the greenlet is suspended (not running), so no resume of it is in progress and the
+    // dispatch loop does not hold a reference into `coro`; we are its last owner.
+    let coro: &mut Option<Coro> = unsafe { &mut *inner.coro.get() };
+    let Some(co) = coro.as_mut() else { return };
+    let prev = CURRENT.with(|c| c.replace(g.as_ptr()));
+    inner.state.set(State::Running);
+    let mut msg = Msg::Throw(Box::new(GreenletExit));
+    for _ in 0..16 {
+        match co.resume(msg) {
+            CoroutineResult::Return(_) => break,
+            CoroutineResult::Yield(_) => {
+                msg = Msg::Failure(SwitchError::NotAllowed(
+                    "a greenlet being destroyed cannot switch to another",
+                ));
+            }
+        }
+    }
+    inner.state.set(State::Dying);
+    // Drops the coroutine; if it is still not finished, corosensei force-unwinds it.
+    *coro = None;
+    inner.state.set(State::Dead);
+    inner.yielder.set(ptr::null());
+    CURRENT.with(|c| c.set(prev));
+}
+
+/// Wraps an `UnsafeCell<Option<Coro>>` for `Inner`.
+pub(crate) type CoroCell = UnsafeCell<Option<Coro>>;
