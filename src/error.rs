@@ -90,6 +90,12 @@ pub enum SwitchError {
     /// The switch was attempted from code that may not switch: a destructor running while a
     /// greenlet is being destroyed, or a callback run by the hub itself.
     NotAllowed(&'static str),
+    /// The hub had nothing left that could wake the waiting greenlet (gevent's `LoopExit`), or
+    /// was asked to stop.
+    LoopExit {
+        /// Whether the hub was stopped on request rather than running dry.
+        stopped: bool,
+    },
 }
 
 impl SwitchError {
@@ -110,6 +116,10 @@ impl fmt::Display for SwitchError {
             SwitchError::Exited => f.write_str("greenlet exited (GreenletExit)"),
             SwitchError::Dead => f.write_str("cannot switch to a greenlet that has already finished"),
             SwitchError::NotAllowed(why) => write!(f, "cannot switch here: {why}"),
+            SwitchError::LoopExit { stopped: true } => f.write_str("the hub was stopped"),
+            SwitchError::LoopExit { stopped: false } => {
+                f.write_str("LoopExit: this operation would block forever (nothing can wake the hub)")
+            }
         }
     }
 }

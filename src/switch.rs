@@ -105,6 +105,12 @@ pub(crate) fn current() -> Greenlet {
     }
 }
 
+/// The kind of the running greenlet.
+pub(crate) fn current_kind() -> Kind {
+    // SAFETY: see `current`.
+    unsafe { (*current_ptr()).kind }
+}
+
 /// This thread's hub pseudo-greenlet.
 pub(crate) fn hub_greenlet() -> Greenlet {
     with_runtime(|rt| rt.hub.clone())

@@ -1,0 +1,250 @@
+//! The hub's I/O reactor: mio readiness turned into greenlet wake-ups.
+//!
+//! Every green socket registers its descriptor once, edge-triggered, for both directions. An
+//! operation that returns `WouldBlock` parks its greenlet on the descriptor's wait list for that
+//! direction; the next readiness event wakes every greenlet on the list (each retries, so two
+//! greenlets reading one socket are both served and no wake-up is lost).
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use super::waitlist::{BlockError, WaitList};
+use super::{park, waiter, with_hub};
+
+/// The token of the cross-thread waker.
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// A direction of readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+#[derive(Default)]
+struct Entry {
+    readers: WaitList,
+    writers: WaitList,
+}
+
+/// The per-hub reactor state.
+#[derive(Default)]
+pub(crate) struct Reactor {
+    /// Created on first registration; polled only by the hub loop.
+    poll: RefCell<Option<Poll>>,
+    /// A clone of the poll's registry, so registering never needs the poll itself.
+    registry: OnceCell<Registry>,
+    events: RefCell<Option<Events>>,
+    entries: RefCell<Vec<Option<Entry>>>,
+    free: RefCell<Vec<usize>>,
+    /// Greenlets currently parked on I/O.
+    parked: Cell<usize>,
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor").field("parked", &self.parked.get()).finish_non_exhaustive()
+    }
+}
+
+impl Reactor {
+    pub(crate) fn registry(&self) -> io::Result<&Registry> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r);
+        }
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        *self.poll.borrow_mut() = Some(poll);
+        Ok(self.registry.get_or_init(|| registry))
+    }
+
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.parked.get() > 0
+    }
+
+    /// Polls mio for at most `timeout` (`None`: until something happens) and wakes the
+    /// greenlets parked on ready descriptors. Returns whether the cross-thread waker fired.
+    pub(crate) fn poll(&self, timeout: Option<Duration>, remote: &super::remote::RemoteState) {
+        let mut poll_slot = self.poll.borrow_mut();
+        let Some(poll) = poll_slot.as_mut() else {
+            // Nothing was ever registered: only timers can be waited for.
+            if let Some(t) = timeout {
+                std::thread::sleep(t);
+            }
+            return;
+        };
+        let mut events_slot = self.events.borrow_mut();
+        let events = events_slot.get_or_insert_with(|| Events::with_capacity(1024));
+        let result = poll.poll(events, timeout);
+        if let Err(e) = result
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            log::error!("greenlet hub: polling for I/O failed: {e}");
+        }
+        let entries = self.entries.borrow();
+        for event in events.iter() {
+            if event.token() == WAKER_TOKEN {
+                remote.mark_woken();
+                continue;
+            }
+            let Some(Some(entry)) = entries.get(event.token().0) else { continue };
+            let closed = event.is_error() || event.is_read_closed() || event.is_write_closed();
+            if event.is_readable() || closed {
+                entry.readers.wake_all();
+            }
+            if event.is_writable() || closed {
+                entry.writers.wake_all();
+            }
+        }
+    }
+
+    fn insert(&self) -> usize {
+        let mut entries = self.entries.borrow_mut();
+        match self.free.borrow_mut().pop() {
+            Some(i) => {
+                entries[i] = Some(Entry::default());
+                i
+            }
+            None => {
+                entries.push(Some(Entry::default()));
+                entries.len() - 1
+            }
+        }
+    }
+}
+
+/// A descriptor registered with this thread's hub; deregistered when dropped.
+pub(crate) struct IoRegistration {
+    token: usize,
+    fd: RawFd,
+}
+
+impl fmt::Debug for IoRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoRegistration").field("fd", &self.fd).field("token", &self.token).finish()
+    }
+}
+
+impl IoRegistration {
+    /// Registers `fd` (which must stay open while registered) for both directions.
+    pub(crate) fn new(fd: RawFd) -> io::Result<IoRegistration> {
+        with_hub(|hub| {
+            let token = hub.io.insert();
+            let r = hub.io.registry().and_then(|reg| {
+                reg.register(&mut SourceFd(&fd), Token(token), Interest::READABLE | Interest::WRITABLE)
+            });
+            match r {
+                Ok(()) => Ok(IoRegistration { token, fd }),
+                Err(e) => {
+                    hub.io.entries.borrow_mut()[token] = None;
+                    hub.io.free.borrow_mut().push(token);
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    /// Parks the current greenlet until the descriptor is ready in `dir` (after an operation
+    /// returned `WouldBlock`), or until `deadline`.
+    ///
+    /// # Errors
+    /// `TimedOut` / `LoopExit` as [`BlockError`].
+    pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> Result<(), BlockError> {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(BlockError::TimedOut);
+        }
+        super::check_can_block();
+        let w = waiter();
+        with_hub(|hub| {
+            let entries = hub.io.entries.borrow();
+            let entry = entries[self.token].as_ref().expect("registered descriptor");
+            match dir {
+                Direction::Read => entry.readers.push(w.clone()),
+                Direction::Write => entry.writers.push(w.clone()),
+            }
+            hub.io.parked.set(hub.io.parked.get() + 1);
+        });
+        let what = format_args!("{} readiness of fd {}", dir.name(), self.fd).to_string();
+        let r = park(&w, deadline, &what);
+        with_hub(|hub| {
+            hub.io.parked.set(hub.io.parked.get() - 1);
+            if !matches!(r, Ok(true)) {
+                let entries = hub.io.entries.borrow();
+                if let Some(Some(entry)) = entries.get(self.token) {
+                    entry.readers.prune();
+                    entry.writers.prune();
+                }
+            }
+        });
+        match r {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(BlockError::TimedOut),
+            Err(e) => Err(BlockError::LoopExit(e)),
+        }
+    }
+}
+
+impl Direction {
+    fn name(self) -> &'static str {
+        match self {
+            Direction::Read => "read",
+            Direction::Write => "write",
+        }
+    }
+}
+
+impl Drop for IoRegistration {
+    fn drop(&mut self) {
+        let fd = self.fd;
+        let token = self.token;
+        // During thread exit the hub may already be gone; the descriptor is closed by its
+        // owner right after, which removes it from epoll anyway.
+        let _ = super::try_with_hub(|hub| {
+            if let Ok(reg) = hub.io.registry() {
+                let _ = reg.deregister(&mut SourceFd(&fd));
+            }
+            let entry = hub.io.entries.borrow_mut()[token].take();
+            if let Some(entry) = entry {
+                // Anyone still waiting is woken to find the socket gone.
+                entry.readers.wake_all();
+                entry.writers.wake_all();
+            }
+            hub.io.free.borrow_mut().push(token);
+        });
+    }
+}
+
+/// Parks until a descriptor that this crate does not own is ready in `dir`, or `timeout`
+/// passes: registers it for the wait and deregisters it after. Returns whether it became ready.
+///
+/// # Errors
+/// Registration errors (an invalid descriptor, or one already registered with this hub by a
+/// green socket: wait on that socket instead), and `LoopExit` as `io::ErrorKind::Other`.
+pub(crate) fn wait_fd(fd: RawFd, dir: Direction, timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = super::waitlist::deadline_after(timeout);
+    let interest = match dir {
+        Direction::Read => Interest::READABLE,
+        Direction::Write => Interest::WRITABLE,
+    };
+    let token = with_hub(|hub| hub.io.insert());
+    let registered = with_hub(|hub| hub.io.registry()?.register(&mut SourceFd(&fd), Token(token), interest));
+    if let Err(e) = registered {
+        with_hub(|hub| {
+            hub.io.entries.borrow_mut()[token] = None;
+            hub.io.free.borrow_mut().push(token);
+        });
+        return Err(e);
+    }
+    let reg = IoRegistration { token, fd };
+    match reg.wait(dir, deadline) {
+        Ok(()) => Ok(true),
+        Err(BlockError::TimedOut) => Ok(false),
+        Err(BlockError::LoopExit(e)) => Err(io::Error::other(e)),
+    }
+}

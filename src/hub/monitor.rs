@@ -1,0 +1,142 @@
+//! The blocking monitor (gevent's `max_blocking_time`): a watchdog thread that reports, through
+//! `log::warn!`, a greenlet that keeps the hub from running for longer than a threshold.
+//!
+//! The hub bumps a counter each time it resumes a greenlet and records which one; the watchdog
+//! samples the counter. If it has not moved for a whole threshold while a greenlet (not the
+//! hub's poll) was running, that greenlet is named in the warning.
+
+use std::cell::{Cell, OnceCell};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::greenlet::Greenlet;
+
+/// gevent's default `max_blocking_time`.
+pub(crate) const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct Shared {
+    resumes: AtomicU64,
+    /// Whether the hub is idle in its poll (not blocked by a greenlet).
+    idle: AtomicBool,
+    running: Mutex<String>,
+    stop: AtomicBool,
+}
+
+/// The hub side of the monitor.
+#[derive(Default)]
+pub(crate) struct Monitor {
+    shared: OnceCell<Arc<Shared>>,
+    enabled: Cell<bool>,
+    pending: Cell<Option<Duration>>,
+}
+
+impl fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Monitor").field("enabled", &self.enabled.get()).finish()
+    }
+}
+
+impl Monitor {
+    /// Off, unless `GREENLET_MONITOR` is set: `1` for the default threshold, or a number of
+    /// milliseconds.
+    pub(crate) fn from_env() -> Monitor {
+        let m = Monitor::default();
+        if let Ok(v) = std::env::var("GREENLET_MONITOR") {
+            let threshold = match v.trim() {
+                "" | "0" | "off" | "false" => return m,
+                "1" | "on" | "true" => DEFAULT_THRESHOLD,
+                ms => match ms.parse::<u64>() {
+                    Ok(ms) => Duration::from_millis(ms),
+                    Err(_) => {
+                        log::warn!("GREENLET_MONITOR={v:?} is not a number of milliseconds; using 100");
+                        DEFAULT_THRESHOLD
+                    }
+                },
+            };
+            m.pending.set(Some(threshold));
+        }
+        m
+    }
+
+    /// Starts the watchdog for this hub.
+    pub(crate) fn enable(&self, threshold: Duration) {
+        self.pending.set(Some(threshold));
+    }
+
+    fn start(&self, threshold: Duration) -> Option<Arc<Shared>> {
+        let shared = Arc::new(Shared::default());
+        let watched = shared.clone();
+        let spawned = std::thread::Builder::new().name("greenlet-monitor".into()).spawn(move || watch(watched, threshold));
+        match spawned {
+            Ok(_) => Some(shared),
+            Err(e) => {
+                log::warn!("greenlet: could not start the blocking monitor: {e}");
+                None
+            }
+        }
+    }
+
+    /// Called by the hub as it resumes `g`.
+    #[inline]
+    pub(crate) fn resuming(&self, g: &Greenlet) {
+        if !self.enabled.get() && self.pending.get().is_none() {
+            return;
+        }
+        self.resuming_slow(g);
+    }
+
+    #[cold]
+    fn resuming_slow(&self, g: &Greenlet) {
+        if let Some(shared) = self.active() {
+            shared.resumes.fetch_add(1, Ordering::Relaxed);
+            shared.idle.store(false, Ordering::Relaxed);
+            let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.clear();
+            use std::fmt::Write;
+            let _ = match g.name().filter(|n| !n.is_empty()) {
+                Some(name) => write!(running, "{name:?} (#{})", g.id()),
+                None => write!(running, "#{}", g.id()),
+            };
+        }
+    }
+
+    /// Called by the hub when it gets control back and may block in its poll.
+    #[inline]
+    pub(crate) fn idle(&self) {
+        if self.enabled.get()
+            && let Some(shared) = self.shared.get()
+        {
+            shared.resumes.fetch_add(1, Ordering::Relaxed);
+            shared.idle.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn active(&self) -> Option<&Arc<Shared>> {
+        if let Some(threshold) = self.pending.take() {
+            // First use after enabling: start the watchdog thread.
+            if let Some(shared) = self.start(threshold) {
+                let _ = self.shared.set(shared);
+                self.enabled.set(true);
+            }
+        }
+        self.shared.get()
+    }
+}
+
+fn watch(shared: Arc<Shared>, threshold: Duration) {
+    let mut last = shared.resumes.load(Ordering::Relaxed);
+    let mut reported = u64::MAX;
+    while !shared.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(threshold);
+        let now = shared.resumes.load(Ordering::Relaxed);
+        if now == last && !shared.idle.load(Ordering::Relaxed) && reported != now {
+            let running = shared.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            log::warn!("greenlet {running} has blocked the hub for more than {threshold:?}");
+            reported = now;
+        }
+        last = now;
+    }
+}

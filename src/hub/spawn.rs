@@ -1,0 +1,537 @@
+//! Spawned greenlets (gevent's `spawn`): handles to join, get, kill and link them, and the
+//! functions that wait on many at once.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::waitlist::{BlockError, WaitList, block_on, deadline_after};
+use super::{LoopExit, Waiter, interrupt, schedule, with_hub};
+use crate::error::{GreenletExit, Panic};
+use crate::greenlet::{Builder, Greenlet};
+use crate::switch::{self, Msg};
+use crate::value::Value;
+
+/// A callback run when a spawned greenlet finishes; see [`JoinHandle::link`].
+pub type LinkFn<T> = Box<dyn FnOnce(&JoinHandle<T>)>;
+
+/// Why a spawned greenlet produced no value, or a wait on it gave up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The greenlet panicked; the panic is here.
+    Panicked(Panic),
+    /// The greenlet was killed (gevent's `GreenletExit`) before it returned.
+    Killed,
+    /// The value was already taken by an earlier `get`.
+    Taken,
+    /// The time given to the wait ran out first.
+    TimedOut,
+    /// Nothing could ever finish the greenlet (see [`LoopExit`]).
+    LoopExit(LoopExit),
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(p) => fmt::Display::fmt(p, f),
+            JoinError::Killed => f.write_str("greenlet was killed"),
+            JoinError::Taken => f.write_str("the greenlet's value was already taken by `get`"),
+            JoinError::TimedOut => f.write_str("timed out waiting for the greenlet"),
+            JoinError::LoopExit(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<BlockError> for JoinError {
+    fn from(e: BlockError) -> JoinError {
+        match e {
+            BlockError::TimedOut => JoinError::TimedOut,
+            BlockError::LoopExit(e) => JoinError::LoopExit(e),
+        }
+    }
+}
+
+/// What a spawned greenlet's handles share.
+struct Shared<T> {
+    /// The given name; empty for the automatic `Greenlet-<id>`.
+    name: String,
+    id: Cell<u64>,
+    /// `None` while running; then the outcome (the value is moved out by `get`).
+    result: RefCell<Option<Result<T, JoinError>>>,
+    done: Cell<bool>,
+    joiners: WaitList,
+    links: RefCell<Vec<LinkFn<T>>>,
+    /// Set by a kill that came before the greenlet started: it then never runs its function.
+    killed_before_start: Cell<bool>,
+    /// Whether anyone looked at the outcome (joined, linked, asked); an unobserved panic is
+    /// logged when the last handle goes.
+    observed: Cell<bool>,
+}
+
+impl<T> Shared<T> {
+    fn display_name(&self) -> String {
+        if self.name.is_empty() { format!("Greenlet-{}", self.id.get()) } else { self.name.clone() }
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        if !self.observed.get()
+            && let Some(Err(JoinError::Panicked(p))) = &*self.result.borrow()
+        {
+            log::error!("greenlet {:?} panicked and nobody joined it: {}", self.display_name(), p);
+        }
+    }
+}
+
+/// A handle on a spawned greenlet (gevent's `Greenlet` object): join it, get its value, kill
+/// it, link callbacks to its end. Cloning gives another handle on the same greenlet.
+///
+/// # Examples
+/// ```
+/// let h = greenlet::spawn(|| 6 * 7);
+/// assert_eq!(h.get().unwrap(), 42);
+/// assert!(h.is_ready() && h.is_successful());
+/// ```
+pub struct JoinHandle<T> {
+    greenlet: Greenlet,
+    shared: Rc<Shared<T>>,
+}
+
+impl<T> Clone for JoinHandle<T> {
+    fn clone(&self) -> Self {
+        JoinHandle { greenlet: self.greenlet.clone(), shared: self.shared.clone() }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &*self.shared.result.borrow() {
+            None if self.greenlet.is_started() => "running",
+            None => "pending",
+            Some(Ok(_)) => "succeeded",
+            Some(Err(JoinError::Killed)) => "killed",
+            Some(Err(JoinError::Taken)) => "taken",
+            Some(Err(_)) => "failed",
+        };
+        f.debug_struct("JoinHandle")
+            .field("id", &self.greenlet.id())
+            .field("name", &self.shared.display_name())
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// Configures a greenlet to spawn: name and stack size.
+///
+/// # Examples
+/// ```
+/// let h = greenlet::SpawnBuilder::new().name("worker").stack_size(128 * 1024)
+///     .spawn(|| "done").unwrap();
+/// assert_eq!(h.name(), "worker");
+/// assert_eq!(h.get().unwrap(), "done");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SpawnBuilder {
+    builder: Builder,
+}
+
+impl SpawnBuilder {
+    /// Defaults: an automatic name (`Greenlet-<id>`), the default stack size.
+    pub fn new() -> SpawnBuilder {
+        SpawnBuilder::default()
+    }
+
+    /// Names the greenlet, for `Debug`, logs, the monitor and stack-overflow reports.
+    pub fn name(mut self, name: impl Into<String>) -> SpawnBuilder {
+        self.builder = self.builder.name(name);
+        self
+    }
+
+    /// Sets the greenlet's usable stack size in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> SpawnBuilder {
+        self.builder = self.builder.stack_size(bytes);
+        self
+    }
+
+    /// Spawns `f` to run on the hub as soon as the current greenlet blocks or yields.
+    ///
+    /// # Errors
+    /// When no stack can be had (the message names the system limit).
+    pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
+        let handle = self.create(f)?;
+        schedule(handle.greenlet.clone(), Msg::Value(Value::new(())));
+        Ok(handle)
+    }
+
+    /// Spawns `f` to start once `delay` has passed (gevent's `spawn_later`).
+    ///
+    /// # Errors
+    /// As [`spawn`](SpawnBuilder::spawn).
+    pub fn spawn_later<T: 'static>(
+        self,
+        delay: Duration,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<JoinHandle<T>> {
+        let handle = self.create(f)?;
+        let g = handle.greenlet.clone();
+        let token = with_hub(super::Hub::new_token);
+        g.inner().hub.park_token.set(token);
+        let w = Waiter { greenlet: g, token };
+        let deadline = deadline_after(Some(delay)).unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX as u64));
+        with_hub(|hub| hub.timers.borrow_mut().insert(deadline, w));
+        Ok(handle)
+    }
+
+    fn create<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
+        let name = self.builder.name_ref().map(str::to_owned);
+        let shared = Rc::new(Shared {
+            name: name.unwrap_or_default(),
+            id: Cell::new(0),
+            result: RefCell::new(None),
+            done: Cell::new(false),
+            joiners: WaitList::new(),
+            links: RefCell::new(Vec::new()),
+            killed_before_start: Cell::new(false),
+            observed: Cell::new(false),
+        });
+        let body_shared = shared.clone();
+        let greenlet = self.builder.build(move |()| run_spawned(body_shared, f))?;
+        greenlet
+            .set_parent(&switch::hub_greenlet())
+            .expect("the hub is nobody's descendant");
+        shared.id.set(greenlet.id());
+        Ok(JoinHandle { greenlet, shared })
+    }
+}
+
+/// The body of every spawned greenlet: runs `f` unless killed first, records the outcome,
+/// wakes joiners and runs links.
+fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
+    let outcome = if shared.killed_before_start.get() {
+        Err(JoinError::Killed)
+    } else {
+        match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => Ok(v),
+            Err(payload) if payload.is::<GreenletExit>() => Err(JoinError::Killed),
+            Err(payload) => Err(JoinError::Panicked(Panic::new(payload))),
+        }
+    };
+    *shared.result.borrow_mut() = Some(outcome);
+    shared.done.set(true);
+    shared.joiners.wake_all();
+    let handle = JoinHandle { greenlet: crate::current(), shared };
+    loop {
+        // Links may add links; run until none are left, in order of adding.
+        let links = std::mem::take(&mut *handle.shared.links.borrow_mut());
+        if links.is_empty() {
+            break;
+        }
+        for link in links {
+            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&handle))) {
+                log::error!("a link callback of greenlet {:?} panicked: {}", handle.name(), Panic::new(p));
+            }
+        }
+    }
+}
+
+impl<T: 'static> JoinHandle<T> {
+    /// The name given at spawn, or `Greenlet-<id>`.
+    pub fn name(&self) -> String {
+        self.shared.display_name()
+    }
+
+    /// The underlying greenlet.
+    pub fn greenlet(&self) -> &Greenlet {
+        &self.greenlet
+    }
+
+    /// Whether the greenlet has finished, one way or another (gevent's `ready()`).
+    pub fn is_ready(&self) -> bool {
+        self.shared.done.get()
+    }
+
+    /// Whether the greenlet finished by returning a value (gevent's `successful()`).
+    pub fn is_successful(&self) -> bool {
+        self.shared.observed.set(true);
+        matches!(&*self.shared.result.borrow(), Some(Ok(_)) | Some(Err(JoinError::Taken)))
+    }
+
+    /// The value the greenlet returned, if it did and it was not taken by `get`.
+    pub fn value(&self) -> Option<Ref<'_, T>> {
+        self.shared.observed.set(true);
+        Ref::filter_map(self.shared.result.borrow(), |r| r.as_ref()?.as_ref().ok()).ok()
+    }
+
+    /// Why the greenlet failed (gevent's `exception`), if it did.
+    pub fn error(&self) -> Option<Ref<'_, JoinError>> {
+        self.shared.observed.set(true);
+        Ref::filter_map(self.shared.result.borrow(), |r| match r {
+            Some(Err(JoinError::Taken)) => None,
+            Some(r) => r.as_ref().err(),
+            None => None,
+        })
+        .ok()
+    }
+
+    /// Waits until the greenlet finishes (gevent's `join()`): its own failure is not an error
+    /// here; use [`get`](JoinHandle::get) for the value.
+    ///
+    /// # Errors
+    /// [`JoinError::LoopExit`] when nothing could ever finish it.
+    pub fn join(&self) -> Result<(), JoinError> {
+        self.wait(None)
+    }
+
+    /// [`join`](JoinHandle::join) for at most `timeout`.
+    ///
+    /// # Errors
+    /// [`JoinError::TimedOut`], or [`JoinError::LoopExit`].
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinError> {
+        self.wait(deadline_after(Some(timeout)))
+    }
+
+    fn wait(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
+        self.shared.observed.set(true);
+        let what = format_args!("join of greenlet {:?}", self.name()).to_string();
+        block_on(&self.shared.joiners, deadline, &what, || self.shared.done.get().then_some(()))?;
+        Ok(())
+    }
+
+    /// Waits for the greenlet and takes its value (gevent's `get()`).
+    ///
+    /// # Errors
+    /// [`JoinError::Panicked`] / [`JoinError::Killed`] for how it ended;
+    /// [`JoinError::Taken`] if an earlier `get` took the value; [`JoinError::LoopExit`].
+    pub fn get(&self) -> Result<T, JoinError> {
+        self.join()?;
+        self.take()
+    }
+
+    /// [`get`](JoinHandle::get) without waiting: `Err(JoinError::TimedOut)` if not finished.
+    ///
+    /// # Errors
+    /// As `get`, with `TimedOut` meaning "not finished yet".
+    pub fn try_get(&self) -> Result<T, JoinError> {
+        self.shared.observed.set(true);
+        if !self.is_ready() {
+            return Err(JoinError::TimedOut);
+        }
+        self.take()
+    }
+
+    /// [`get`](JoinHandle::get) for at most `timeout`.
+    ///
+    /// # Errors
+    /// As `get`, plus [`JoinError::TimedOut`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, JoinError> {
+        self.join_timeout(timeout)?;
+        self.take()
+    }
+
+    fn take(&self) -> Result<T, JoinError> {
+        let mut slot = self.shared.result.borrow_mut();
+        match slot.as_mut() {
+            Some(Ok(_)) => match slot.replace(Err(JoinError::Taken)) {
+                Some(Ok(v)) => Ok(v),
+                _ => unreachable!("checked above"),
+            },
+            Some(Err(JoinError::Panicked(_))) => match slot.replace(Err(JoinError::Taken)) {
+                Some(Err(e)) => Err(e),
+                _ => unreachable!("checked above"),
+            },
+            Some(Err(JoinError::Killed)) => Err(JoinError::Killed),
+            Some(Err(_)) => Err(JoinError::Taken),
+            None => Err(JoinError::TimedOut),
+        }
+    }
+
+    /// Kills the greenlet and waits until it is dead (gevent's `kill(block=True)`).
+    ///
+    /// The greenlet gets [`GreenletExit`] raised where it is blocked, so its stack unwinds and
+    /// its destructors run; a greenlet that has not started yet never runs its function, but
+    /// its links still fire. Killing a finished greenlet does nothing.
+    ///
+    /// # Errors
+    /// [`JoinError::LoopExit`] if the kill cannot complete.
+    ///
+    /// # Examples
+    /// ```
+    /// let h = greenlet::spawn(|| greenlet::sleep(std::time::Duration::from_secs(3600)));
+    /// greenlet::yield_now(); // let it start and block
+    /// h.kill().unwrap();
+    /// assert!(matches!(h.get(), Err(greenlet::JoinError::Killed)));
+    /// ```
+    pub fn kill(&self) -> Result<(), JoinError> {
+        self.kill_nowait();
+        self.join()
+    }
+
+    /// [`kill`](JoinHandle::kill) waiting at most `timeout` for the greenlet to die.
+    ///
+    /// # Errors
+    /// [`JoinError::TimedOut`] if its destructors keep it alive longer; `LoopExit`.
+    pub fn kill_timeout(&self, timeout: Duration) -> Result<(), JoinError> {
+        self.kill_nowait();
+        self.join_timeout(timeout)
+    }
+
+    /// Asks the greenlet to die without waiting (gevent's `kill(block=False)`). Idempotent.
+    pub fn kill_nowait(&self) {
+        if self.is_ready() {
+            return;
+        }
+        let g = &self.greenlet;
+        if !g.is_started() {
+            self.shared.killed_before_start.set(true);
+            // Run it now (it ends at once), even if spawn_later meant it for later.
+            g.inner().hub.park_token.set(0);
+            schedule(g.clone(), Msg::Value(Value::new(())));
+        } else if g.is_current() {
+            panic::resume_unwind(Box::new(GreenletExit));
+        } else {
+            interrupt(g, Box::new(GreenletExit));
+        }
+    }
+
+    /// Calls `callback` with this handle when the greenlet finishes (at once if it has), in the
+    /// order links were added (gevent's `link`). It runs on the finishing greenlet; a panic in
+    /// it is logged, not propagated.
+    pub fn link(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) {
+        self.shared.observed.set(true);
+        if self.is_ready() {
+            callback(self);
+        } else {
+            self.shared.links.borrow_mut().push(Box::new(callback));
+        }
+    }
+}
+
+/// Spawns `f` as a new greenlet on this thread's hub (gevent's `spawn`).
+///
+/// It starts when the current greenlet next blocks or yields.
+///
+/// # Panics
+/// Panics if no stack can be had; [`SpawnBuilder::spawn`] returns that as an error.
+///
+/// # Examples
+/// ```
+/// let a = greenlet::spawn(|| 1);
+/// let b = greenlet::spawn(|| 2);
+/// assert_eq!(a.get().unwrap() + b.get().unwrap(), 3);
+/// ```
+pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
+    SpawnBuilder::new().spawn(f).unwrap_or_else(|e| panic!("greenlet::spawn: {e}"))
+}
+
+/// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+///
+/// # Panics
+/// As [`spawn`].
+pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
+    SpawnBuilder::new().spawn_later(delay, f).unwrap_or_else(|e| panic!("greenlet::spawn_later: {e}"))
+}
+
+/// Waits until the given greenlets finish: all of them, or `count` of them, or until
+/// `timeout`; returns the indices of those that finished, in order (gevent's `joinall`).
+///
+/// # Errors
+/// [`LoopExit`] when nothing could finish them.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let hs: Vec<_> = (0..3u64).map(|i| greenlet::spawn(move || greenlet::sleep(Duration::from_millis(i)))).collect();
+/// assert_eq!(greenlet::joinall(&hs, None, None).unwrap(), [0, 1, 2]);
+/// ```
+pub fn joinall<T: 'static>(
+    handles: &[JoinHandle<T>],
+    timeout: Option<Duration>,
+    count: Option<usize>,
+) -> Result<Vec<usize>, LoopExit> {
+    let want = count.unwrap_or(handles.len()).min(handles.len());
+    let deadline = deadline_after(timeout);
+    let done = || handles.iter().enumerate().filter(|(_, h)| h.is_ready()).map(|(i, _)| i).collect::<Vec<_>>();
+    loop {
+        let finished = done();
+        if finished.len() >= want || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(finished);
+        }
+        let w = super::waiter();
+        for h in handles.iter().filter(|h| !h.is_ready()) {
+            h.shared.observed.set(true);
+            h.shared.joiners.push(w.clone());
+        }
+        match super::park(&w, deadline, &format_args!("joinall of {} greenlets", handles.len())) {
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// [`joinall`] by another name: waits for the given greenlets (gevent's `wait(objects)`).
+///
+/// # Errors
+/// As [`joinall`].
+pub fn wait<T: 'static>(
+    handles: &[JoinHandle<T>],
+    timeout: Option<Duration>,
+    count: Option<usize>,
+) -> Result<Vec<usize>, LoopExit> {
+    joinall(handles, timeout, count)
+}
+
+/// Kills every greenlet given (gevent's `killall`), waiting for them to die when `block`.
+///
+/// # Errors
+/// [`JoinError::LoopExit`] / [`JoinError::TimedOut`] while waiting.
+pub fn killall<T: 'static>(handles: &[JoinHandle<T>], block: bool, timeout: Option<Duration>) -> Result<(), JoinError> {
+    for h in handles {
+        h.kill_nowait();
+    }
+    if block {
+        let done = joinall(handles, timeout, None).map_err(JoinError::LoopExit)?;
+        if done.len() < handles.len() {
+            return Err(JoinError::TimedOut);
+        }
+    }
+    Ok(())
+}
+
+/// Yields the indices of `handles` as they finish, in finishing order (gevent's `iwait`).
+/// The iterator ends when all have finished, or at `timeout`, or on [`LoopExit`].
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let slow = greenlet::spawn(|| greenlet::sleep(Duration::from_millis(30)));
+/// let fast = greenlet::spawn(|| greenlet::sleep(Duration::from_millis(1)));
+/// let order: Vec<usize> = greenlet::iwait(&[slow, fast], None).collect();
+/// assert_eq!(order, [1, 0]);
+/// ```
+pub fn iwait<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> impl Iterator<Item = usize> + '_ {
+    let deadline = deadline_after(timeout);
+    let mut seen = vec![false; handles.len()];
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(i) = (0..handles.len()).find(|&i| !seen[i] && handles[i].is_ready()) {
+                seen[i] = true;
+                return Some(i);
+            }
+            if seen.iter().all(|&s| s) {
+                return None;
+            }
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining.is_some_and(|r| r.is_zero()) {
+                return None;
+            }
+            joinall(handles, remaining, Some(seen.iter().filter(|&&s| s).count() + 1)).ok()?;
+        }
+    })
+}

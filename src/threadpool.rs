@@ -1,0 +1,155 @@
+//! Running blocking work on OS threads while the hub keeps serving greenlets (gevent's
+//! `hub.threadpool`).
+//!
+//! The pool is process-wide and bounded; threads are started on demand and leave after a
+//! while without work. The calling greenlet parks until its function returns and is woken
+//! through the hub's `mio::Waker`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::error::Panic;
+use crate::hub::RemoteWait;
+use crate::hub::waitlist::BlockError;
+
+/// The default number of pool threads (gevent's default `maxsize` is 10).
+pub const DEFAULT_MAX_THREADS: usize = 10;
+
+/// How long an idle pool thread waits for work before it exits.
+const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    queue: Mutex<Queue>,
+    available: Condvar,
+    max: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+static POOL: Pool = Pool {
+    queue: Mutex::new(Queue { jobs: VecDeque::new(), threads: 0, idle: 0 }),
+    available: Condvar::new(),
+    max: AtomicUsize::new(DEFAULT_MAX_THREADS),
+};
+
+/// Sets the most threads the pool may run at once (at least 1).
+pub fn set_max_threads(n: usize) {
+    POOL.max.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The most threads the pool may run at once.
+pub fn max_threads() -> usize {
+    POOL.max.load(Ordering::Relaxed)
+}
+
+fn submit(job: Job) -> std::io::Result<()> {
+    let mut q = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());
+    q.jobs.push_back(job);
+    if q.idle > 0 {
+        POOL.available.notify_one();
+    } else if q.threads < max_threads() {
+        q.threads += 1;
+        let spawned = std::thread::Builder::new().name("greenlet-pool".into()).spawn(worker);
+        if let Err(e) = spawned {
+            q.threads -= 1;
+            if q.threads == 0 {
+                q.jobs.pop_back();
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn worker() {
+    let mut q = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if let Some(job) = q.jobs.pop_front() {
+            drop(q);
+            job();
+            q = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        q.idle += 1;
+        let (guard, timeout) = POOL.available.wait_timeout(q, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
+        q = guard;
+        q.idle -= 1;
+        if timeout.timed_out() && q.jobs.is_empty() {
+            q.threads -= 1;
+            return;
+        }
+    }
+}
+
+/// Why [`spawn_blocking`] produced no value.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BlockingError {
+    /// The function panicked on its pool thread.
+    Panicked(Panic),
+    /// No pool thread could be started.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for BlockingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockingError::Panicked(p) => write!(f, "blocking function {p}"),
+            BlockingError::Spawn(e) => write!(f, "could not start a thread-pool thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BlockingError {}
+
+/// Runs `f` on a pool thread and parks the calling greenlet until it returns; other greenlets
+/// run meanwhile. For blocking calls that have no green form (file I/O, CPU-heavy work, C
+/// libraries).
+///
+/// # Errors
+/// [`BlockingError::Panicked`] if `f` panicked (the panic does not cross into the hub);
+/// [`BlockingError::Spawn`] if no thread could be started.
+///
+/// # Examples
+/// ```
+/// let sum = greenlet::threadpool::spawn_blocking(|| (1..=100u64).sum::<u64>()).unwrap();
+/// assert_eq!(sum, 5050);
+/// ```
+pub fn spawn_blocking<T, F>(f: F) -> Result<T, BlockingError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let slot: Arc<Mutex<Option<std::thread::Result<T>>>> = Arc::new(Mutex::new(None));
+    let (waker, wait) = RemoteWait::new().map_err(BlockingError::Spawn)?;
+    let filled = slot.clone();
+    submit(Box::new(move || {
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        waker.wake();
+    }))
+    .map_err(BlockingError::Spawn)?;
+    loop {
+        if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return r.map_err(|p| BlockingError::Panicked(Panic::new(p)));
+        }
+        // The waker is outstanding until the job ends, so the hub cannot run dry: this only
+        // returns once woken (or if the hub is stopped, when we simply look again).
+        match wait.wait(None, &"a thread-pool job") {
+            Ok(()) | Err(BlockError::TimedOut) => {}
+            Err(BlockError::LoopExit(e)) if e.is_stopped() => {}
+            Err(BlockError::LoopExit(_)) => {}
+        }
+    }
+}
