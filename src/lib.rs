@@ -20,7 +20,7 @@ pub use crate::error::{GreenletExit, Panic, SwitchError};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
 pub use crate::hub::{
-    HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit, SpawnBuilder, iwait,
-    joinall, killall, sleep, sleep_until, spawn, spawn_later, wait, yield_now,
+    Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit, SpawnBuilder, iwait,
+    joinall, killall, sleep, sleep_until, spawn, spawn_later, wait, with_timeout, yield_now, Timeout,
 };
 pub use crate::stack::DEFAULT_STACK_SIZE;

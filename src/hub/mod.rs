@@ -13,6 +13,7 @@ mod local;
 mod monitor;
 mod remote;
 mod spawn;
+mod timeout;
 mod timer;
 pub(crate) mod waitlist;
 
@@ -28,6 +29,7 @@ use crate::value::Value;
 
 pub(crate) use self::io::{Direction, IoRegistration, wait_fd};
 pub use self::local::LocalKey;
+pub use self::timeout::{Elapsed, Timeout, with_timeout};
 pub use self::remote::HubHandle;
 pub use self::spawn::{
     JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait,
@@ -43,6 +45,8 @@ pub(crate) struct GreenletData {
     park_token: Cell<u64>,
     /// Greenlet-local storage (see [`LocalKey`]).
     pub(crate) locals: local::Locals,
+    /// Active [`Timeout`]s of the greenlet.
+    pub(crate) deadlines: timeout::Deadlines,
 }
 
 /// A registration to wake one parked greenlet once. Stale waiters (whose greenlet has been
@@ -273,6 +277,7 @@ pub(crate) fn waiter() -> Waiter {
 /// # Errors
 /// [`LoopExit`] when the current greenlet is main and nothing could ever wake it.
 pub(crate) fn park(waiter: &Waiter, deadline: Option<Instant>, what: &dyn fmt::Display) -> Result<bool, LoopExit> {
+    let deadline = timeout::effective_deadline(&waiter.greenlet, deadline);
     let timer = deadline.map(|d| with_hub(|hub| hub.timers.borrow_mut().insert(d, waiter.clone())));
     let hub = switch::hub_greenlet();
     let msg = switch::switch_to(hub, Msg::Value(Value::new(())));
@@ -340,8 +345,8 @@ pub fn sleep_until(deadline: Instant) {
     loop {
         let w = waiter();
         // A sleep has its own timer, so the hub cannot run dry under it; it can be stopped.
-        let r = park(&w, Some(deadline), &"sleep");
-        if Instant::now() >= deadline || matches!(r, Err(ref e) if e.is_stopped()) {
+        // Ok(false): this deadline or an enclosing `Timeout` passed; Err: the hub stopped.
+        if !matches!(park(&w, Some(deadline), &"sleep"), Ok(true)) || Instant::now() >= deadline {
             return;
         }
     }

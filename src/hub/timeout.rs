@@ -1,0 +1,134 @@
+//! Timeouts (gevent's `Timeout` and `with_timeout`).
+//!
+//! Rust has no exceptions to raise into a blocked greenlet, so a [`Timeout`] is a deadline on
+//! the current greenlet: while it is alive, every blocking call the greenlet makes (a join, a
+//! queue get, a socket read, a sleep) waits at most until the earliest active deadline, then
+//! returns its own timeout error. [`with_timeout`] runs a function under such a deadline and
+//! reports whether it was cut short.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::greenlet::Greenlet;
+
+/// The deadlines of one greenlet, innermost last.
+#[derive(Debug, Default)]
+pub(crate) struct Deadlines {
+    stack: RefCell<Vec<(u64, Instant)>>,
+}
+
+impl Deadlines {
+    /// The earliest active deadline.
+    pub(crate) fn earliest(&self) -> Option<Instant> {
+        self.stack.borrow().iter().map(|&(_, d)| d).min()
+    }
+}
+
+/// The earlier of `deadline` and the current greenlet's timeouts.
+pub(crate) fn effective_deadline(g: &Greenlet, deadline: Option<Instant>) -> Option<Instant> {
+    match (deadline, g.inner().hub.deadlines.earliest()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A deadline on the current greenlet's blocking calls, active until dropped.
+///
+/// Nested timeouts each keep their own deadline; a blocking call gives up at the earliest one,
+/// and [`is_expired`](Timeout::is_expired) tells which of them fired. A zero timeout makes the
+/// next blocking call give up at once; `Timeout::start(None)` never fires.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use greenlet::{Timeout, JoinError};
+///
+/// let forever = greenlet::spawn(|| greenlet::sleep(Duration::from_secs(3600)));
+/// let t = Timeout::start(Some(Duration::from_millis(10)));
+/// assert!(matches!(forever.join(), Err(JoinError::TimedOut)));
+/// assert!(t.is_expired());
+/// ```
+#[must_use = "a Timeout is active only while it is kept alive"]
+pub struct Timeout {
+    owner: Greenlet,
+    id: u64,
+    deadline: Option<Instant>,
+}
+
+impl Timeout {
+    /// Puts a deadline `duration` from now on the current greenlet (`None`: no deadline).
+    pub fn start(duration: Option<Duration>) -> Timeout {
+        let owner = crate::current();
+        let deadline = duration.and_then(|d| Instant::now().checked_add(d));
+        let id = super::with_hub(super::Hub::new_token);
+        if let Some(d) = deadline {
+            owner.inner().hub.deadlines.stack.borrow_mut().push((id, d));
+        }
+        Timeout { owner, id, deadline }
+    }
+
+    /// Whether this timeout's deadline has passed.
+    pub fn is_expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline (`None`: no deadline).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        self.owner.inner().hub.deadlines.stack.borrow_mut().retain(|&(id, _)| id != self.id);
+    }
+}
+
+impl fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("remaining", &self.remaining())
+            .field("expired", &self.is_expired())
+            .finish()
+    }
+}
+
+/// The error of [`with_timeout`]: the time ran out before the function finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed {
+    after: Duration,
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {:?}", self.after)
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Runs `f` with a [`Timeout`] of `duration`: `Err(Elapsed)` if the deadline passed before `f`
+/// returned (its blocking calls gave up early), else `Ok` with its value.
+///
+/// # Errors
+/// [`Elapsed`] when the time ran out.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let r = greenlet::with_timeout(Duration::from_millis(5), || greenlet::sleep(Duration::from_secs(60)));
+/// assert!(r.is_err());
+/// let r = greenlet::with_timeout(Duration::from_secs(60), || 7);
+/// assert_eq!(r, Ok(7));
+/// ```
+pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    let t = Timeout::start(Some(duration));
+    let v = f();
+    if t.is_expired() { Err(Elapsed { after: duration }) } else { Ok(v) }
+}
