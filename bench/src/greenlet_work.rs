@@ -1,0 +1,116 @@
+//! This crate's side of every micro workload, written the way its users would write them.
+//!
+//! Each function mirrors a peer's in `peers/`: same size, same shape, same unit.
+
+use std::time::Instant;
+
+use greenlet::Greenlet;
+
+use crate::peers::{Alive, AliveProbe};
+
+/// Main and one greenlet ping-ponging with `Greenlet::switch`, `n` round trips: ns per switch.
+pub fn switch(n: u64) -> f64 {
+    let main = greenlet::current();
+    let echo = Greenlet::new(move |mut x: u64| -> u64 {
+        while x != u64::MAX {
+            x = main.switch(x + 1).expect("main switches back");
+        }
+        x
+    });
+    let start = Instant::now();
+    let mut v = 0u64;
+    for _ in 0..n {
+        v = echo.switch(v).expect("echo switches back");
+    }
+    let dt = start.elapsed();
+    assert_eq!(v, n, "every round trip adds one");
+    // Let the echo greenlet return, so the measurement ends with no greenlet suspended.
+    let last: u64 = echo.switch(u64::MAX).expect("echo finishes");
+    assert_eq!(last, u64::MAX);
+    dt.as_nanos() as f64 / (2 * n) as f64
+}
+
+/// Two spawned greenlets, each calling `yield_now` `n` times through the hub: ns per switch.
+pub fn yield_now(n: u64) -> f64 {
+    let start = Instant::now();
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            greenlet::spawn(move || {
+                for _ in 0..n {
+                    greenlet::yield_now();
+                }
+            })
+        })
+        .collect();
+    for h in both {
+        h.join().expect("yielder finished");
+    }
+    start.elapsed().as_nanos() as f64 / (2 * n) as f64
+}
+
+/// Spawns `n` greenlets that each yield once, joins them all: µs per greenlet.
+pub fn spawn(n: u64) -> f64 {
+    let start = Instant::now();
+    let all: Vec<_> = (0..n)
+        .map(|i| {
+            greenlet::spawn(move || {
+                greenlet::yield_now();
+                i
+            })
+        })
+        .collect();
+    let sum: u64 = all.into_iter().map(|h| h.get().expect("joined")).sum();
+    let dt = start.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    dt.as_secs_f64() * 1e6 / n as f64
+}
+
+/// Ping-pong between main and an echo greenlet over two rendezvous channels: ns per message.
+pub fn channel(_n: u64) -> f64 {
+    // TODO(issue 5): `greenlet::sync::channel` has not landed yet; the measurement, ready to go:
+    //     let (to_echo, echo_rx) = greenlet::sync::channel::<u64>();
+    //     let (to_main, main_rx) = greenlet::sync::channel::<u64>();
+    //     let echo = greenlet::spawn(move || {
+    //         while let Ok(v) = echo_rx.recv() {
+    //             if to_main.send(v + 1).is_err() {
+    //                 break;
+    //             }
+    //         }
+    //     });
+    //     let start = Instant::now();
+    //     let mut v = 0u64;
+    //     for _ in 0..n {
+    //         to_echo.send(v).expect("echo alive");
+    //         v = main_rx.recv().expect("echo alive");
+    //     }
+    //     let dt = start.elapsed();
+    //     assert_eq!(v, n);
+    //     drop(to_echo);
+    //     echo.join().expect("echo finished");
+    //     dt.as_nanos() as f64 / (2 * n) as f64
+    panic!("greenlet::sync::channel has not landed yet")
+}
+
+/// `n` greenlets, each started and then suspended in a switch back to main; stops at the first
+/// greenlet that cannot get a stack and reports how far it got.
+pub fn alive(n: u64) -> Result<Alive, String> {
+    let main = greenlet::current();
+    let probe = AliveProbe::start(n);
+    let mut all = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let back = main.clone();
+        let g = greenlet::Builder::new()
+            .build(move |()| {
+                let _: Result<(), _> = back.switch(());
+            })
+            .map_err(|e| probe.failed(i, &e.to_string()))?;
+        let parked: Result<(), _> = g.switch(());
+        parked.map_err(|e| probe.failed(i, &format!("first switch: {e}")))?;
+        all.push(g);
+        probe.tick(i + 1);
+    }
+    let figures = probe.finish();
+    // Unwinding a million suspended greenlets would only time the teardown: leave them.
+    std::mem::forget(all);
+    Ok(figures)
+}

@@ -1,0 +1,148 @@
+//! may: stackful coroutines with a work-stealing scheduler, here pinned to one worker thread so
+//! that it compares with a single-threaded hub.
+//!
+//! may's `spawn` is `unsafe` (a coroutine that touches a thread-local or overflows its small
+//! stack is undefined behaviour); every closure spawned here touches no thread-local, keeps its
+//! buffers on the heap and recurses nowhere, which is what makes each call sound.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use may::coroutine::{self, Builder, JoinHandle};
+
+use super::{Alive, AliveProbe};
+use crate::proto::ConnBuf;
+
+/// One worker thread; must run before may's scheduler first starts.
+pub fn configure() {
+    may::config().set_workers(1);
+}
+
+/// Spawns a coroutine, reporting an allocation failure instead of panicking.
+fn go<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<JoinHandle<T>> {
+    // SAFETY: callers pass closures that use no thread-local storage and little stack (see the
+    // module docs), the two conditions of may's `Builder::spawn`.
+    unsafe { Builder::new().spawn(f) }
+}
+
+/// Two coroutines on one worker, each calling `yield_now` `n` times: ns per switch.
+pub fn yield_now(n: u64) -> f64 {
+    let start = Instant::now();
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            go(move || {
+                for _ in 0..n {
+                    coroutine::yield_now();
+                }
+            })
+            .expect("spawn")
+        })
+        .collect();
+    for h in both {
+        h.join().expect("yielder panicked");
+    }
+    start.elapsed().as_nanos() as f64 / (2 * n) as f64
+}
+
+/// Spawns `n` coroutines that each yield once, joins them all: µs per coroutine.
+pub fn spawn(n: u64) -> f64 {
+    let start = Instant::now();
+    let all: Vec<_> = (0..n)
+        .map(|i| {
+            go(move || {
+                coroutine::yield_now();
+                i
+            })
+            .expect("spawn")
+        })
+        .collect();
+    let sum: u64 = all.into_iter().map(|h| h.join().expect("joined")).sum();
+    let dt = start.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    dt.as_secs_f64() * 1e6 / n as f64
+}
+
+/// Ping-pong between two coroutines over may's mpsc channels: ns per message.
+pub fn channel(n: u64) -> f64 {
+    let (to_echo, echo_rx) = may::sync::mpsc::channel::<u64>();
+    let (to_main, main_rx) = may::sync::mpsc::channel::<u64>();
+    let echo = go(move || {
+        while let Ok(v) = echo_rx.recv() {
+            if to_main.send(v + 1).is_err() {
+                break;
+            }
+        }
+    })
+    .expect("spawn");
+    let ping = go(move || {
+        let start = Instant::now();
+        let mut v = 0;
+        for _ in 0..n {
+            to_echo.send(v).expect("echo alive");
+            v = main_rx.recv().expect("echo alive");
+        }
+        let dt = start.elapsed();
+        assert_eq!(v, n);
+        dt
+    })
+    .expect("spawn");
+    let dt = ping.join().expect("ping panicked");
+    echo.join().expect("echo panicked");
+    dt.as_nanos() as f64 / (2 * n) as f64
+}
+
+/// `n` coroutines, each parked on a shared channel until the end; stops at the first coroutine
+/// may cannot create.
+pub fn alive(n: u64) -> Result<Alive, String> {
+    // Start the scheduler before the baseline is taken.
+    go(|| ()).map_err(|e| e.to_string())?.join().ok();
+    let probe = AliveProbe::start(n);
+    let started = Arc::new(AtomicU64::new(0));
+    let (gate_tx, gate_rx) = may::sync::mpmc::channel::<()>();
+    let mut all = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let (started, gate) = (started.clone(), gate_rx.clone());
+        let h = go(move || {
+            started.fetch_add(1, Ordering::Relaxed);
+            let _ = gate.recv();
+        })
+        .map_err(|e| probe.failed(i, &format!("spawn: {e}")))?;
+        all.push(h);
+        probe.tick(i + 1);
+    }
+    while started.load(Ordering::Relaxed) < n {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let figures = probe.finish();
+    std::mem::forget((all, gate_tx, gate_rx));
+    Ok(figures)
+}
+
+/// A coroutine per connection on one worker; answers with `parse` until the process is killed.
+pub fn serve(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), String> {
+    let listener =
+        may::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("bind: {e}"))?;
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        go(move || {
+            let mut conn = ConnBuf::new();
+            loop {
+                let n = match stream.read(conn.spare()) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                conn.filled(n, parse);
+                if !conn.out.is_empty() {
+                    if stream.write_all(&conn.out).is_err() {
+                        return;
+                    }
+                    conn.out.clear();
+                }
+            }
+        })
+        .map_err(|e| format!("spawn: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The runtimes measured, this crate included, and what each one can run inside a child process.
+//!
+//! One file per peer: raw [`corosensei`] (the floor for a switch), [`may`] (stackful coroutines
+//! on one worker), [`tokio`] (stackless tasks on a current-thread runtime), [`threads`] (OS
+//! threads) and [`mio`] (a hand-written event loop, the floor for the HTTP server). This crate's
+//! own workloads live in `greenlet_work.rs`.
+
+pub mod corosensei;
+pub mod may;
+pub mod mio;
+pub mod threads;
+pub mod tokio;
+
+use std::time::{Duration, Instant};
+
+use crate::child;
+
+/// A runtime that appears as a column of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Runtime {
+    /// This crate.
+    Greenlet,
+    /// Raw corosensei resume/suspend: the floor for a switch.
+    Corosensei,
+    /// A hand-written mio event loop: the floor for an HTTP server.
+    Mio,
+    /// redis-server itself, when installed: the floor for RESP PING.
+    RedisServer,
+    /// may, one worker.
+    May,
+    /// tokio, current-thread runtime.
+    Tokio,
+    /// OS threads.
+    Threads,
+}
+
+impl Runtime {
+    /// Every runtime, in table column order.
+    pub const ALL: [Runtime; 7] = [
+        Runtime::Greenlet,
+        Runtime::Corosensei,
+        Runtime::Mio,
+        Runtime::RedisServer,
+        Runtime::May,
+        Runtime::Tokio,
+        Runtime::Threads,
+    ];
+
+    /// The name used on the command line, in the JSON file and as a column heading.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Greenlet => "greenlet",
+            Runtime::Corosensei => "corosensei",
+            Runtime::Mio => "mio",
+            Runtime::RedisServer => "redis-server",
+            Runtime::May => "may",
+            Runtime::Tokio => "tokio",
+            Runtime::Threads => "threads",
+        }
+    }
+
+    /// The runtime called `name`.
+    pub fn parse(name: &str) -> Option<Runtime> {
+        Runtime::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// The micro workloads a child can run: each returns one figure per repetition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Micro {
+    /// Explicit switch between two coroutines: ns per switch.
+    Switch,
+    /// Two coroutines yielding through the scheduler: ns per switch.
+    Yield,
+    /// Spawn n that each yield once, join all: µs per spawn+join.
+    Spawn,
+    /// Ping-pong over a channel: ns per message (one switch each way).
+    Channel,
+}
+
+impl Micro {
+    /// Every micro workload.
+    pub const ALL: [Micro; 4] = [Micro::Switch, Micro::Yield, Micro::Spawn, Micro::Channel];
+
+    /// The name used on a child's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Micro::Switch => "switch",
+            Micro::Yield => "yield",
+            Micro::Spawn => "spawn",
+            Micro::Channel => "channel",
+        }
+    }
+
+    /// The workload called `name`.
+    pub fn parse(name: &str) -> Option<Micro> {
+        Micro::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// Runs `micro` on `runtime` with size `n`, after a warm-up at a tenth of the size.
+pub fn run_micro(micro: Micro, runtime: Runtime, n: u64) -> Result<f64, String> {
+    let f: fn(u64) -> f64 = match (micro, runtime) {
+        (Micro::Switch, Runtime::Greenlet) => crate::greenlet_work::switch,
+        (Micro::Yield, Runtime::Greenlet) => crate::greenlet_work::yield_now,
+        (Micro::Spawn, Runtime::Greenlet) => crate::greenlet_work::spawn,
+        (Micro::Channel, Runtime::Greenlet) => crate::greenlet_work::channel,
+        (Micro::Switch, Runtime::Corosensei) => corosensei::switch,
+        (Micro::Yield, Runtime::May) => may::yield_now,
+        (Micro::Spawn, Runtime::May) => may::spawn,
+        (Micro::Channel, Runtime::May) => may::channel,
+        (Micro::Yield, Runtime::Tokio) => tokio::yield_now,
+        (Micro::Spawn, Runtime::Tokio) => tokio::spawn,
+        (Micro::Channel, Runtime::Tokio) => tokio::channel,
+        (Micro::Spawn, Runtime::Threads) => threads::spawn,
+        (m, r) => return Err(format!("{} has no {} workload", r.name(), m.name())),
+    };
+    if runtime == Runtime::May {
+        may::configure();
+    }
+    f((n / 10).max(1));
+    Ok(f(n))
+}
+
+/// Parks `n` coroutines of `runtime`; the figures of a run that got that far.
+pub fn run_alive(runtime: Runtime, n: u64) -> Result<Alive, String> {
+    match runtime {
+        Runtime::Greenlet => crate::greenlet_work::alive(n),
+        Runtime::Corosensei => corosensei::alive(n),
+        Runtime::May => {
+            may::configure();
+            may::alive(n)
+        }
+        Runtime::Tokio => tokio::alive(n),
+        Runtime::Threads => threads::alive(n),
+        r => Err(format!("{} has no alive workload", r.name())),
+    }
+}
+
+/// Serves `proto` ("http" or "resp") with `runtime` on 127.0.0.1:`port` until killed.
+pub fn serve(runtime: Runtime, proto: &str, port: u16) -> Result<(), String> {
+    match (runtime, proto) {
+        (Runtime::Tokio, "http") => tokio::serve(port, crate::proto::http),
+        (Runtime::Tokio, "resp") => tokio::serve(port, crate::proto::resp),
+        (Runtime::May, "http") => {
+            may::configure();
+            may::serve(port, crate::proto::http)
+        }
+        (Runtime::May, "resp") => {
+            may::configure();
+            may::serve(port, crate::proto::resp)
+        }
+        (Runtime::Mio, "http") => mio::serve(port, crate::proto::http),
+        (r, p) => Err(format!("no {p} server for {}", r.name())),
+    }
+    .map_err(|e| format!("{} {proto} server: {e}", runtime.name()))
+}
+
+/// What the alive workload measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Alive {
+    /// How many coroutines were parked.
+    pub n: u64,
+    /// From the first spawn until all of them were parked.
+    pub created: Duration,
+    /// Resident memory grown while they were created, in bytes.
+    pub rss_delta: u64,
+}
+
+/// Measures an alive run: elapsed time, resident memory, and progress for the parent.
+#[derive(Debug)]
+pub struct AliveProbe {
+    n: u64,
+    every: u64,
+    rss0: u64,
+    start: Instant,
+}
+
+impl AliveProbe {
+    /// Takes the baseline: call it after the runtime is set up, before the first spawn.
+    pub fn start(n: u64) -> AliveProbe {
+        AliveProbe {
+            n,
+            every: (n / 50).clamp(1, 20_000),
+            rss0: rss_bytes(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Reports `done` coroutines parked (now and then, not every time).
+    pub fn tick(&self, done: u64) {
+        if done.is_multiple_of(self.every) {
+            child::progress(done);
+        }
+    }
+
+    /// Reports exactly how far a failed run got (`done`), returning `why` as the error.
+    pub fn failed(&self, done: u64, why: &str) -> String {
+        child::progress(done);
+        why.to_string()
+    }
+
+    /// The figures, taken now: call it once all `n` are parked.
+    pub fn finish(&self) -> Alive {
+        let created = self.start.elapsed();
+        let rss = rss_bytes();
+        Alive {
+            n: self.n,
+            created,
+            rss_delta: rss.saturating_sub(self.rss0),
+        }
+    }
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(4096) as u64
+}
