@@ -189,17 +189,20 @@ pub fn failure_line<'a>(lines: impl DoubleEndedIterator<Item = &'a str> + Clone)
     lines
         .rev()
         .map(str::trim)
-        .find(|l| {
-            !l.is_empty()
-                && !l.starts_with("note:")
-                && !l.starts_with("stack backtrace")
-                && !l.starts_with("at ")
-                && !l
-                    .split_once(": ")
-                    .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
-        })
+        .find(|l| !l.is_empty() && !is_backtrace(l))
         .unwrap_or("")
         .to_string()
+}
+
+/// A line of a backtrace, or the hint about one.
+fn is_backtrace(line: &str) -> bool {
+    let frame = line
+        .split_once(": ")
+        .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok());
+    frame
+        || line.starts_with("note:")
+        || line.starts_with("stack backtrace")
+        || line.starts_with("at ")
 }
 
 fn forward<R: Read + Send + 'static>(
