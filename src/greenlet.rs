@@ -336,7 +336,7 @@ impl Greenlet {
 pub(crate) fn receive(msg: Msg) -> Result<Value, SwitchError> {
     match msg {
         Msg::Value(v) => Ok(v),
-        Msg::Failure(e) => Err(e),
+        Msg::Failure(e) => Err(*e),
         Msg::Throw(payload) => std::panic::resume_unwind(payload),
     }
 }

@@ -29,10 +29,18 @@ use crate::value::Value;
 pub(crate) enum Msg {
     /// A value from `switch(v)`, or the return value of a child.
     Value(Value),
-    /// The failure of a child (panic, uncaught throw) or an error for the resumed switch.
-    Failure(SwitchError),
+    /// The failure of a child (panic, uncaught throw) or an error for the resumed switch;
+    /// boxed because it is rare and large, and every message is moved through the trampoline.
+    Failure(Box<SwitchError>),
     /// Raise this payload at the suspension point (throw / kill).
     Throw(Box<dyn std::any::Any + Send>),
+}
+
+impl Msg {
+    #[cold]
+    pub(crate) fn failure(e: SwitchError) -> Msg {
+        Msg::Failure(Box::new(e))
+    }
 }
 
 /// What a greenlet suspends with: switch to this target, delivering this message.
@@ -142,6 +150,7 @@ pub(crate) fn current_identity_for_signal() -> (u64, &'static [u8]) {
 
 /// Switches from the running greenlet to `target` with `msg`; returns what the running
 /// greenlet is resumed with.
+#[inline]
 pub(crate) fn switch_to(target: Greenlet, msg: Msg) -> Msg {
     let cur = current_ptr();
     // SAFETY: `cur` is the live running greenlet (see `current`).
@@ -151,7 +160,7 @@ pub(crate) fn switch_to(target: Greenlet, msg: Msg) -> Msg {
             cur.state.set(State::Suspended);
             dispatch(target, msg)
         }
-        Kind::Hub => Msg::Failure(SwitchError::NotAllowed("the hub itself cannot block or switch")),
+        Kind::Hub => Msg::failure(SwitchError::NotAllowed("the hub itself cannot block or switch")),
         Kind::Coroutine => {
             let yielder = cur.yielder.get();
             debug_assert!(!yielder.is_null());
@@ -164,6 +173,8 @@ pub(crate) fn switch_to(target: Greenlet, msg: Msg) -> Msg {
 }
 
 /// The trampoline. Runs on the main greenlet's stack; returns when control goes back to main.
+/// Kept out of line so that a coroutine's own switch (a plain suspend) stays small.
+#[inline(never)]
 fn dispatch(mut target: Greenlet, mut msg: Msg) -> Msg {
     loop {
         let inner = target.inner();
@@ -238,7 +249,7 @@ pub(crate) fn root<A: 'static, R: 'static>(
             // `Greenlet::switch` checks the argument type before starting, so only a parent
             // chain delivering a child's result to an unstarted parent gets here.
             Err(v) => {
-                return Msg::Failure(SwitchError::WrongType {
+                return Msg::failure(SwitchError::WrongType {
                     expected: std::any::type_name::<A>(),
                     found: v.type_name(),
                 });
@@ -266,8 +277,8 @@ fn outcome_of_unwind(payload: Box<dyn std::any::Any + Send>) -> Msg {
         return Msg::Value(Value::new(GreenletExit));
     }
     match payload.downcast::<Thrown>() {
-        Ok(thrown) => Msg::Failure(SwitchError::Thrown(thrown.0)),
-        Err(payload) => Msg::Failure(SwitchError::Panicked(Panic::new(payload))),
+        Ok(thrown) => Msg::failure(SwitchError::Thrown(thrown.0)),
+        Err(payload) => Msg::failure(SwitchError::Panicked(Panic::new(payload))),
     }
 }
 
@@ -289,7 +300,7 @@ pub(crate) fn destroy(g: &Greenlet) {
         match co.resume(msg) {
             CoroutineResult::Return(_) => break,
             CoroutineResult::Yield(_) => {
-                msg = Msg::Failure(SwitchError::NotAllowed(
+                msg = Msg::failure(SwitchError::NotAllowed(
                     "a greenlet being destroyed cannot switch to another",
                 ));
             }

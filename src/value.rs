@@ -11,12 +11,34 @@ use std::mem::{self, MaybeUninit};
 /// Inline storage: two machine words, word-aligned.
 type Storage = MaybeUninit<[usize; 2]>;
 
-/// A value of some `'static` type, moved through a switch and taken out by type.
-pub(crate) struct Value {
+/// What a [`Value`] knows about its type; one static instance per type.
+struct VTable {
     type_id: TypeId,
     type_name: fn() -> &'static str,
-    /// Drops the value in `storage`; `None` once the value has been taken out.
-    drop_fn: Option<unsafe fn(*mut Storage)>,
+    /// Drops the value in the storage.
+    drop: unsafe fn(*mut Storage),
+}
+
+/// Provides the static [`VTable`] of each type.
+trait HasVTable {
+    const VTABLE: VTable;
+}
+
+impl<T: 'static> HasVTable for T {
+    const VTABLE: VTable = VTable {
+        type_id: TypeId::of::<T>(),
+        type_name: type_name::<T>,
+        drop: if is_inline::<T>() { drop_inline::<T> } else { drop_boxed::<T> },
+    };
+}
+
+/// A value of some `'static` type, moved through a switch and taken out by type.
+///
+/// Three words: the type's vtable and two words of storage, so moving a message through the
+/// trampoline copies little.
+pub(crate) struct Value {
+    /// `None` once the value has been taken out.
+    vtable: Option<&'static VTable>,
     storage: Storage,
 }
 
@@ -48,40 +70,38 @@ impl Value {
     #[inline]
     pub(crate) fn new<T: 'static>(value: T) -> Value {
         let mut storage = Storage::uninit();
-        let drop_fn: unsafe fn(*mut Storage) = if is_inline::<T>() {
+        if is_inline::<T>() {
             // SAFETY: is_inline checked that T fits in Storage's size and alignment.
             unsafe { storage.as_mut_ptr().cast::<T>().write(value) };
-            drop_inline::<T>
         } else {
             let raw = Box::into_raw(Box::new(value));
             // SAFETY: a pointer is one word, which fits in Storage and is word-aligned.
             unsafe { storage.as_mut_ptr().cast::<*mut T>().write(raw) };
-            drop_boxed::<T>
-        };
-        Value { type_id: TypeId::of::<T>(), type_name: type_name::<T>, drop_fn: Some(drop_fn), storage }
+        }
+        Value { vtable: Some(&<T as HasVTable>::VTABLE), storage }
     }
 
     /// Whether the value is a `T`.
     #[inline]
     pub(crate) fn is<T: 'static>(&self) -> bool {
-        self.type_id == TypeId::of::<T>()
+        self.vtable.is_some_and(|vt| vt.type_id == TypeId::of::<T>())
     }
 
     /// The name of the value's type, for error messages.
     pub(crate) fn type_name(&self) -> &'static str {
-        (self.type_name)()
+        self.vtable.map_or("<taken>", |vt| (vt.type_name)())
     }
 
     /// Takes the value out as a `T`, or gives the value back if it has another type.
     #[inline]
     pub(crate) fn take<T: 'static>(mut self) -> Result<T, Value> {
-        if !self.is::<T>() || self.drop_fn.is_none() {
+        if !self.is::<T>() {
             return Err(self);
         }
-        self.drop_fn = None;
+        self.vtable = None;
         let value = if is_inline::<T>() {
-            // SAFETY: the type id matches, so `new::<T>` wrote a T inline, and drop_fn was Some,
-            // so it has not been taken; clearing drop_fn above makes this the only read.
+            // SAFETY: the type id matches, so `new::<T>` wrote a T inline, and the vtable was
+            // still set, so it has not been taken; clearing it above makes this the only read.
             unsafe { self.storage.as_ptr().cast::<T>().read() }
         } else {
             // SAFETY: as above, but `new::<T>` stored a pointer from Box::<T>::into_raw.
@@ -93,9 +113,10 @@ impl Value {
 
 impl Drop for Value {
     fn drop(&mut self) {
-        if let Some(drop_fn) = self.drop_fn.take() {
-            // SAFETY: drop_fn matches the representation `new` chose and the value was not taken.
-            unsafe { drop_fn(&mut self.storage) }
+        if let Some(vt) = self.vtable.take() {
+            // SAFETY: the vtable's drop matches the representation `new` chose for this type,
+            // and the value was not taken (the vtable is cleared when it is).
+            unsafe { (vt.drop)(&mut self.storage) }
         }
     }
 }

@@ -198,7 +198,7 @@ impl Hub {
                 }
             }
             if let Err(exit) = self.turn() {
-                return (switch::main_greenlet(), Msg::Failure(exit));
+                return (switch::main_greenlet(), Msg::failure(exit));
             }
             self.batch_left.set(self.ready.borrow().len());
         }
