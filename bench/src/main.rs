@@ -56,7 +56,7 @@ OPTIONS
   --alive-n N     coroutines parked by the alive workload (default 1000000; quick: 100000)
   --secs S        seconds of every wrk run (default 5; quick: 1)
   --conns C,C     wrk connection counts (default 100,2000; quick: 100)
-  --ping-n N      requests per redis-benchmark test (default 200000; quick: 20000)
+  --ping-n N      requests per redis-benchmark test, x10 when pipelined (default 200000; quick: 20000)
   --timeout S     kill a child after S seconds and report it failed (default 300)
   --out DIR       where report.md, report.json and ratios.svg go (default target/bench-report)
   --quick         a short smoke run: smaller sizes, fewer repetitions

@@ -164,7 +164,7 @@ pub struct Config {
     pub net_secs: u32,
     /// The connection counts of the network workloads.
     pub conns: Vec<u32>,
-    /// Requests per redis-benchmark test.
+    /// Requests per redis-benchmark test at pipeline 1 (ten times as many when pipelined).
     pub ping_requests: u64,
     /// Where the report goes.
     pub out: PathBuf,

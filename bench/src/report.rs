@@ -150,7 +150,11 @@ impl Report {
             let _ = writeln!(t, " {ratio} |");
         }
         for s in &self.skipped {
-            let _ = writeln!(t, "| {} | | {} |", s.workload, s.reason);
+            let _ = write!(t, "| {} | {} |", s.workload, s.reason);
+            for _ in &cols {
+                t.push_str(" — |");
+            }
+            t.push_str(" — |\n");
         }
         t
     }
