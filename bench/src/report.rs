@@ -16,6 +16,11 @@ use crate::stats::fmt_sig;
 pub struct Machine {
     /// `model name` from `/proc/cpuinfo`.
     pub cpu: String,
+    /// `cpu family` and `model` from `/proc/cpuinfo` (x86), which name the generation when the
+    /// model name is generic.
+    pub cpu_family_model: Option<String>,
+    /// Whether the CPU flags say this is a virtual machine (`hypervisor`).
+    pub virtualized: bool,
     /// Logical CPUs this process may run on.
     pub cores: usize,
     /// Operating system and kernel release, as `uname -sr` prints them.
@@ -39,6 +44,18 @@ impl Machine {
             .and_then(|l| l.split_once(':'))
             .map(|(_, v)| v.trim().to_string())
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        let field = |name: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        };
+        let cpu_family_model = match (field("cpu family"), field("model")) {
+            (Some(f), Some(m)) => Some(format!("family {f} model {m}")),
+            _ => None,
+        };
+        let virtualized = field("flags").is_some_and(|f| f.split(' ').any(|x| x == "hypervisor"));
         let mem_kib: f64 = read("/proc/meminfo")
             .lines()
             .find(|l| l.starts_with("MemTotal:"))
@@ -49,6 +66,8 @@ impl Machine {
         let release = read("/proc/sys/kernel/osrelease");
         Machine {
             cpu,
+            cpu_family_model,
+            virtualized,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             kernel: format!("{} {}", os.trim(), release.trim()),
             memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
@@ -62,8 +81,17 @@ impl Machine {
         let maps = self
             .max_map_count
             .map_or(String::new(), |m| format!(", vm.max_map_count {m}"));
+        let model = self
+            .cpu_family_model
+            .as_ref()
+            .map_or(String::new(), |m| format!(" ({m})"));
+        let vm = if self.virtualized {
+            ", virtual machine"
+        } else {
+            ""
+        };
         format!(
-            "{}, {} cores, {} GiB, {}{maps}",
+            "{}{model}, {} cores{vm}, {} GiB, {}{maps}",
             self.cpu, self.cores, self.memory_gib, self.kernel
         )
     }

@@ -17,6 +17,8 @@ pub struct Sample {
     pub min: f64,
     /// The largest value.
     pub max: f64,
+    /// Half the min–max range as a percentage of the median: [`Sample::spread_pct`].
+    pub spread_pct: f64,
 }
 
 impl Sample {
@@ -33,20 +35,24 @@ impl Sample {
         } else {
             (sorted[mid - 1] + sorted[mid]) / 2.0
         };
+        let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+        let spread_pct = if median == 0.0 {
+            0.0
+        } else {
+            (max - min) / 2.0 / median.abs() * 100.0
+        };
         Some(Sample {
             median,
-            min: sorted[0],
-            max: sorted[sorted.len() - 1],
+            min,
+            max,
+            spread_pct,
             values,
         })
     }
 
     /// Half the min–max range as a percentage of the median (0 for a single repetition).
     pub fn spread_pct(&self) -> f64 {
-        if self.median == 0.0 {
-            return 0.0;
-        }
-        (self.max - self.min) / 2.0 / self.median.abs() * 100.0
+        self.spread_pct
     }
 }
 
