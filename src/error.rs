@@ -63,10 +63,6 @@ impl fmt::Display for Panic {
     }
 }
 
-/// The payload that carries an error thrown with [`Greenlet::throw`](crate::Greenlet::throw)
-/// while it unwinds the target greenlet.
-pub(crate) struct Thrown(pub(crate) Box<dyn Error + Send + Sync>);
-
 /// Why a [`switch`](crate::Greenlet::switch) (or a generator step) did not produce a value.
 #[derive(Debug)]
 #[non_exhaustive]

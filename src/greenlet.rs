@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use corosensei::Coroutine;
 
-use crate::error::{GreenletExit, SwitchError, Thrown};
+use crate::error::{GreenletExit, SwitchError};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::switch::{self, CoroCell, GYielder, Msg};
 use crate::value::Value;
@@ -39,6 +39,9 @@ pub(crate) enum State {
     Running,
     /// Started and waiting in a switch (explicit, or parked on the hub).
     Suspended,
+    /// Its last handle went away while it was suspended: it is unwinding under
+    /// [`GreenletExit`] and may not switch.
+    Destroying,
     /// Being destroyed: its stack is unwinding.
     Dying,
     /// Finished.
@@ -187,6 +190,7 @@ impl Greenlet {
         let inner = self.inner();
         match inner.state.get() {
             State::Dead | State::Dying => return Err(SwitchError::Dead),
+            State::Destroying => return Err(SwitchError::NotAllowed(DESTROYING)),
             State::Running => return Ok(Value::new(value)),
             State::Unstarted => {
                 if let Some((id, expected)) = inner.arg_type
@@ -239,6 +243,7 @@ impl Greenlet {
         }
         match inner.state.get() {
             State::Dead | State::Dying => return Err(SwitchError::Dead),
+            State::Destroying => return Err(SwitchError::NotAllowed(DESTROYING)),
             State::Running => {
                 // Throwing into oneself raises right here, as in greenlet.
                 std::panic::resume_unwind(throw_payload(error))
@@ -275,7 +280,10 @@ impl Greenlet {
             }
             p = g.parent();
         }
-        *self.inner().parent.borrow_mut() = Some(parent.clone());
+        // Drop the old parent only after the borrow ends: dropping it may destroy it, and its
+        // destructors may look at this greenlet's parent.
+        let old = self.inner().parent.replace(Some(parent.clone()));
+        drop(old);
         Ok(())
     }
 
@@ -287,7 +295,7 @@ impl Greenlet {
 
     /// Whether the greenlet has started and not finished (Python's `bool(g)`).
     pub fn is_active(&self) -> bool {
-        matches!(self.inner().state.get(), State::Running | State::Suspended)
+        matches!(self.inner().state.get(), State::Running | State::Suspended | State::Destroying)
     }
 
     /// Whether the greenlet has finished (returned, panicked, or been killed).
@@ -325,6 +333,7 @@ impl Greenlet {
             State::Unstarted => "unstarted",
             State::Running => "running",
             State::Suspended => "suspended",
+            State::Destroying => "destroying",
             State::Dying => "dying",
             State::Dead => "dead",
         }
@@ -351,11 +360,17 @@ pub(crate) fn wrong_type<R>(v: &Value) -> SwitchError {
     }
 }
 
+/// The message for switches attempted by a greenlet that is being destroyed.
+pub(crate) const DESTROYING: &str = "a greenlet being destroyed cannot switch";
+
+/// The unwind payload that carries a thrown error: [`GreenletExit`] itself, or the error as a
+/// `Box<dyn Error + Send + Sync>`, so that a greenlet that catches it with `catch_unwind` can
+/// downcast and inspect it.
 fn throw_payload<E: Error + Send + Sync + 'static>(error: E) -> Box<dyn std::any::Any + Send> {
     let boxed: Box<dyn Error + Send + Sync> = Box::new(error);
     match boxed.downcast::<GreenletExit>() {
         Ok(exit) => exit,
-        Err(other) => Box::new(Thrown(other)),
+        Err(other) => Box::new(other),
     }
 }
 

@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use crate::error::{GreenletExit, Panic, SwitchError, Thrown};
+use crate::error::{GreenletExit, Panic, SwitchError};
 use crate::greenlet::{Greenlet, Inner, Kind, State};
 use crate::stack::PooledStack;
 use crate::value::Value;
@@ -53,7 +53,12 @@ thread_local! {
     /// The running greenlet. Kept alive by whoever resumed it (the dispatch loop's `target`, or
     /// the runtime's handle on main) for as long as it is current.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
-    /// The thread's runtime: its main greenlet and hub. Created on first use.
+    /// The main and hub greenlets of this thread, cached from [`RUNTIME`] so that the switch
+    /// path reads const-initialised thread-locals only. Set when the runtime is created and
+    /// cleared when it is destroyed.
+    static MAIN: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+    static HUB: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+    /// The thread's runtime: owns its main greenlet and hub. Created on first use.
     static RUNTIME: Runtime = Runtime::new();
 }
 
@@ -69,7 +74,9 @@ impl Runtime {
         let main = Greenlet::from_inner(Inner::new_root(Kind::Main));
         main.inner().state.set(State::Running);
         let hub = Greenlet::from_inner(Inner::new_root(Kind::Hub));
-        CURRENT.with(|c| c.set(main.as_ptr()));
+        CURRENT.set(main.as_ptr());
+        MAIN.set(main.as_ptr());
+        HUB.set(hub.as_ptr());
         Runtime { main, hub }
     }
 }
@@ -77,26 +84,41 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         // The thread is exiting: nothing may be current any more.
-        CURRENT.with(|c| c.set(ptr::null()));
+        CURRENT.set(ptr::null());
+        MAIN.set(ptr::null());
+        HUB.set(ptr::null());
     }
 }
 
-/// Runs `f` with this thread's runtime, creating it on first use.
-///
-/// # Panics
-/// Panics if called while the thread's runtime is being destroyed (thread exit).
-fn with_runtime<R>(f: impl FnOnce(&Runtime) -> R) -> R {
-    RUNTIME.with(f)
+/// Creates this thread's runtime if it does not exist yet.
+#[cold]
+fn init_runtime() {
+    RUNTIME.with(|_| ());
 }
 
 /// The running greenlet, as a raw pointer; initialises the runtime on first use.
 #[inline]
 pub(crate) fn current_ptr() -> *const Inner {
-    let cur = CURRENT.with(Cell::get);
+    let cur = CURRENT.get();
     if cur.is_null() {
-        with_runtime(|rt| rt.main.as_ptr())
+        init_runtime();
+        CURRENT.get()
     } else {
         cur
+    }
+}
+
+/// A new owned handle from a pointer into a live `Rc<Inner>`.
+///
+/// # Safety
+/// `p` must come from `Rc::as_ptr` of a greenlet that is alive for the duration of the call.
+#[inline]
+unsafe fn handle_from_ptr(p: *const Inner) -> Greenlet {
+    // SAFETY: the caller guarantees `p` points into a live Rc; incrementing the strong count
+    // before `from_raw` makes a new owned handle without touching the existing ones.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Greenlet::from_inner(Rc::from_raw(p))
     }
 }
 
@@ -105,28 +127,32 @@ pub(crate) fn current_ptr() -> *const Inner {
 pub(crate) fn current() -> Greenlet {
     let cur = current_ptr();
     // SAFETY: CURRENT always points into a live `Rc<Inner>`: the greenlet it names is kept alive
-    // by the dispatch loop (or the runtime, for main) while it runs. Incrementing the strong count
-    // before `from_raw` produces a new owned handle without touching the existing ones.
-    unsafe {
-        Rc::increment_strong_count(cur);
-        Greenlet::from_inner(Rc::from_raw(cur))
-    }
+    // by the dispatch loop (or the runtime, for main) while it runs.
+    unsafe { handle_from_ptr(cur) }
 }
 
 /// The kind of the running greenlet.
+#[inline]
 pub(crate) fn current_kind() -> Kind {
     // SAFETY: see `current`.
     unsafe { (*current_ptr()).kind }
 }
 
 /// This thread's hub pseudo-greenlet.
+#[inline]
 pub(crate) fn hub_greenlet() -> Greenlet {
-    with_runtime(|rt| rt.hub.clone())
+    current_ptr();
+    // SAFETY: HUB is set while the runtime (which owns the hub greenlet) exists; current_ptr
+    // created the runtime if needed.
+    unsafe { handle_from_ptr(HUB.get()) }
 }
 
 /// This thread's main greenlet.
+#[inline]
 pub(crate) fn main_greenlet() -> Greenlet {
-    with_runtime(|rt| rt.main.clone())
+    current_ptr();
+    // SAFETY: as for `hub_greenlet`, with MAIN.
+    unsafe { handle_from_ptr(MAIN.get()) }
 }
 
 /// Identity of the running greenlet for the stack-overflow handler: its id and name bytes.
@@ -134,7 +160,7 @@ pub(crate) fn main_greenlet() -> Greenlet {
 /// Reads only a const-initialised thread-local and immutable fields of the greenlet, so it is
 /// async-signal-safe.
 pub(crate) fn current_identity_for_signal() -> (u64, &'static [u8]) {
-    let cur = CURRENT.with(Cell::get);
+    let cur = CURRENT.get();
     if cur.is_null() {
         return (0, b"");
     }
@@ -181,11 +207,11 @@ fn dispatch(mut target: Greenlet, mut msg: Msg) -> Msg {
         match inner.kind {
             Kind::Main => {
                 inner.state.set(State::Running);
-                CURRENT.with(|c| c.set(target.as_ptr()));
+                CURRENT.set(target.as_ptr());
                 return msg;
             }
             Kind::Hub => {
-                CURRENT.with(|c| c.set(target.as_ptr()));
+                CURRENT.set(target.as_ptr());
                 (target, msg) = crate::hub::next(msg);
                 continue;
             }
@@ -198,7 +224,7 @@ fn dispatch(mut target: Greenlet, mut msg: Msg) -> Msg {
             continue;
         }
         inner.state.set(State::Running);
-        CURRENT.with(|c| c.set(target.as_ptr()));
+        CURRENT.set(target.as_ptr());
         // SAFETY: only the dispatch loop touches `coro`, it runs on one thread and is not
         // re-entered while a coroutine runs (coroutines suspend instead of dispatching).
         let coro = unsafe { &mut *inner.coro.get() };
@@ -240,7 +266,7 @@ pub(crate) fn root<A: 'static, R: 'static>(
     yielder: &GYielder,
     first: Msg,
 ) -> Msg {
-    let cur = CURRENT.with(Cell::get);
+    let cur = CURRENT.get();
     // SAFETY: the dispatch loop made this greenlet current before resuming it.
     unsafe { (*cur).yielder.set(yielder) };
     let arg = match first {
@@ -276,8 +302,8 @@ fn outcome_of_unwind(payload: Box<dyn std::any::Any + Send>) -> Msg {
     if payload.is::<GreenletExit>() {
         return Msg::Value(Value::new(GreenletExit));
     }
-    match payload.downcast::<Thrown>() {
-        Ok(thrown) => Msg::failure(SwitchError::Thrown(thrown.0)),
+    match payload.downcast::<Box<dyn std::error::Error + Send + Sync>>() {
+        Ok(thrown) => Msg::failure(SwitchError::Thrown(*thrown)),
         Err(payload) => Msg::failure(SwitchError::Panicked(Panic::new(payload))),
     }
 }
@@ -285,24 +311,26 @@ fn outcome_of_unwind(payload: Box<dyn std::any::Any + Send>) -> Msg {
 /// Destroys a suspended greenlet whose last handle is going away: throws [`GreenletExit`] into
 /// it so its stack unwinds and every destructor runs, resuming it directly (nested) from the
 /// current stack so this works from any context. Switches attempted by its destructors fail
-/// with [`SwitchError::NotAllowed`]; if it keeps suspending anyway, corosensei's forced unwind
-/// finishes the job.
+/// with [`SwitchError::NotAllowed`] (also switches from greenlets they resume); if it keeps
+/// suspending anyway, corosensei's forced unwind finishes the job.
 pub(crate) fn destroy(g: &Greenlet) {
     let inner = g.inner();
     // SAFETY: the greenlet is suspended (not running), so no resume of it is in progress and the
     // dispatch loop does not hold a reference into `coro`; we are its last owner.
     let coro: &mut Option<Coro> = unsafe { &mut *inner.coro.get() };
     let Some(co) = coro.as_mut() else { return };
-    let prev = CURRENT.with(|c| c.replace(g.as_ptr()));
-    inner.state.set(State::Running);
+    let prev = CURRENT.replace(g.as_ptr());
+    // SAFETY: `prev` was current, so it is alive (see `current`); it stays alive while we run
+    // nested below it. It is not current while `g` unwinds, so a switch to it is a real switch.
+    let prev_inner = unsafe { &*prev };
+    let prev_state = prev_inner.state.replace(State::Suspended);
+    inner.state.set(State::Destroying);
     let mut msg = Msg::Throw(Box::new(GreenletExit));
     for _ in 0..16 {
         match co.resume(msg) {
             CoroutineResult::Return(_) => break,
             CoroutineResult::Yield(_) => {
-                msg = Msg::failure(SwitchError::NotAllowed(
-                    "a greenlet being destroyed cannot switch to another",
-                ));
+                msg = Msg::failure(SwitchError::NotAllowed(crate::greenlet::DESTROYING));
             }
         }
     }
@@ -311,7 +339,8 @@ pub(crate) fn destroy(g: &Greenlet) {
     *coro = None;
     inner.state.set(State::Dead);
     inner.yielder.set(ptr::null());
-    CURRENT.with(|c| c.set(prev));
+    prev_inner.state.set(prev_state);
+    CURRENT.set(prev);
 }
 
 /// Wraps an `UnsafeCell<Option<Coro>>` for `Inner`.

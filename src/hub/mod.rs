@@ -128,17 +128,54 @@ impl fmt::Display for LoopExit {
 impl std::error::Error for LoopExit {}
 
 thread_local! {
-    static HUB: Hub = Hub::new();
+    /// Owns this thread's hub; created on first use, destroyed at thread exit.
+    static HUB_OWNER: HubOwner = HubOwner::new();
+    /// Points at the hub in [`HUB_OWNER`] while it exists: a const-initialised thread-local is a
+    /// plain load, which matters on the park/wake path.
+    static HUB_PTR: Cell<*const Hub> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The owner of a thread's hub; clears [`HUB_PTR`] before the hub goes away.
+struct HubOwner(Box<Hub>);
+
+impl HubOwner {
+    fn new() -> HubOwner {
+        let hub = Box::new(Hub::new());
+        HUB_PTR.set(&*hub);
+        HubOwner(hub)
+    }
+}
+
+impl Drop for HubOwner {
+    fn drop(&mut self) {
+        HUB_PTR.set(std::ptr::null());
+    }
+}
+
+/// Runs `f` with this thread's hub, creating it on first use.
+///
+/// # Panics
+/// Panics if called during thread exit after the hub was destroyed.
+#[inline]
+pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
+    let mut p = HUB_PTR.get();
+    if p.is_null() {
+        p = HUB_OWNER.with(|owner| &*owner.0 as *const Hub);
+    }
+    // SAFETY: HUB_PTR is non-null only while the boxed hub of HUB_OWNER is alive (set when it is
+    // created, cleared in HubOwner::drop); the box never moves. The hub is thread-local and is
+    // only used through shared references.
+    f(unsafe { &*p })
 }
 
 /// [`with_hub`] that does nothing during thread exit, once the hub is gone.
 pub(crate) fn try_with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
-    HUB.try_with(f).ok()
-}
-
-/// Runs `f` with this thread's hub, creating it on first use.
-pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    HUB.with(f)
+    let p = HUB_PTR.get();
+    if p.is_null() {
+        return HUB_OWNER.try_with(|owner| f(&owner.0)).ok();
+    }
+    // SAFETY: as in `with_hub`.
+    Some(f(unsafe { &*p }))
 }
 
 /// How many greenlets to resume between two non-blocking I/O polls when greenlets keep each
@@ -312,10 +349,16 @@ pub(crate) fn interrupt(greenlet: &Greenlet, payload: Box<dyn std::any::Any + Se
 }
 
 /// Whether the current greenlet may block on the hub.
+#[inline]
 pub(crate) fn check_can_block() {
     if switch::current_kind() == Kind::Hub {
-        panic!("cannot block inside the hub (a callback run by the hub must not wait)");
+        hub_blocking_misuse();
     }
+}
+
+#[cold]
+fn hub_blocking_misuse() -> ! {
+    panic!("cannot block inside the hub (a callback run by the hub must not wait)");
 }
 
 /// Suspends the current greenlet for `duration`, letting others run (gevent's `sleep`).
@@ -358,8 +401,11 @@ pub fn sleep_until(deadline: Instant) {
 /// `1A`/`1B` and `2A`/`2B` around a yield print `1A 2A 1B 2B`.
 #[doc(alias = "sleep(0)")]
 pub fn yield_now() {
-    check_can_block();
-    schedule(crate::current(), Msg::Value(Value::new(())));
+    let me = crate::current();
+    if me.inner().kind == Kind::Hub {
+        hub_blocking_misuse();
+    }
+    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::Value(Value::new(())))));
     let msg = switch::switch_to(switch::hub_greenlet(), Msg::Value(Value::new(())));
     // We were ready, so no LoopExit; a kill unwinds from `receive`.
     let _ = crate::greenlet::receive(msg);
