@@ -1,3 +1,80 @@
+//! Python's greenlet + gevent for Rust: stackful coroutines with explicit `switch()`, and a hub
+//! that runs straight-line, blocking-looking code for thousands of connections on one OS thread.
+//!
+//! # Greenlets: explicit switching
+//!
+//! A [`Greenlet`] is a function running on its own small stack. Any greenlet can
+//! [`switch`](Greenlet::switch) to any other on the same thread, handing it a value; the switch
+//! returns when someone switches back. When a greenlet's function returns, its value goes to
+//! its parent (by default the greenlet that created it). This is the reference article's first
+//! demo, which prints 12, 56, 34, 78:
+//!
+//! ```
+//! use greenlet::Greenlet;
+//! use std::{cell::OnceCell, rc::Rc};
+//!
+//! let gr2: Rc<OnceCell<Greenlet>> = Rc::default();
+//! let out: Rc<std::cell::RefCell<Vec<u32>>> = Rc::default();
+//! let (g2, o1) = (gr2.clone(), out.clone());
+//! let gr1 = Greenlet::new(move |()| {
+//!     o1.borrow_mut().push(12);
+//!     let () = g2.get().unwrap().switch(()).unwrap();
+//!     o1.borrow_mut().push(34);
+//!     let () = g2.get().unwrap().switch(()).unwrap();
+//! });
+//! let (g1, o2) = (gr1.clone(), out.clone());
+//! gr2.set(Greenlet::new(move |()| {
+//!     o2.borrow_mut().push(56);
+//!     let () = g1.switch(()).unwrap();
+//!     o2.borrow_mut().push(78);
+//! })).unwrap();
+//! let () = gr1.switch(()).unwrap();
+//! assert_eq!(*out.borrow(), [12, 56, 34, 78]);
+//! ```
+//!
+//! Values are typed at the call site: `g.switch::<T, R>(value)` sends a `T` and expects an `R`
+//! back; a value of another type is a [`SwitchError::WrongType`], never undefined behaviour. A
+//! panic in a greenlet reaches its parent as [`SwitchError::Panicked`]; [`Greenlet::throw`]
+//! raises an error inside a suspended greenlet, and dropping the last handle of a suspended
+//! greenlet unwinds it so that every destructor on its stack runs. Greenlets never leave their
+//! thread: handles are `!Send`.
+//!
+//! [`Generator`] builds Python-style generators on the same machinery (`send`, `yield_`, and
+//! `Iterator` when the input is `()`).
+//!
+//! # The hub: gevent on one thread
+//!
+//! [`spawn`] starts a greenlet that the thread's hub runs whenever the current greenlet blocks:
+//! in [`sleep`], a [`JoinHandle::join`], a [`sync`] primitive, or a [`net`] socket operation.
+//! Blocking calls park the calling greenlet and let the others run, so sequential code
+//! interleaves:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let handles: Vec<_> = [30u64, 10, 20]
+//!     .into_iter()
+//!     .map(|ms| greenlet::spawn(move || {
+//!         greenlet::sleep(Duration::from_millis(ms));
+//!         ms
+//!     }))
+//!     .collect();
+//! // The finishing order is the sleeping order: [1, 2, 0].
+//! let order: Vec<usize> = greenlet::iwait(&handles, None).collect();
+//! assert_eq!(order, [1, 2, 0]);
+//! ```
+//!
+//! When the main greenlet blocks, it runs the hub until it is woken; when nothing could ever
+//! wake it, its call fails with [`LoopExit`] instead of hanging. [`Timeout`] and
+//! [`with_timeout`] bound any blocking call; [`threadpool::spawn_blocking`] runs work that has
+//! no green form on OS threads while the hub carries on.
+//!
+//! # Stacks
+//!
+//! Each greenlet gets a guarded [`DEFAULT_STACK_SIZE`] stack ([`Builder::stack_size`] for
+//! more), carved out of large shared mappings and pooled per thread, so that a million parked
+//! greenlets fit in one process on a default Linux kernel. A stack overflow is reported with
+//! the greenlet's name and stack size, then aborts: it is never silent corruption.
 //! Python's greenlet + gevent for Rust.
 #![warn(
     missing_docs,
