@@ -101,3 +101,8 @@ pub use crate::hub::{
     joinall, killall, sleep, sleep_until, spawn, spawn_later, wait, with_timeout, yield_now, Timeout,
 };
 pub use crate::stack::DEFAULT_STACK_SIZE;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
