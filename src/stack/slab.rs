@@ -168,9 +168,13 @@ impl Slab {
     ///
     /// The `madvise`/`mprotect` error; `ENOMEM` (the map count ran out while `mprotect` split the
     /// mapping) becomes an error that names `vm.max_map_count`.
-    pub(super) fn install_guard(&self, index: usize) -> io::Result<()> {
-        // SAFETY: the guard range lies inside this slab's mapping and belongs to a slot that has
-        // never been handed out, so no live data is in it.
+    ///
+    /// # Safety
+    ///
+    /// Slot `index` must not be in use as a stack: the guard destroys the lowest page(s) of it.
+    pub(super) unsafe fn install_guard(&self, index: usize) -> io::Result<()> {
+        // SAFETY: the guard range is page aligned and lies inside this slab's private anonymous
+        // mapping; the caller guarantees the slot is not in use.
         unsafe { install_guard(self.slot_start(index), guard_len()) }
     }
 
