@@ -5,7 +5,6 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
 use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -522,6 +521,3 @@ pub fn current() -> Greenlet {
 pub fn main() -> Greenlet {
     switch::main_greenlet()
 }
-
-/// Marker making a type `!Send` and `!Sync`.
-pub(crate) type NotSend = PhantomData<*const ()>;

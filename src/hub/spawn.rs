@@ -66,6 +66,8 @@ struct Shared<T> {
     result: RefCell<Option<Result<T, JoinError>>>,
     done: Cell<bool>,
     joiners: WaitList,
+    /// Completion callbacks of multi-handle waits (`joinall`, `iwait`): run once at the end.
+    watchers: RefCell<Vec<Box<dyn FnOnce()>>>,
     links: RefCell<Vec<LinkFn<T>>>,
     /// Set by a kill that came before the greenlet started: it then never runs its function.
     killed_before_start: Cell<bool>,
@@ -197,6 +199,7 @@ impl SpawnBuilder {
             result: RefCell::new(None),
             done: Cell::new(false),
             joiners: WaitList::new(),
+            watchers: RefCell::new(Vec::new()),
             links: RefCell::new(Vec::new()),
             killed_before_start: Cell::new(false),
             observed: Cell::new(false),
@@ -226,6 +229,10 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
     *shared.result.borrow_mut() = Some(outcome);
     shared.done.set(true);
     shared.joiners.wake_all();
+    let watchers = std::mem::take(&mut *shared.watchers.borrow_mut());
+    for notify in watchers {
+        notify();
+    }
     let handle = JoinHandle { greenlet: crate::current(), shared };
     loop {
         // Links may add links; run until none are left, in order of adding.
@@ -456,22 +463,47 @@ pub fn joinall<T: 'static>(
     count: Option<usize>,
 ) -> Result<Vec<usize>, LoopExit> {
     let want = count.unwrap_or(handles.len()).min(handles.len());
-    let deadline = deadline_after(timeout);
-    let done = || handles.iter().enumerate().filter(|(_, h)| h.is_ready()).map(|(i, _)| i).collect::<Vec<_>>();
-    loop {
-        let finished = done();
-        if finished.len() >= want || deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(finished);
-        }
-        let w = super::waiter();
-        for h in handles.iter().filter(|h| !h.is_ready()) {
+    let finished = Finished::watch(handles);
+    match finished.wait_for(want, deadline_after(timeout), handles.len()) {
+        Ok(()) | Err(BlockError::TimedOut) => {}
+        Err(BlockError::LoopExit(e)) => return Err(e),
+    }
+    let mut done = finished.order.borrow().clone();
+    done.sort_unstable();
+    Ok(done)
+}
+
+/// Collects the indices of watched handles in the order they finish: each handle notifies it
+/// once, so waiting on n handles costs O(n), not a rescan per wake-up.
+struct Finished {
+    order: RefCell<Vec<usize>>,
+    waiters: WaitList,
+}
+
+impl Finished {
+    fn watch<T: 'static>(handles: &[JoinHandle<T>]) -> Rc<Finished> {
+        let finished = Rc::new(Finished { order: RefCell::new(Vec::new()), waiters: WaitList::new() });
+        for (i, h) in handles.iter().enumerate() {
             h.shared.observed.set(true);
-            h.shared.joiners.push(w.clone());
+            if h.is_ready() {
+                finished.order.borrow_mut().push(i);
+            } else {
+                // Weak: a wait that gave up must not keep its collector alive in the handle.
+                let weak = Rc::downgrade(&finished);
+                h.shared.watchers.borrow_mut().push(Box::new(move || {
+                    if let Some(f) = weak.upgrade() {
+                        f.order.borrow_mut().push(i);
+                        f.waiters.wake_all();
+                    }
+                }));
+            }
         }
-        match super::park(&w, deadline, &format_args!("joinall of {} greenlets", handles.len())) {
-            Ok(_) => {}
-            Err(e) => return Err(e),
-        }
+        finished
+    }
+
+    fn wait_for(&self, want: usize, deadline: Option<Instant>, of: usize) -> Result<(), BlockError> {
+        let what = format!("{want} of {of} greenlets");
+        block_on(&self.waiters, deadline, &what, || (self.order.borrow().len() >= want).then_some(()))
     }
 }
 
@@ -517,21 +549,14 @@ pub fn killall<T: 'static>(handles: &[JoinHandle<T>], block: bool, timeout: Opti
 /// ```
 pub fn iwait<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> impl Iterator<Item = usize> + '_ {
     let deadline = deadline_after(timeout);
-    let mut seen = vec![false; handles.len()];
+    let finished = Finished::watch(handles);
+    let mut next = 0;
     std::iter::from_fn(move || {
-        loop {
-            if let Some(i) = (0..handles.len()).find(|&i| !seen[i] && handles[i].is_ready()) {
-                seen[i] = true;
-                return Some(i);
-            }
-            if seen.iter().all(|&s| s) {
-                return None;
-            }
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if remaining.is_some_and(|r| r.is_zero()) {
-                return None;
-            }
-            joinall(handles, remaining, Some(seen.iter().filter(|&&s| s).count() + 1)).ok()?;
+        if next == handles.len() {
+            return None;
         }
+        finished.wait_for(next + 1, deadline, handles.len()).ok()?;
+        next += 1;
+        Some(finished.order.borrow()[next - 1])
     })
 }
