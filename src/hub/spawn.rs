@@ -306,7 +306,10 @@ impl<T: 'static> JoinHandle<T> {
 
     fn wait(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
         self.shared.observed.set(true);
-        let what = format_args!("join of greenlet {:?}", self.name()).to_string();
+        if self.shared.done.get() {
+            return Ok(());
+        }
+        let what = JoinWhat(self);
         block_on(&self.shared.joiners, deadline, &what, || self.shared.done.get().then_some(()))?;
         Ok(())
     }
@@ -420,6 +423,15 @@ impl<T: 'static> JoinHandle<T> {
     }
 }
 
+/// Describes a join for a [`LoopExit`] message, formatted only if that happens.
+struct JoinWhat<'a, T>(&'a JoinHandle<T>);
+
+impl<T: 'static> fmt::Display for JoinWhat<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "join of greenlet {:?}", self.0.name())
+    }
+}
+
 /// Spawns `f` as a new greenlet on this thread's hub (gevent's `spawn`).
 ///
 /// It starts when the current greenlet next blocks or yields.
@@ -463,8 +475,20 @@ pub fn joinall<T: 'static>(
     count: Option<usize>,
 ) -> Result<Vec<usize>, LoopExit> {
     let want = count.unwrap_or(handles.len()).min(handles.len());
+    let deadline = deadline_after(timeout);
+    if want == handles.len() {
+        // Waiting for all: joining one after the other is enough, with nothing to allocate.
+        for h in handles {
+            match h.wait(deadline) {
+                Ok(()) | Err(JoinError::TimedOut) => {}
+                Err(JoinError::LoopExit(e)) => return Err(e),
+                Err(_) => unreachable!("wait fails only by time or LoopExit"),
+            }
+        }
+        return Ok((0..handles.len()).filter(|&i| handles[i].is_ready()).collect());
+    }
     let finished = Finished::watch(handles);
-    match finished.wait_for(want, deadline_after(timeout), handles.len()) {
+    match finished.wait_for(want, deadline, handles.len()) {
         Ok(()) | Err(BlockError::TimedOut) => {}
         Err(BlockError::LoopExit(e)) => return Err(e),
     }
