@@ -91,18 +91,19 @@ pub fn channel(_n: u64) -> f64 {
     panic!("greenlet::sync::channel has not landed yet")
 }
 
+/// What every parked greenlet runs: hand control back to main and stay suspended there.
+fn park(_: ()) {
+    let _: Result<(), _> = greenlet::main().switch(());
+}
+
 /// `n` greenlets, each started and then suspended in a switch back to main; stops at the first
 /// greenlet that cannot get a stack and reports how far it got.
 pub fn alive(n: u64) -> Result<Alive, String> {
-    let main = greenlet::current();
     let probe = AliveProbe::start(n);
     let mut all = Vec::with_capacity(n as usize);
     for i in 0..n {
-        let back = main.clone();
         let g = greenlet::Builder::new()
-            .build(move |()| {
-                let _: Result<(), _> = back.switch(());
-            })
+            .build(park)
             .map_err(|e| probe.failed(i, &e.to_string()))?;
         let parked: Result<(), _> = g.switch(());
         parked.map_err(|e| probe.failed(i, &format!("first switch: {e}")))?;

@@ -6,6 +6,7 @@
 //! buffers on the heap and recurses nowhere, which is what makes each call sound.
 
 use std::io::{Read, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -104,11 +105,18 @@ pub fn alive(n: u64) -> Result<Alive, String> {
     let mut all = Vec::with_capacity(n as usize);
     for i in 0..n {
         let (started, gate) = (started.clone(), gate_rx.clone());
-        let h = go(move || {
-            started.fetch_add(1, Ordering::Relaxed);
-            let _ = gate.recv();
-        })
-        .map_err(|e| probe.failed(i, &format!("spawn: {e}")))?;
+        // may panics when it cannot map a stack: catch it to report exactly how far it got.
+        let spawned = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            go(move || {
+                started.fetch_add(1, Ordering::Relaxed);
+                let _ = gate.recv();
+            })
+        }));
+        let h = match spawned {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return Err(probe.failed(i, &format!("spawn: {e}"))),
+            Err(panic) => return Err(probe.failed(i, &panic_message(&*panic))),
+        };
         all.push(h);
         probe.tick(i + 1);
     }
@@ -118,6 +126,16 @@ pub fn alive(n: u64) -> Result<Alive, String> {
     let figures = probe.finish();
     std::mem::forget((all, gate_tx, gate_rx));
     Ok(figures)
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let msg = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("panic");
+    format!("spawn panicked: {msg}")
 }
 
 /// A coroutine per connection on one worker; answers with `parse` until the process is killed.

@@ -181,7 +181,7 @@ impl AliveProbe {
     pub fn start(n: u64) -> AliveProbe {
         AliveProbe {
             n,
-            every: (n / 50).clamp(1, 20_000),
+            every: (n / 50).clamp(1, 500),
             rss0: rss_bytes(),
             start: Instant::now(),
         }
