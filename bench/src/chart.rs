@@ -1,6 +1,7 @@
-//! The chart: one horizontal bar per row, greenlet's cost over the best peer's, on a log scale
-//! with a line at 1×. Drawn with plotters' SVG backend only, which needs no font files: the SVG
-//! names a font family and the viewer renders the text.
+//! The chart: one horizontal bar per row, greenlet's cost over the best peer's, on a log scale,
+//! growing from the line at 1× (left: greenlet does better; right: it does worse). Drawn with
+//! plotters' SVG backend only, which needs no font files: the SVG names a font family and the
+//! viewer renders the text.
 
 use std::path::Path;
 
@@ -12,7 +13,7 @@ use crate::model::Row;
 use crate::report::Report;
 use crate::stats::fmt_sig;
 
-/// Bars no longer than this many pixels per row.
+/// Pixels per bar.
 const ROW_HEIGHT: u32 = 34;
 /// Green: greenlet does at least as well as the best peer.
 const BETTER: RGBColor = RGBColor(46, 139, 87);
@@ -29,9 +30,21 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
                 .map(|r| (label(row), r.cost, r.best_peer.name().to_string()))
         })
         .collect();
-    let height = 140 + ROW_HEIGHT * bars.len().max(1) as u32;
+    let height = 150 + ROW_HEIGHT * bars.len().max(1) as u32;
     let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
     draw(&root, report, &bars).map_err(|e| format!("chart: {e}"))?;
+    let missing = report.rows.len() - bars.len();
+    if missing > 0 && !bars.is_empty() {
+        let text = format!(
+            "{missing} row(s) without both a greenlet and a peer figure are not drawn: see report.md"
+        );
+        root.draw(&Text::new(
+            text,
+            (16, height as i32 - 18),
+            ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
+        ))
+        .map_err(|e| format!("chart: {e}"))?;
+    }
     root.present().map_err(|e| format!("chart: {e}"))
 }
 
@@ -67,7 +80,8 @@ fn draw(
         return Ok(());
     }
     let lo = bars.iter().map(|b| b.1).fold(1.0f64, f64::min) / 2.0;
-    let hi = bars.iter().map(|b| b.1).fold(1.0f64, f64::max) * 2.5;
+    // Room on the right for the label of the longest bar.
+    let hi = bars.iter().map(|b| b.1).fold(1.0f64, f64::max) * 6.0;
     let n = bars.len() as i32;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 16))
@@ -96,7 +110,7 @@ fn draw(
         let color = if *cost <= 1.0 { BETTER } else { WORSE };
         let mut bar = Rectangle::new(
             [
-                (lo, SegmentValue::Exact(seg)),
+                (1.0, SegmentValue::Exact(seg)),
                 (*cost, SegmentValue::Exact(seg + 1)),
             ],
             color.filled(),
@@ -108,7 +122,7 @@ fn draw(
         let seg = n - 1 - i as i32;
         Text::new(
             format!("{}× vs {peer}", trim_zeros(&fmt_sig(*cost))),
-            (*cost * 1.06, SegmentValue::CenterOf(seg)),
+            (cost.max(1.0) * 1.06, SegmentValue::CenterOf(seg)),
             TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
         )
     }))?;
