@@ -115,3 +115,23 @@ pub fn alive(n: u64) -> Result<Alive, String> {
     std::mem::forget(all);
     Ok(figures)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn switch_gives_a_time() {
+        let ns = super::switch(1_000);
+        assert!(ns.is_finite() && ns > 0.0);
+    }
+
+    #[test]
+    fn hub_workloads_give_times() {
+        assert!(super::yield_now(100) > 0.0);
+        assert!(super::spawn(100) > 0.0);
+    }
+
+    #[test]
+    fn alive_parks_them_all() {
+        assert_eq!(super::alive(64).expect("64 greenlets").n, 64);
+    }
+}

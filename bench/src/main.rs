@@ -199,3 +199,39 @@ fn run(workloads: &[&'static str], cfg: Config, args: &[String]) {
         dir.display()
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn defaults_run_everything() {
+        let (w, cfg) = parse(&[]).unwrap().unwrap();
+        assert_eq!(w, WORKLOADS.to_vec());
+        assert_eq!((cfg.reps, cfg.alive_n, cfg.quick), (5, 1_000_000, false));
+    }
+
+    #[test]
+    fn workloads_in_canonical_order_and_options() {
+        let (w, cfg) = parse(&args(
+            "ping switch --quick --reps 7 --alive-n 1_000 --conns 10,20",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(w, vec!["switch", "ping"]);
+        assert_eq!((cfg.reps, cfg.alive_n, cfg.quick), (7, 1_000, true));
+        assert_eq!(cfg.conns, vec![10, 20]);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(parse(&args("swtich")).is_err());
+        assert!(parse(&args("--reps")).is_err());
+        assert!(parse(&args("--reps 0")).is_err());
+        assert!(parse(&args("--help")).unwrap().is_none());
+    }
+}

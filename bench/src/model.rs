@@ -214,3 +214,52 @@ impl Default for Ticker {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(better: Better, cells: &[(Runtime, f64)]) -> Row {
+        let mut r = Row::new("w", "case", "unit");
+        r.better = better;
+        for &(rt, v) in cells {
+            r.cells.insert(rt, Cell::ok(Sample::new(vec![v]).unwrap()));
+        }
+        r.compute_ratio();
+        r
+    }
+
+    #[test]
+    fn ratio_is_a_cost_against_the_best_peer() {
+        let r = row(
+            Better::Lower,
+            &[
+                (Runtime::Greenlet, 30.0),
+                (Runtime::May, 10.0),
+                (Runtime::Tokio, 20.0),
+            ],
+        );
+        let ratio = r.ratio.unwrap();
+        assert_eq!((ratio.cost, ratio.best_peer), (3.0, Runtime::May));
+        let r = row(
+            Better::Higher,
+            &[
+                (Runtime::Greenlet, 50.0),
+                (Runtime::May, 100.0),
+                (Runtime::Tokio, 25.0),
+            ],
+        );
+        let ratio = r.ratio.unwrap();
+        assert_eq!((ratio.cost, ratio.best_peer), (2.0, Runtime::May));
+    }
+
+    #[test]
+    fn no_ratio_without_both_sides() {
+        assert!(row(Better::Lower, &[(Runtime::May, 1.0)]).ratio.is_none());
+        assert!(
+            row(Better::Lower, &[(Runtime::Greenlet, 1.0)])
+                .ratio
+                .is_none()
+        );
+    }
+}

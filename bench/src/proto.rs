@@ -174,3 +174,46 @@ mod tests {
         assert_eq!(&c.input[..c.have], b"PI");
     }
 }
+
+/// Test helpers for the servers in `peers/`.
+#[cfg(test)]
+pub mod testing {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    /// Runs `serve` on a free port in a background thread; returns the port once it accepts.
+    pub fn start(serve: fn(u16) -> Result<(), String>) -> u16 {
+        let port = crate::sys::free_port().expect("free port");
+        std::thread::spawn(move || serve(port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        port
+    }
+
+    /// Sends `request` and reads until `want` bytes came back.
+    pub fn exchange(port: u16, request: &[u8], want: usize) -> Vec<u8> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request).expect("write");
+        let mut got = vec![0; want];
+        s.read_exact(&mut got).expect("read the whole answer");
+        got
+    }
+
+    /// Two pipelined HTTP requests, split across writes, get two responses.
+    pub fn check_http(port: u16) {
+        let req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let got = exchange(port, req, 2 * super::HTTP_RESPONSE.len());
+        assert_eq!(got, [super::HTTP_RESPONSE, super::HTTP_RESPONSE].concat());
+    }
+
+    /// An inline and a multi-bulk PING get two PONGs.
+    pub fn check_resp(port: u16) {
+        let got = exchange(port, b"PING\r\n*1\r\n$4\r\nPING\r\n", 14);
+        assert_eq!(got, b"+PONG\r\n+PONG\r\n");
+    }
+}

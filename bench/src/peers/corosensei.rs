@@ -58,3 +58,18 @@ pub fn alive(n: u64) -> Result<Alive, String> {
     std::mem::forget(all);
     Ok(figures)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn switch_gives_a_time() {
+        let ns = super::switch(1_000);
+        assert!(ns.is_finite() && ns > 0.0);
+    }
+
+    #[test]
+    fn alive_parks_them_all() {
+        let a = super::alive(64).expect("64 stacks fit");
+        assert_eq!(a.n, 64);
+    }
+}

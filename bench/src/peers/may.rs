@@ -164,3 +164,24 @@ pub fn serve(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), S
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::{self, testing};
+
+    #[test]
+    fn micro_workloads_give_times() {
+        super::configure();
+        for f in [super::yield_now, super::spawn, super::channel] {
+            let v = f(100);
+            assert!(v.is_finite() && v > 0.0);
+        }
+    }
+
+    #[test]
+    fn serves_http_and_resp() {
+        super::configure();
+        testing::check_http(testing::start(|port| super::serve(port, proto::http)));
+        testing::check_resp(testing::start(|port| super::serve(port, proto::resp)));
+    }
+}

@@ -93,3 +93,18 @@ fn drive(conn: &mut Conn, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> bool {
     conn.buf.out.drain(..written);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::{self, testing};
+
+    #[test]
+    fn serves_http() {
+        testing::check_http(testing::start(|port| super::serve(port, proto::http)));
+    }
+
+    #[test]
+    fn serves_resp() {
+        testing::check_resp(testing::start(|port| super::serve(port, proto::resp)));
+    }
+}

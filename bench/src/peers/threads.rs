@@ -57,3 +57,16 @@ pub fn alive(n: u64) -> Result<Alive, String> {
     std::mem::forget((all, gate));
     Ok(figures)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spawn_gives_a_time() {
+        assert!(super::spawn(16) > 0.0);
+    }
+
+    #[test]
+    fn alive_parks_them_all() {
+        assert_eq!(super::alive(16).expect("16 threads").n, 16);
+    }
+}

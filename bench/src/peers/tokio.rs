@@ -143,3 +143,27 @@ pub fn serve(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), S
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::{self, testing};
+
+    #[test]
+    fn micro_workloads_give_times() {
+        for f in [super::yield_now, super::spawn, super::channel] {
+            let v = f(100);
+            assert!(v.is_finite() && v > 0.0);
+        }
+    }
+
+    #[test]
+    fn alive_parks_them_all() {
+        assert_eq!(super::alive(100).expect("100 tasks").n, 100);
+    }
+
+    #[test]
+    fn serves_http_and_resp() {
+        testing::check_http(testing::start(|port| super::serve(port, proto::http)));
+        testing::check_resp(testing::start(|port| super::serve(port, proto::resp)));
+    }
+}
