@@ -1,0 +1,181 @@
+//! Helpers shared by the integration tests: drop counters, memory readings, thrown-error
+//! inspection and the example binaries.
+//!
+//! Every test file includes this with `mod util;` and uses only part of it.
+#![allow(dead_code)]
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::error::Error;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::rc::Rc;
+
+/// Counts how many of its [`Token`]s have been dropped.
+#[derive(Debug, Clone, Default)]
+pub struct DropCounter(Rc<Cell<usize>>);
+
+impl DropCounter {
+    /// A counter at zero.
+    pub fn new() -> DropCounter {
+        DropCounter::default()
+    }
+
+    /// A value that bumps this counter when it is dropped.
+    pub fn token(&self) -> Token {
+        Token(self.0.clone())
+    }
+
+    /// How many tokens have been dropped so far.
+    pub fn dropped(&self) -> usize {
+        self.0.get()
+    }
+}
+
+/// Bumps its [`DropCounter`] when dropped.
+#[derive(Debug)]
+pub struct Token(Rc<Cell<usize>>);
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// Runs a closure when dropped: a destructor with arbitrary behaviour.
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// An ordered record of events, shared between greenlets.
+#[derive(Debug, Clone, Default)]
+pub struct Log(Rc<RefCell<Vec<String>>>);
+
+impl Log {
+    /// An empty log.
+    pub fn new() -> Log {
+        Log::default()
+    }
+
+    /// Appends an event.
+    pub fn push(&self, event: impl Into<String>) {
+        self.0.borrow_mut().push(event.into());
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+}
+
+/// A plain error type to throw into greenlets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SomeError(pub &'static str);
+
+impl fmt::Display for SomeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "some error: {}", self.0)
+    }
+}
+
+impl Error for SomeError {}
+
+/// The error a panic payload carries when it is an error thrown with `Greenlet::throw` and
+/// caught inside the greenlet with `catch_unwind`.
+///
+/// The thrown error travels as a `Box<dyn Error + Send + Sync>` panic payload (see the core-bug
+/// note in `tests/greenlet.rs`, `thrown_error_is_inspectable_when_caught`).
+pub fn thrown_error(payload: &(dyn Any + Send)) -> Option<&(dyn Error + Send + Sync + 'static)> {
+    payload
+        .downcast_ref::<Box<dyn Error + Send + Sync>>()
+        .map(|b| &**b)
+}
+
+/// The resident set size of this process in KiB (`VmRSS` of `/proc/self/status`).
+pub fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// The path of the example `name`, built (or found up to date) by `cargo build --example` in
+/// the test's own target directory and profile.
+///
+/// `cargo test` builds the examples, but `cargo test --test greenlet` builds only that target,
+/// so the test asks cargo itself; cargo does not hold its build lock while tests run. Test
+/// executables live in `<target>/<profile>/deps/`, examples in `<target>/<profile>/examples/`.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable in <target>/<profile>/deps")
+        .to_path_buf();
+    let target_dir = profile_dir.parent().expect("<target>/<profile>");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--example", name, "--target-dir"])
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo build --example");
+    assert!(
+        out.status.success(),
+        "cargo build --example {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "example binary not found at {}",
+        path.display()
+    );
+    path
+}
+
+/// Runs the example `name` with `args`; returns its stdout, asserting that it succeeded.
+pub fn run_example(name: &str, args: &[&str]) -> String {
+    let out = Command::new(example_binary(name))
+        .args(args)
+        .output()
+        .expect("run example");
+    assert!(
+        out.status.success(),
+        "example {name} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Serialises the tests that measure the process's memory, so that one's allocations do not
+/// show up in another's reading. Poisoning (a failed memory test) is ignored.
+pub fn memory_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether this process is a child started by [`run_test_in_child`].
+pub fn in_child() -> bool {
+    std::env::var_os("GREENLET_TEST_CHILD").is_some()
+}
+
+/// Runs the test `name` of this test executable in a child process (where
+/// [`in_child`] is true), so that a crash it may cause (a stack overflow, an abort) fails this
+/// test instead of killing the whole test run. Returns the child's output.
+pub fn run_test_in_child(name: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().expect("current_exe"))
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env("GREENLET_TEST_CHILD", "1")
+        .output()
+        .expect("run the test executable")
+}
