@@ -90,6 +90,7 @@ mod greenlet;
 mod hub;
 mod stack;
 mod switch;
+pub mod sync;
 pub mod threadpool;
 mod value;
 
