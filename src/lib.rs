@@ -88,6 +88,7 @@ mod error;
 mod generator;
 mod greenlet;
 mod hub;
+pub mod pool;
 mod stack;
 mod switch;
 pub mod sync;

@@ -83,7 +83,6 @@ mod semaphore;
 mod sender;
 mod storage;
 
-#[allow(unused_imports)]
 pub(crate) use self::semaphore::SemCore;
 
 pub use self::channel::{Channel, IntoIter, Receiver, Sender, channel, sync_channel};
