@@ -1062,3 +1062,20 @@ fn only_the_sender_crosses_threads() {
     send_sync::<AsyncError>();
     send_sync::<WaitError>();
 }
+
+/// `sync_channel(0)` is a rendezvous in Go's order: a send to a waiting receiver hands the item
+/// over and goes on; `Channel` (gevent's order) lets the receiver run first.
+#[test]
+fn sync_channel_zero_hands_over_and_goes_on() {
+    let (tx, rx) = sync_channel(0);
+    let log = Log::default();
+    let receiver = {
+        let log = log.clone();
+        spawn(move || log.push(rx.recv().unwrap()))
+    };
+    yield_now();
+    tx.send("item").unwrap();
+    log.push("sent");
+    receiver.join().unwrap();
+    assert_eq!(log.events(), ["sent", "item"]);
+}

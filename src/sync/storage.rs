@@ -126,6 +126,9 @@ pub(crate) struct QueueCore<T, S> {
     /// Items put and not yet `task_done`.
     unfinished: Cell<usize>,
     joiners: WaitList,
+    /// Whether a sender that hands its item to a waiting receiver then lets it run first
+    /// (gevent's `Channel`), rather than going on (std's and Go's rendezvous).
+    yield_to_receiver: bool,
 }
 
 impl<T, S: Store<T>> QueueCore<T, S> {
@@ -140,7 +143,15 @@ impl<T, S: Store<T>> QueueCore<T, S> {
             peekers: WaitList::new(),
             unfinished: Cell::new(0),
             joiners: WaitList::new(),
+            yield_to_receiver: false,
         }
+    }
+
+    /// gevent's `Channel` order: a send that hands its item to a waiting receiver lets the
+    /// receiver run before it returns.
+    pub(crate) fn yielding_to_receiver(mut self) -> QueueCore<T, S> {
+        self.yield_to_receiver = true;
+        self
     }
 
     fn stored(&self, item: T) {
@@ -187,9 +198,7 @@ impl<T, S: Store<T>> QueueCore<T, S> {
         let mut item = item;
         loop {
             item = match self.try_put_inner(item) {
-                Ok(true) if self.capacity == Some(0) => {
-                    // Rendezvous, as gevent's Channel: the receiver runs with the item before
-                    // the sender goes on.
+                Ok(true) if self.yield_to_receiver => {
                     crate::yield_now();
                     return Ok(());
                 }
