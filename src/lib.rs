@@ -88,8 +88,10 @@ mod error;
 mod generator;
 mod greenlet;
 mod hub;
+pub mod pool;
 mod stack;
 mod switch;
+pub mod sync;
 pub mod threadpool;
 mod value;
 

@@ -421,6 +421,16 @@ impl<T: 'static> JoinHandle<T> {
             self.shared.links.borrow_mut().push(Box::new(callback));
         }
     }
+
+    /// [`link`](JoinHandle::link) for the crate's own bookkeeping (pools, groups): it does not
+    /// count as looking at the outcome, so a panic nobody joins is still logged.
+    pub(crate) fn link_internal(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) {
+        if self.is_ready() {
+            callback(self);
+        } else {
+            self.shared.links.borrow_mut().push(Box::new(callback));
+        }
+    }
 }
 
 /// Describes a join for a [`LoopExit`] message, formatted only if that happens.

@@ -1,0 +1,605 @@
+//! Groups of greenlets (gevent's `gevent.pool`): a [`Group`] tracks the greenlets spawned into
+//! it, to join or kill them together and to map a function over many items; a [`Pool`] is a
+//! group that runs at most `size` greenlets at once, so spawning into a full pool waits.
+//!
+//! # Examples
+//! ```
+//! use std::time::Duration;
+//! use greenlet::pool::Pool;
+//!
+//! let pool = Pool::new(3);
+//! // At most three run at once; the results come back in the order of the items.
+//! let squares = pool.map(1..=10u64, |n| {
+//!     greenlet::sleep(Duration::from_millis(1));
+//!     n * n
+//! }).unwrap();
+//! assert_eq!(squares, [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
+//! ```
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::hub::waitlist::{WaitList, block_on, deadline_after};
+use crate::sync::{SemCore, WaitError};
+use crate::{Greenlet, JoinError, JoinHandle, SpawnBuilder};
+
+/// A member of a group, whatever its value type.
+trait Member {
+    fn greenlet(&self) -> &Greenlet;
+    fn kill_nowait(&self);
+}
+
+impl<T: 'static> Member for JoinHandle<T> {
+    fn greenlet(&self) -> &Greenlet {
+        JoinHandle::greenlet(self)
+    }
+    fn kill_nowait(&self) {
+        JoinHandle::kill_nowait(self);
+    }
+}
+
+/// What the handles of a group or pool share.
+struct Inner {
+    kind: &'static str,
+    members: RefCell<Vec<Rc<dyn Member>>>,
+    /// Greenlets waiting for the group to empty.
+    emptied: WaitList,
+    /// A pool's permits: one per running member.
+    limit: Option<SemCore>,
+}
+
+/// Names a blocking call in `LoopExit` messages: `Pool::spawn`.
+struct What(&'static str, &'static str);
+
+impl fmt::Display for What {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}::{}", self.0, self.1)
+    }
+}
+
+fn join_error(e: WaitError) -> JoinError {
+    match e {
+        WaitError::TimedOut => JoinError::TimedOut,
+        WaitError::LoopExit(e) => JoinError::LoopExit(e),
+    }
+}
+
+impl Inner {
+    fn new(kind: &'static str, limit: Option<usize>) -> Rc<Inner> {
+        Rc::new(Inner {
+            kind,
+            members: RefCell::new(Vec::new()),
+            emptied: WaitList::new(),
+            limit: limit.map(|n| SemCore::new(n, Some(n))),
+        })
+    }
+
+    fn acquire(&self, deadline: Option<Instant>, op: &'static str) -> Result<(), WaitError> {
+        match &self.limit {
+            Some(sem) => sem.acquire(deadline, &What(self.kind, op)),
+            None => Ok(()),
+        }
+    }
+
+    fn try_acquire(&self) -> bool {
+        self.limit.as_ref().is_none_or(SemCore::try_acquire)
+    }
+
+    fn release(&self) {
+        if let Some(sem) = &self.limit {
+            // One permit per member: cannot overflow.
+            let _ = sem.release();
+        }
+    }
+
+    fn contains(&self, g: &Greenlet) -> bool {
+        self.members
+            .borrow()
+            .iter()
+            .any(|m| m.greenlet().id() == g.id())
+    }
+
+    /// Spawns `f` as a member; the caller holds a permit for it.
+    fn start<T: 'static>(self: &Rc<Self>, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
+        match SpawnBuilder::new().spawn(f) {
+            Ok(h) => {
+                self.insert(&h);
+                h
+            }
+            Err(e) => {
+                self.release();
+                panic!("{}::spawn: {e}", self.kind);
+            }
+        }
+    }
+
+    /// Makes `h` a member; the caller holds a permit for it. It leaves when it finishes.
+    fn insert<T: 'static>(self: &Rc<Self>, h: &JoinHandle<T>) {
+        if self.contains(h.greenlet()) {
+            self.release();
+            return;
+        }
+        self.members.borrow_mut().push(Rc::new(h.clone()));
+        let group = Rc::downgrade(self);
+        h.link_internal(move |h| {
+            if let Some(group) = group.upgrade() {
+                group.remove(h.greenlet());
+            }
+        });
+    }
+
+    /// Takes `g` out of the group, returning its permit; returns whether it was a member.
+    fn remove(&self, g: &Greenlet) -> bool {
+        let removed = {
+            let mut members = self.members.borrow_mut();
+            let i = members.iter().position(|m| m.greenlet().id() == g.id());
+            i.map(|i| members.remove(i))
+        };
+        let Some(member) = removed else { return false };
+        self.release();
+        if self.members.borrow().is_empty() {
+            self.emptied.wake_all();
+        }
+        drop(member);
+        true
+    }
+
+    fn join(&self, deadline: Option<Instant>, op: &'static str) -> Result<(), WaitError> {
+        block_on(&self.emptied, deadline, &What(self.kind, op), || {
+            self.members.borrow().is_empty().then_some(())
+        })
+        .map_err(WaitError::from)
+    }
+
+    fn kill_nowait(&self) {
+        let members: Vec<Rc<dyn Member>> = self.members.borrow().clone();
+        let me = crate::current();
+        let mut killing_me = None;
+        for m in members {
+            if m.greenlet().id() == me.id() {
+                killing_me = Some(m);
+            } else {
+                m.kill_nowait();
+            }
+        }
+        // Last: killing the calling greenlet unwinds it here.
+        if let Some(m) = killing_me {
+            m.kill_nowait();
+        }
+    }
+}
+
+mod map;
+
+/// The methods a [`Group`] and a [`Pool`] share.
+macro_rules! group_methods {
+    ($name:ident, $ctor:literal, $unwrap:literal) => {
+        /// How many greenlets are in it (still running, or not yet started).
+        pub fn len(&self) -> usize {
+            self.inner.members.borrow().len()
+        }
+
+        /// Whether no greenlet is in it.
+        pub fn is_empty(&self) -> bool {
+            self.inner.members.borrow().is_empty()
+        }
+
+        /// Whether the greenlet of `handle` is in it.
+        pub fn contains<T: 'static>(&self, handle: &JoinHandle<T>) -> bool {
+            self.inner.contains(handle.greenlet())
+        }
+
+        /// Takes a greenlet out without killing it (gevent's `discard`); it no longer counts
+        /// for joins, kills or the pool's size. Returns whether it was in.
+        pub fn discard<T: 'static>(&self, handle: &JoinHandle<T>) -> bool {
+            self.inner.remove(handle.greenlet())
+        }
+
+        /// Waits until every greenlet in it has finished (greenlets added meanwhile too).
+        ///
+        /// # Errors
+        /// [`WaitError::LoopExit`] when they could never finish (a member that joins its own
+        /// group never does); [`WaitError::TimedOut`] under an expired
+        /// [`Timeout`](crate::Timeout).
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let group = ", $ctor, ";")]
+        #[doc = concat!("let h = group.spawn(|| greenlet::yield_now())", $unwrap, ";")]
+        /// assert_eq!(group.len(), 1);
+        /// group.join().unwrap();
+        /// assert!(group.is_empty() && h.is_ready());
+        /// ```
+        pub fn join(&self) -> Result<(), WaitError> {
+            self.inner.join(None, "join")
+        }
+
+        /// The non-blocking form of [`join`](Self::join): whether it is empty.
+        pub fn try_join(&self) -> bool {
+            self.is_empty()
+        }
+
+        /// Waits at most `timeout` until every greenlet in it has finished.
+        ///
+        /// # Errors
+        /// [`WaitError::TimedOut`] when some are still running; `LoopExit`.
+        pub fn join_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+            self.inner.join(deadline_after(Some(timeout)), "join_timeout")
+        }
+
+        /// Kills every greenlet in it and waits until they are gone (gevent's `kill()`). If
+        /// the calling greenlet is in it, it is killed last, and this call does not return.
+        ///
+        /// # Errors
+        /// As [`join`](Self::join): a greenlet that keeps running in its destructors delays
+        /// it.
+        ///
+        /// # Examples
+        /// ```
+        /// use std::time::Duration;
+        #[doc = concat!("let group = ", $ctor, ";")]
+        #[doc = concat!("let h = group.spawn(|| greenlet::sleep(Duration::from_secs(3600)))", $unwrap, ";")]
+        /// group.kill().unwrap();
+        /// assert!(group.is_empty());
+        /// assert!(matches!(h.get(), Err(greenlet::JoinError::Killed)));
+        /// ```
+        pub fn kill(&self) -> Result<(), WaitError> {
+            self.inner.kill_nowait();
+            self.inner.join(None, "kill")
+        }
+
+        /// Asks every greenlet in it to die, without waiting (gevent's `kill(block=False)`).
+        pub fn kill_nowait(&self) {
+            self.inner.kill_nowait();
+        }
+
+        /// Kills every greenlet in it, waiting at most `timeout` for them to be gone.
+        ///
+        /// # Errors
+        /// [`WaitError::TimedOut`] when some are still unwinding; `LoopExit`.
+        pub fn kill_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+            self.inner.kill_nowait();
+            self.inner.join(deadline_after(Some(timeout)), "kill_timeout")
+        }
+
+        /// Runs `f` on every item, each in a greenlet of this group, and returns the results in
+        /// the order of the items (gevent's `map`).
+        ///
+        /// # Errors
+        /// The first failure in item order: a panic of `f` ([`JoinError::Panicked`]), a kill,
+        /// or a wait that gave up. Greenlets already started keep running.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let group = ", $ctor, ";")]
+        /// let lens = group.map(["a", "bb", "ccc"], |s| s.len()).unwrap();
+        /// assert_eq!(lens, [1, 2, 3]);
+        /// ```
+        pub fn map<A, R, I, F>(&self, items: I, f: F) -> Result<Vec<R>, JoinError>
+        where
+            A: 'static,
+            R: 'static,
+            I: IntoIterator<Item = A>,
+            F: Fn(A) -> R + 'static,
+        {
+            self.imap(items, f).collect()
+        }
+
+        /// Like [`map`](Self::map), lazily: an iterator of each item's outcome, in item order
+        /// (gevent's `imap`). Items are taken from `items` as there is room to run them.
+        ///
+        /// The iterator ends after the last item, or after a wait of its own gave up (that
+        /// error is its last element).
+        ///
+        /// # Examples
+        /// ```
+        /// use std::time::Duration;
+        #[doc = concat!("let group = ", $ctor, ";")]
+        /// let it = group.imap([30u64, 10, 20], |ms| {
+        ///     greenlet::sleep(Duration::from_millis(ms));
+        ///     ms
+        /// });
+        /// let got: Vec<u64> = it.map(Result::unwrap).collect();
+        /// assert_eq!(got, [30, 10, 20]);
+        /// ```
+        pub fn imap<A, R, I, F>(&self, items: I, f: F) -> impl Iterator<Item = Result<R, JoinError>> + use<A, R, I, F>
+        where
+            A: 'static,
+            R: 'static,
+            I: IntoIterator<Item = A>,
+            F: Fn(A) -> R + 'static,
+        {
+            map::mapper(&self.inner, items, f, true)
+        }
+
+        /// Like [`imap`](Self::imap), but yields each outcome as soon as its greenlet finishes
+        /// (gevent's `imap_unordered`).
+        ///
+        /// # Examples
+        /// ```
+        /// use std::time::Duration;
+        #[doc = concat!("let group = ", $ctor, ";")]
+        /// let it = group.imap_unordered([30u64, 1], |ms| {
+        ///     greenlet::sleep(Duration::from_millis(ms));
+        ///     ms
+        /// });
+        /// let got: Vec<u64> = it.map(Result::unwrap).collect();
+        /// assert_eq!(got, [1, 30]);
+        /// ```
+        pub fn imap_unordered<A, R, I, F>(
+            &self,
+            items: I,
+            f: F,
+        ) -> impl Iterator<Item = Result<R, JoinError>> + use<A, R, I, F>
+        where
+            A: 'static,
+            R: 'static,
+            I: IntoIterator<Item = A>,
+            F: Fn(A) -> R + 'static,
+        {
+            map::mapper(&self.inner, items, f, false)
+        }
+    };
+}
+
+/// A set of greenlets to join or kill together (gevent's `Group`): greenlets spawned into it
+/// (or [`add`](Group::add)ed) leave it when they finish. Clones are handles on the same group.
+///
+/// # Examples
+/// ```
+/// use greenlet::pool::Group;
+///
+/// let group = Group::new();
+/// let a = group.spawn(|| 1);
+/// let b = group.spawn(|| 2);
+/// group.join().unwrap();
+/// assert_eq!(a.get().unwrap() + b.get().unwrap(), 3);
+/// ```
+#[derive(Clone)]
+pub struct Group {
+    inner: Rc<Inner>,
+}
+
+impl Group {
+    /// An empty group.
+    pub fn new() -> Group {
+        Group {
+            inner: Inner::new("Group", None),
+        }
+    }
+
+    /// Spawns `f` as a new greenlet in the group.
+    ///
+    /// # Panics
+    /// If no stack can be had, as [`spawn`](crate::spawn).
+    pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
+        self.inner.start(f)
+    }
+
+    /// Adds an already spawned greenlet; adding a member again does nothing, and a finished
+    /// greenlet leaves at once.
+    pub fn add<T: 'static>(&self, handle: &JoinHandle<T>) {
+        self.inner.insert(handle);
+    }
+
+    group_methods!(Group, "greenlet::pool::Group::new()", "");
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group::new()
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group").field("len", &self.len()).finish()
+    }
+}
+
+/// A group that runs at most `size` greenlets at once (gevent's `Pool`): spawning into a full
+/// pool waits until a member finishes. Waiting spawners are served in arrival order. Clones
+/// are handles on the same pool.
+///
+/// # Examples
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use greenlet::pool::Pool;
+///
+/// let pool = Pool::new(2);
+/// let (running, most) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+/// for _ in 0..6 {
+///     let (running, most) = (running.clone(), most.clone());
+///     pool.spawn(move || {
+///         running.set(running.get() + 1);
+///         most.set(most.get().max(running.get()));
+///         greenlet::yield_now();
+///         running.set(running.get() - 1);
+///     })
+///     .unwrap(); // waits while two are running
+/// }
+/// pool.join().unwrap();
+/// assert_eq!(most.get(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    inner: Rc<Inner>,
+    size: usize,
+}
+
+impl Pool {
+    /// A pool of at most `size` running greenlets. A size of 0 is allowed (gevent's
+    /// `Pool(0)`): it is always full.
+    pub fn new(size: usize) -> Pool {
+        Pool {
+            inner: Inner::new("Pool", Some(size)),
+            size,
+        }
+    }
+
+    /// The most greenlets it runs at once.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// How many more greenlets could start now without waiting (gevent's `free_count()`).
+    pub fn free_count(&self) -> usize {
+        self.inner
+            .limit
+            .as_ref()
+            .map_or(usize::MAX, SemCore::permits)
+    }
+
+    /// Whether a spawn would wait (gevent's `full()`).
+    #[doc(alias = "full")]
+    pub fn is_full(&self) -> bool {
+        self.free_count() == 0
+    }
+
+    fn wait_available_until(
+        &self,
+        deadline: Option<Instant>,
+        op: &'static str,
+    ) -> Result<usize, WaitError> {
+        match &self.inner.limit {
+            Some(sem) => sem.wait_available(deadline, &What("Pool", op)),
+            None => Ok(usize::MAX),
+        }
+    }
+
+    /// Waits until a greenlet could start without waiting, and returns how many could
+    /// (gevent's `wait_available()`).
+    ///
+    /// # Errors
+    /// [`WaitError::LoopExit`] when no member could ever finish; [`WaitError::TimedOut`]
+    /// under an expired [`Timeout`](crate::Timeout).
+    pub fn wait_available(&self) -> Result<usize, WaitError> {
+        self.wait_available_until(None, "wait_available")
+    }
+
+    /// The non-blocking form of [`wait_available`](Pool::wait_available): the
+    /// [`free_count`](Pool::free_count).
+    pub fn try_wait_available(&self) -> usize {
+        self.free_count()
+    }
+
+    /// Waits at most `timeout` until a greenlet could start without waiting.
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`] when the pool stayed full; `LoopExit`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = greenlet::pool::Pool::new(0);
+    /// assert!(pool.wait_available_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+    /// ```
+    pub fn wait_available_timeout(&self, timeout: Duration) -> Result<usize, WaitError> {
+        self.wait_available_until(deadline_after(Some(timeout)), "wait_available_timeout")
+    }
+
+    /// Spawns `f` as a new greenlet in the pool, first waiting while the pool is full.
+    ///
+    /// # Errors
+    /// [`WaitError::LoopExit`] when the pool is full and no member could ever finish;
+    /// [`WaitError::TimedOut`] under an expired [`Timeout`](crate::Timeout).
+    ///
+    /// # Panics
+    /// If no stack can be had, as [`spawn`](crate::spawn).
+    pub fn spawn<T: 'static>(
+        &self,
+        f: impl FnOnce() -> T + 'static,
+    ) -> Result<JoinHandle<T>, WaitError> {
+        self.inner.acquire(None, "spawn")?;
+        Ok(self.inner.start(f))
+    }
+
+    /// Spawns `f` if the pool has room right now; `None` (and `f` dropped) if it is full.
+    ///
+    /// # Panics
+    /// As [`spawn`](Pool::spawn).
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = greenlet::pool::Pool::new(1);
+    /// assert!(pool.try_spawn(|| ()).is_some());
+    /// assert!(pool.try_spawn(|| ()).is_none());
+    /// ```
+    pub fn try_spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Option<JoinHandle<T>> {
+        self.inner.try_acquire().then(|| self.inner.start(f))
+    }
+
+    /// Spawns `f`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`] when the pool stayed full; `LoopExit`.
+    ///
+    /// # Panics
+    /// As [`spawn`](Pool::spawn).
+    pub fn spawn_timeout<T: 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce() -> T + 'static,
+    ) -> Result<JoinHandle<T>, WaitError> {
+        self.inner
+            .acquire(deadline_after(Some(timeout)), "spawn_timeout")?;
+        Ok(self.inner.start(f))
+    }
+
+    /// Adds an already spawned greenlet, waiting while the pool is full (gevent's `add`).
+    /// Adding a member again does nothing; a finished greenlet leaves at once.
+    ///
+    /// # Errors
+    /// As [`spawn`](Pool::spawn).
+    pub fn add<T: 'static>(&self, handle: &JoinHandle<T>) -> Result<(), WaitError> {
+        if !self.contains(handle) {
+            self.inner.acquire(None, "add")?;
+            self.inner.insert(handle);
+        }
+        Ok(())
+    }
+
+    /// Adds an already spawned greenlet if the pool has room right now (gevent's
+    /// `add(blocking=False)`, without `PoolFull`); returns whether it is a member.
+    pub fn try_add<T: 'static>(&self, handle: &JoinHandle<T>) -> bool {
+        if self.contains(handle) {
+            return true;
+        }
+        if !self.inner.try_acquire() {
+            return false;
+        }
+        self.inner.insert(handle);
+        true
+    }
+
+    /// Adds an already spawned greenlet, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`] when the pool stayed full; `LoopExit`.
+    pub fn add_timeout<T: 'static>(
+        &self,
+        handle: &JoinHandle<T>,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        if !self.contains(handle) {
+            self.inner
+                .acquire(deadline_after(Some(timeout)), "add_timeout")?;
+            self.inner.insert(handle);
+        }
+        Ok(())
+    }
+
+    group_methods!(Pool, "greenlet::pool::Pool::new(2)", ".unwrap()");
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("size", &self.size)
+            .field("len", &self.len())
+            .field("free", &self.free_count())
+            .finish()
+    }
+}

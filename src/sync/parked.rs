@@ -1,0 +1,203 @@
+//! FIFO hand-off between parked greenlets: the fairness under every primitive of this module.
+//!
+//! A [`WaitList`](crate::hub::waitlist::WaitList) only wakes a greenlet, which then competes
+//! for the resource with any greenlet that happens to run first. [`Parked`] instead gives the
+//! resource (an item, a permit) straight to the longest-waiting greenlet, into a slot only that
+//! greenlet reads, and then wakes it: nobody can barge in between, which is what gevent's
+//! `TestSemaphoreFair` checks. It works both ways:
+//!
+//! - receivers park with an empty slot, and a producer [`offer`](Parked::offer)s them an item;
+//! - senders park with their item in the slot, and a consumer [`accept`](Parked::accept)s it.
+//!
+//! A greenlet that gives up (timeout, kill, `LoopExit`) removes its own entry; one that was
+//! handed something and unwinds before taking it gives it back through `redeliver`, so a killed
+//! waiter never loses an item or a permit.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Instant;
+
+use crate::hub::{self, LoopExit, Waiter};
+
+/// A parked greenlet and its slot.
+struct Entry<T> {
+    id: u64,
+    waiter: Waiter,
+    slot: Option<T>,
+}
+
+/// Greenlets parked with a slot each, in arrival order.
+pub(crate) struct Parked<T> {
+    /// Entries still waiting (or given up, until their owner removes them).
+    waiting: RefCell<VecDeque<Entry<T>>>,
+    /// Entries served by `offer`/`accept`, with the slot's final content, until their woken
+    /// owner picks them up.
+    served: RefCell<VecDeque<(u64, Option<T>)>>,
+    next_id: Cell<u64>,
+}
+
+/// How one [`Parked::park`] ended.
+pub(crate) struct Woken<T> {
+    /// What `park` returned: `Ok(true)` woken in time, `Ok(false)` deadline, `Err` `LoopExit`.
+    pub(crate) woken: Result<bool, LoopExit>,
+    /// Whether an `offer` or `accept` served this entry.
+    pub(crate) served: bool,
+    /// The slot's content at the end: the item offered, or the item not accepted.
+    pub(crate) slot: Option<T>,
+}
+
+impl<T> Parked<T> {
+    pub(crate) const fn new() -> Parked<T> {
+        Parked {
+            waiting: RefCell::new(VecDeque::new()),
+            served: RefCell::new(VecDeque::new()),
+            next_id: Cell::new(0),
+        }
+    }
+
+    /// Parks the current greenlet once, with `slot`, until it is served or woken otherwise, or
+    /// `deadline` passes. If the greenlet unwinds (is killed) after being offered an item, the
+    /// item goes to `redeliver`.
+    pub(crate) fn park(
+        &self,
+        slot: Option<T>,
+        deadline: Option<Instant>,
+        what: &dyn fmt::Display,
+        redeliver: impl FnOnce(T),
+    ) -> Woken<T> {
+        hub::check_can_block();
+        let waiter = hub::waiter();
+        let id = self.next_id.get().wrapping_add(1);
+        self.next_id.set(id);
+        self.waiting.borrow_mut().push_back(Entry {
+            id,
+            waiter: waiter.clone(),
+            slot,
+        });
+        let mut guard = Guard {
+            parked: self,
+            id,
+            redeliver: Some(redeliver),
+        };
+        let woken = hub::park(&waiter, deadline, what);
+        guard.redeliver = None;
+        let (served, slot) = self.remove(id);
+        Woken {
+            woken,
+            served,
+            slot,
+        }
+    }
+
+    /// Takes entry `id` out: whether it was served, and its slot.
+    fn remove(&self, id: u64) -> (bool, Option<T>) {
+        {
+            let mut served = self.served.borrow_mut();
+            if let Some(i) = served.iter().position(|(eid, _)| *eid == id) {
+                let (_, slot) = served.remove(i).unwrap_or((id, None));
+                return (true, slot);
+            }
+        }
+        let mut waiting = self.waiting.borrow_mut();
+        match waiting.iter().position(|e| e.id == id) {
+            Some(i) => (false, waiting.remove(i).and_then(|e| e.slot)),
+            None => (false, None),
+        }
+    }
+
+    /// Takes out the longest-waiting entry still parked whose slot is full (`true`) or empty.
+    fn take_first(&self, full: bool) -> Option<Entry<T>> {
+        let mut waiting = self.waiting.borrow_mut();
+        let i = waiting
+            .iter()
+            .position(|e| e.slot.is_some() == full && e.waiter.is_waiting())?;
+        waiting.remove(i)
+    }
+
+    /// Gives `item` to the longest-waiting greenlet parked with an empty slot, and wakes it.
+    ///
+    /// # Errors
+    /// The item back, when nobody is waiting.
+    pub(crate) fn offer(&self, item: T) -> Result<(), T> {
+        let Some(entry) = self.take_first(false) else {
+            return Err(item);
+        };
+        self.served.borrow_mut().push_back((entry.id, Some(item)));
+        entry.waiter.wake();
+        Ok(())
+    }
+
+    /// Takes the item of the longest-waiting greenlet parked with a full slot, and wakes it.
+    pub(crate) fn accept(&self) -> Option<T> {
+        let entry = self.take_first(true)?;
+        self.served.borrow_mut().push_back((entry.id, None));
+        entry.waiter.wake();
+        entry.slot
+    }
+
+    /// Runs `f` on the item of the longest-waiting greenlet parked with a full slot.
+    pub(crate) fn peek_full<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let waiting = self.waiting.borrow();
+        let e = waiting
+            .iter()
+            .find(|e| e.slot.is_some() && e.waiter.is_waiting())?;
+        e.slot.as_ref().map(f)
+    }
+
+    /// Wakes every parked greenlet without serving it; each re-checks its condition.
+    pub(crate) fn wake_all(&self) {
+        let waiters: Vec<Waiter> = self
+            .waiting
+            .borrow()
+            .iter()
+            .map(|e| e.waiter.clone())
+            .collect();
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// How many greenlets are parked here.
+    pub(crate) fn len(&self) -> usize {
+        self.waiting
+            .borrow()
+            .iter()
+            .filter(|e| e.waiter.is_waiting())
+            .count()
+    }
+}
+
+impl<T> Default for Parked<T> {
+    fn default() -> Self {
+        Parked::new()
+    }
+}
+
+impl<T> fmt::Debug for Parked<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parked")
+            .field("waiting", &self.len())
+            .finish()
+    }
+}
+
+/// Removes a parked entry when its greenlet unwinds out of `park`, handing back what it was
+/// given.
+struct Guard<'a, T, F: FnOnce(T)> {
+    parked: &'a Parked<T>,
+    id: u64,
+    redeliver: Option<F>,
+}
+
+impl<T, F: FnOnce(T)> Drop for Guard<'_, T, F> {
+    fn drop(&mut self) {
+        let Some(redeliver) = self.redeliver.take() else {
+            return;
+        };
+        let (served, slot) = self.parked.remove(self.id);
+        if let (true, Some(item)) = (served, slot) {
+            redeliver(item);
+        }
+    }
+}

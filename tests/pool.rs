@@ -1,0 +1,477 @@
+//! `greenlet::pool`: groups and bounded pools of greenlets, and mapping over them.
+//!
+//! Ports of gevent's `test__pool.py` say so. Orders are forced with events, not with timing.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use greenlet::pool::{Group, Pool};
+use greenlet::sync::{Event, WaitError};
+use greenlet::{JoinError, sleep, spawn, yield_now};
+
+/// Counts the greenlets inside a section, and the most there ever were at once.
+#[derive(Clone, Default)]
+struct Gauge {
+    now: Rc<Cell<usize>>,
+    most: Rc<Cell<usize>>,
+    done: Rc<Cell<usize>>,
+}
+
+impl Gauge {
+    fn enter(&self) {
+        self.now.set(self.now.get() + 1);
+        self.most.set(self.most.get().max(self.now.get()));
+    }
+    fn leave(&self) {
+        self.now.set(self.now.get() - 1);
+        self.done.set(self.done.get() + 1);
+    }
+}
+
+const SHORT: Duration = Duration::from_millis(5);
+
+/// A pool never runs more than its size, and a spawn into a full pool waits for a member to
+/// finish.
+#[test]
+fn pool_bounds_concurrency_and_blocks_the_spawner() {
+    let pool = Pool::new(2);
+    let gauge = Gauge::default();
+    for i in 0..6 {
+        let g = gauge.clone();
+        pool.spawn(move || {
+            g.enter();
+            yield_now();
+            yield_now();
+            g.leave();
+        })
+        .unwrap();
+        // The first two spawns do not wait; each later one waits for one more to finish.
+        assert!(gauge.done.get() + 1 >= i, "spawn {i} did not wait");
+        assert!(pool.len() <= 2);
+    }
+    pool.join().unwrap();
+    assert_eq!(gauge.most.get(), 2);
+    assert_eq!(gauge.done.get(), 6);
+    assert!(pool.is_empty());
+    assert_eq!(pool.free_count(), 2);
+}
+
+/// Ports gevent's `test__pool.py::PoolBasicTests::test_execute_async`.
+#[test]
+fn pool_free_count_follows_its_members() {
+    let p = Pool::new(2);
+    assert_eq!(p.free_count(), 2);
+    let r = Rc::new(RefCell::new(Vec::new()));
+    let push = |n| {
+        let r = r.clone();
+        move || r.borrow_mut().push(n)
+    };
+    let first = p.spawn(push(1)).unwrap();
+    assert_eq!(p.free_count(), 1);
+    first.get().unwrap();
+    assert_eq!(*r.borrow(), [1]);
+    assert_eq!(p.free_count(), 2);
+    p.spawn(push(2)).unwrap();
+    assert_eq!(p.free_count(), 1);
+    p.spawn(push(3)).unwrap();
+    assert_eq!(p.free_count(), 0);
+    assert!(p.is_full());
+    assert_eq!(*r.borrow(), [1]);
+    // The pool is full: this spawn waits, letting the others run.
+    p.spawn(push(4)).unwrap();
+    assert_eq!(*r.borrow(), [1, 2, 3]);
+    p.join().unwrap();
+    assert_eq!(*r.borrow(), [1, 2, 3, 4]);
+}
+
+/// Ports `test__pool.py::PoolBasicTests::test_discard`.
+#[test]
+fn pool_discard_returns_the_slot() {
+    let p = Pool::new(1);
+    let first = p.spawn(|| sleep(Duration::from_secs(1000))).unwrap();
+    assert!(p.contains(&first));
+    assert!(p.discard(&first));
+    assert!(!p.discard(&first));
+    first.kill().unwrap();
+    assert!(p.is_empty());
+    assert_eq!(p.free_count(), 1);
+}
+
+/// Ports `test__pool.py::PoolBasicTests::test_add_method`, `test_add_method_non_blocking` and
+/// `test_add_method_timeout`.
+#[test]
+fn pool_add_waits_while_full() {
+    let p = Pool::new(1);
+    let first = spawn(|| sleep(Duration::from_secs(1000)));
+    let second = spawn(|| sleep(Duration::from_secs(1000)));
+    assert_eq!(p.free_count(), 1);
+    p.add(&first).unwrap();
+    p.add(&first).unwrap(); // already in: no second slot
+    assert_eq!(p.free_count(), 0);
+    assert_eq!(p.len(), 1);
+    assert!(!p.try_add(&second));
+    assert_eq!(p.add_timeout(&second, SHORT), Err(WaitError::TimedOut));
+    {
+        let _t = greenlet::Timeout::start(Some(SHORT));
+        assert_eq!(p.add(&second), Err(WaitError::TimedOut));
+    }
+    assert_eq!(p.len(), 1);
+    first.kill().unwrap();
+    assert!(p.is_empty());
+    assert!(p.try_add(&second));
+    p.kill().unwrap();
+    assert!(matches!(second.get(), Err(JoinError::Killed)));
+}
+
+/// Ports `test__pool.py::TestPool0::test_wait_full`.
+#[test]
+fn pool_of_zero_is_always_full() {
+    let p = Pool::new(0);
+    assert_eq!(p.free_count(), 0);
+    assert!(p.is_full());
+    assert_eq!(p.wait_available_timeout(SHORT), Err(WaitError::TimedOut));
+    assert!(p.try_spawn(|| ()).is_none());
+    assert_eq!(
+        p.spawn_timeout(SHORT, || ()).unwrap_err(),
+        WaitError::TimedOut
+    );
+    let started = Instant::now();
+    match p.spawn(|| ()) {
+        Err(WaitError::LoopExit(e)) => {
+            assert!(e.to_string().contains("would block forever"));
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pool_wait_available() {
+    let p = Pool::new(1);
+    assert_eq!(p.wait_available().unwrap(), 1);
+    let gate = Event::new();
+    let g = gate.clone();
+    p.spawn(move || g.wait().unwrap()).unwrap();
+    assert_eq!(p.try_wait_available(), 0);
+    assert!(p.wait_available_timeout(SHORT).unwrap_err().is_timeout());
+    let g = gate.clone();
+    spawn(move || g.set());
+    assert_eq!(p.wait_available().unwrap(), 1);
+}
+
+/// Ports `test__pool.py::TestSpawn` and `testSpawnAndWait`.
+#[test]
+fn pool_join_timeout_then_join() {
+    let p = Pool::new(1);
+    assert_eq!(p.len(), 0);
+    p.spawn(|| sleep(Duration::from_millis(20))).unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(
+        p.join_timeout(Duration::from_millis(1)),
+        Err(WaitError::TimedOut)
+    );
+    assert!(!p.try_join());
+    p.join().unwrap();
+    assert_eq!(p.len(), 0);
+}
+
+/// Ports `test__pool.py::TestJoinEmpty`.
+#[test]
+fn joining_an_empty_group_returns_at_once() {
+    Group::new().join().unwrap();
+    Pool::new(3).join().unwrap();
+}
+
+/// Ports `test__pool.py::TestPool::test_map` for sizes 1, 2, 3, 10: results keep the order of
+/// the items, and no more than `size` run at once.
+#[test]
+fn map_keeps_order_and_bounds_concurrency() {
+    for size in [1, 2, 3, 10] {
+        let pool = Pool::new(size);
+        let gauge = Gauge::default();
+        let g = gauge.clone();
+        let got = pool
+            .map(0..100u64, move |x| {
+                g.enter();
+                if x % 3 == 0 {
+                    yield_now();
+                }
+                g.leave();
+                x * x
+            })
+            .unwrap();
+        assert_eq!(got, (0..100u64).map(|x| x * x).collect::<Vec<_>>());
+        assert!(gauge.most.get() <= size, "{} > {size}", gauge.most.get());
+        assert!(pool.is_empty());
+    }
+}
+
+/// Ports `test__pool.py::TestPool::test_imap_it_large`.
+#[test]
+fn imap_large_is_ordered() {
+    let pool = Pool::new(3);
+    let mut it = pool.imap(0..1000u64, |x| {
+        yield_now();
+        x * x
+    });
+    for i in 0..1000u64 {
+        assert_eq!(it.next().unwrap().unwrap(), i * i);
+    }
+    assert!(it.next().is_none());
+}
+
+/// Runs `f` on items whose greenlets finish in the order `finish`, forced by events set by a
+/// controller greenlet.
+fn forced_order(
+    group_map: impl FnOnce(Rc<dyn Fn(usize) -> usize>) -> Vec<usize>,
+    finish: &'static [usize],
+) -> Vec<usize> {
+    let gates: Rc<Vec<Event>> = Rc::new((0..finish.len()).map(|_| Event::new()).collect());
+    let started = Rc::new(Cell::new(0));
+    let controller = {
+        let (gates, started) = (gates.clone(), started.clone());
+        spawn(move || {
+            while started.get() < finish.len() {
+                yield_now();
+            }
+            for &i in finish {
+                gates[i].set();
+                yield_now();
+                yield_now();
+            }
+        })
+    };
+    let f: Rc<dyn Fn(usize) -> usize> = Rc::new(move |i| {
+        started.set(started.get() + 1);
+        gates[i].wait().unwrap();
+        i
+    });
+    let got = group_map(f);
+    controller.join().unwrap();
+    got
+}
+
+/// Ports `test__pool.py::TestPool::test_imap_unordered_sleep` (with a forced finishing order
+/// instead of sleeps): `imap_unordered` yields in completion order, `imap` in item order.
+#[test]
+fn imap_unordered_yields_in_completion_order() {
+    let unordered = forced_order(
+        |f| {
+            let group = Group::new();
+            group
+                .imap_unordered(0..3, move |i| f(i))
+                .map(Result::unwrap)
+                .collect()
+        },
+        &[1, 2, 0],
+    );
+    assert_eq!(unordered, [1, 2, 0]);
+    let ordered = forced_order(
+        |f| {
+            let pool = Pool::new(3);
+            pool.imap(0..3, move |i| f(i)).map(Result::unwrap).collect()
+        },
+        &[2, 0, 1],
+    );
+    assert_eq!(ordered, [0, 1, 2]);
+}
+
+/// Ports `test__pool.py::TestPool1::test_imap_unordered_sleep`: with a pool of one, the
+/// completion order is the item order.
+#[test]
+fn imap_unordered_with_a_pool_of_one_is_sequential() {
+    let pool = Pool::new(1);
+    let got: Vec<u64> = pool
+        .imap_unordered([20u64, 1, 2], |ms| {
+            sleep(Duration::from_millis(ms));
+            ms
+        })
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, [20, 1, 2]);
+}
+
+/// Ports `test__pool.py::TestErrorInHandler`: a failing item is an error in its place; the
+/// others go on.
+#[test]
+fn imap_reports_a_panicking_item_in_its_place() {
+    let pool = Pool::new(1);
+    let divide = |x: u32| 100 / x;
+    let mut it = pool.imap([1u32, 0, 2], divide);
+    assert_eq!(it.next().unwrap().unwrap(), 100);
+    assert!(matches!(it.next(), Some(Err(JoinError::Panicked(_)))));
+    assert_eq!(it.next().unwrap().unwrap(), 50);
+    assert!(it.next().is_none());
+
+    let mut it = pool.imap_unordered([1u32, 0, 2], divide);
+    assert_eq!(it.next().unwrap().unwrap(), 100);
+    assert!(matches!(it.next(), Some(Err(JoinError::Panicked(_)))));
+    assert_eq!(it.next().unwrap().unwrap(), 50);
+    assert!(it.next().is_none());
+
+    assert!(matches!(
+        Pool::new(3).map([1u32, 0, 2], divide),
+        Err(JoinError::Panicked(_))
+    ));
+}
+
+/// Ports `test__pool.py::TestPool::test_empty_imap`, `test_empty_imap_unordered` and
+/// `test_empty_map`.
+#[test]
+fn mapping_nothing_gives_nothing() {
+    let pool = Pool::new(2);
+    assert_eq!(pool.map(Vec::<u8>::new(), |x| x).unwrap(), Vec::<u8>::new());
+    assert_eq!(pool.imap(0..0, |x: i32| x).count(), 0);
+    assert_eq!(Group::new().imap_unordered(0..0, |x: i32| x).count(), 0);
+}
+
+/// Ports `test__pool.py::TestPool::test_imap_final_sleep`: the items' iterator may itself
+/// block.
+#[test]
+fn imap_items_may_block() {
+    let pool = Pool::new(2);
+    let items = (0..3u64).inspect(|&i| {
+        if i == 2 {
+            sleep(Duration::from_millis(2));
+        }
+    });
+    let got: Vec<u64> = pool.imap(items, |x| x * x).map(Result::unwrap).collect();
+    assert_eq!(got, [0, 1, 4]);
+}
+
+#[test]
+fn imap_in_main_that_cannot_finish_ends_with_loop_exit() {
+    let group = Group::new();
+    let never = Event::new();
+    let mut it = group.imap([1], move |_: i32| never.wait());
+    assert!(matches!(it.next(), Some(Err(JoinError::LoopExit(_)))));
+    assert!(it.next().is_none());
+}
+
+#[test]
+fn group_join_and_kill() {
+    let group = Group::new();
+    let sleepers: Vec<_> = (0..3)
+        .map(|_| group.spawn(|| sleep(Duration::from_secs(3600))))
+        .collect();
+    let quick = group.spawn(|| 5);
+    assert_eq!(group.len(), 4);
+    assert_eq!(
+        group.join_timeout(Duration::from_millis(1)),
+        Err(WaitError::TimedOut)
+    );
+    assert_eq!(group.len(), 3, "finished greenlets leave the group");
+    assert_eq!(quick.get().unwrap(), 5);
+    group.kill().unwrap();
+    assert!(group.is_empty());
+    for s in &sleepers {
+        assert!(matches!(s.get(), Err(JoinError::Killed)));
+    }
+}
+
+#[test]
+fn group_kill_nowait_and_kill_timeout() {
+    let group = Group::new();
+    let h = group.spawn(|| sleep(Duration::from_secs(3600)));
+    yield_now();
+    group.kill_nowait();
+    assert!(!h.is_ready());
+    group.kill_timeout(Duration::from_secs(5)).unwrap();
+    assert!(h.is_ready());
+    // Killing before they start: they never run.
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let h = group.spawn(move || r.set(true));
+    group.kill().unwrap();
+    assert!(!ran.get());
+    assert!(matches!(h.get(), Err(JoinError::Killed)));
+}
+
+#[test]
+fn group_add_and_discard_existing_greenlets() {
+    let group = Group::new();
+    let gate = Event::new();
+    let g = gate.clone();
+    let h = spawn(move || g.wait().unwrap());
+    group.add(&h);
+    group.add(&h);
+    assert_eq!(group.len(), 1);
+    assert!(group.contains(&h));
+    gate.set();
+    group.join().unwrap();
+    assert!(h.is_ready() && !group.contains(&h));
+    // A finished greenlet leaves at once.
+    group.add(&h);
+    assert!(group.is_empty());
+}
+
+#[test]
+fn group_join_in_main_that_cannot_finish_is_loop_exit() {
+    let group = Group::new();
+    let never = Event::new();
+    group.spawn(move || never.wait());
+    let started = Instant::now();
+    match group.join() {
+        Err(WaitError::LoopExit(e)) => {
+            assert!(e.to_string().contains("would block forever"));
+            assert!(e.waiting_on().contains("Group::join"));
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A member may spawn into its own pool: it waits for a slot like anyone else.
+#[test]
+fn members_spawn_into_their_own_pool() {
+    let pool = Pool::new(2);
+    let p = pool.clone();
+    let outer = pool
+        .spawn(move || {
+            let inner = p.spawn(|| 6).unwrap();
+            inner.get().unwrap() * 7
+        })
+        .unwrap();
+    assert_eq!(outer.get().unwrap(), 42);
+    pool.join().unwrap();
+}
+
+#[test]
+fn debug_output() {
+    let pool = Pool::new(2);
+    assert_eq!(format!("{pool:?}"), "Pool { size: 2, len: 0, free: 2 }");
+    assert_eq!(format!("{:?}", Group::new()), "Group { len: 0 }");
+}
+
+/// Ports `test__pool.py::TestErrorInIterator`: a panic in the items' iterator reaches the
+/// caller, and the pool keeps all its slots.
+#[test]
+fn a_panicking_items_iterator_loses_no_slot() {
+    let p = Pool::new(3);
+    let items = (1..=3).map(|i| {
+        if i == 3 {
+            panic!("ExpectedException")
+        } else {
+            i
+        }
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.map(items, |x: i32| x)));
+    assert!(r.is_err());
+    p.join().unwrap();
+    assert_eq!(p.free_count(), 3);
+
+    let items = (1..=3).map(|i| {
+        if i == 3 {
+            panic!("ExpectedException")
+        } else {
+            i
+        }
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.imap_unordered(items, |x: i32| x).count()
+    }));
+    assert!(r.is_err());
+    p.join().unwrap();
+    assert_eq!(p.free_count(), 3);
+}
