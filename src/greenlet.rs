@@ -383,6 +383,23 @@ impl Drop for Greenlet {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A dead greenlet keeps its parent alive, so greenlets that each create their successor
+        // and die form a chain. Unlink it iteratively: dropping recursively would take one
+        // stack frame per generation.
+        let mut next = self.parent.get_mut().take();
+        while let Some(parent) = next {
+            if Rc::strong_count(&parent.0) == 1 && parent.inner().state.get() == State::Dead {
+                next = parent.inner().parent.borrow_mut().take();
+            } else {
+                next = None;
+            }
+            drop(parent);
+        }
+    }
+}
+
 impl PartialEq for Greenlet {
     fn eq(&self, other: &Greenlet) -> bool {
         Rc::ptr_eq(&self.0, &other.0)

@@ -43,6 +43,9 @@ impl Msg {
     }
 }
 
+/// Why switching is refused during unwinding.
+pub(crate) const UNWINDING: &str = "cannot switch or block while unwinding a panic or a kill";
+
 /// What a greenlet suspends with: switch to this target, delivering this message.
 pub(crate) struct Cmd(pub(crate) Greenlet, pub(crate) Msg);
 
@@ -178,6 +181,11 @@ pub(crate) fn current_identity_for_signal() -> (u64, &'static [u8]) {
 /// greenlet is resumed with.
 #[inline]
 pub(crate) fn switch_to(target: Greenlet, msg: Msg) -> Msg {
+    // The panic count is per thread: a greenlet switched to while another unwinds would run with
+    // `thread::panicking()` set, and any panic of its own would abort the process.
+    if std::thread::panicking() {
+        return Msg::failure(SwitchError::NotAllowed(UNWINDING));
+    }
     let cur = current_ptr();
     // SAFETY: `cur` is the live running greenlet (see `current`).
     let cur = unsafe { &*cur };
@@ -326,12 +334,28 @@ pub(crate) fn destroy(g: &Greenlet) {
     let prev_state = prev_inner.state.replace(State::Suspended);
     inner.state.set(State::Destroying);
     let mut msg = Msg::Throw(Box::new(GreenletExit));
-    for _ in 0..16 {
+    let mut finished = false;
+    for _ in 0..DESTROY_ATTEMPTS {
         match co.resume(msg) {
-            CoroutineResult::Return(_) => break,
+            CoroutineResult::Return(_) => {
+                finished = true;
+                break;
+            }
             CoroutineResult::Yield(_) => {
                 msg = Msg::failure(SwitchError::NotAllowed(crate::greenlet::DESTROYING));
             }
+        }
+    }
+    if !finished {
+        // It catches everything and keeps waiting: a forced unwind would be caught the same
+        // way, over and over. Abandon it: its stack and what is on it are leaked, not run.
+        log::error!(
+            "greenlet {:?} ignored GreenletExit {DESTROY_ATTEMPTS} times while being destroyed; \
+             its stack is leaked",
+            g
+        );
+        if let Some(co) = coro.take() {
+            std::mem::forget(co);
         }
     }
     inner.state.set(State::Dying);
@@ -342,6 +366,9 @@ pub(crate) fn destroy(g: &Greenlet) {
     prev_inner.state.set(prev_state);
     CURRENT.set(prev);
 }
+
+/// How many times a greenlet being destroyed may refuse to finish before it is abandoned.
+const DESTROY_ATTEMPTS: usize = 16;
 
 /// Wraps an `UnsafeCell<Option<Coro>>` for `Inner`.
 pub(crate) type CoroCell = UnsafeCell<Option<Coro>>;

@@ -96,6 +96,8 @@ impl fmt::Debug for Waiter {
 pub struct LoopExit {
     waiting_on: String,
     stopped: bool,
+    /// Set when the call could not block at all (it was made while unwinding a panic).
+    refused: Option<&'static str>,
 }
 
 impl LoopExit {
@@ -108,11 +110,19 @@ impl LoopExit {
     pub fn is_stopped(&self) -> bool {
         self.stopped
     }
+
+    /// Whether the call was refused because blocking was not allowed where it was made (for
+    /// example in a destructor running while a panic or a kill unwinds the greenlet).
+    pub fn is_refused(&self) -> bool {
+        self.refused.is_some()
+    }
 }
 
 impl fmt::Display for LoopExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.stopped {
+        if let Some(why) = self.refused {
+            write!(f, "cannot wait on {} here: {why}", self.waiting_on)
+        } else if self.stopped {
             write!(f, "the hub was stopped while waiting on {}", self.waiting_on)
         } else {
             write!(
@@ -247,6 +257,8 @@ impl Hub {
         self.monitor.idle();
         self.remote.drain();
         if self.remote.stop_requested() {
+            // Main gets the stop now; a wake-up already queued for it would be spurious later.
+            self.ready.borrow_mut().retain(|(g, _)| !g.is_main());
             return Err(SwitchError::LoopExit { stopped: true });
         }
         self.fire_timers();
@@ -325,7 +337,12 @@ pub(crate) fn park(waiter: &Waiter, deadline: Option<Instant>, what: &dyn fmt::D
     }
     match crate::greenlet::receive(msg) {
         Ok(_) => Ok(deadline.is_none_or(|d| Instant::now() < d)),
-        Err(SwitchError::LoopExit { stopped }) => Err(LoopExit { waiting_on: what.to_string(), stopped }),
+        Err(SwitchError::LoopExit { stopped }) => {
+            Err(LoopExit { waiting_on: what.to_string(), stopped, refused: None })
+        }
+        Err(SwitchError::NotAllowed(why)) => {
+            Err(LoopExit { waiting_on: what.to_string(), stopped: false, refused: Some(why) })
+        }
         // A stray explicit switch into a parked greenlet: treat it as a wake-up; callers
         // re-check their condition.
         Err(_) => Ok(true),

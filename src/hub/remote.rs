@@ -153,8 +153,15 @@ impl RemoteWait {
         super::check_can_block();
         let w = waiter();
         with_hub(|hub| hub.remote.waiting.borrow_mut().insert(self.id, w.clone()));
+        // Removes the entry however the park ends, a kill included.
+        struct Unregister(u64);
+        impl Drop for Unregister {
+            fn drop(&mut self) {
+                super::try_with_hub(|hub| hub.remote.waiting.borrow_mut().remove(&self.0));
+            }
+        }
+        let _unregister = Unregister(self.id);
         let r = park(&w, deadline, what);
-        with_hub(|hub| hub.remote.waiting.borrow_mut().remove(&self.id));
         match r {
             Ok(true) => Ok(()),
             Ok(false) => Err(BlockError::TimedOut),
