@@ -65,30 +65,29 @@ pub fn spawn(n: u64) -> f64 {
     dt.as_secs_f64() * 1e6 / n as f64
 }
 
-/// Ping-pong between main and an echo greenlet over two rendezvous channels: ns per message.
-pub fn channel(_n: u64) -> f64 {
-    // TODO(issue 5): `greenlet::sync::channel` has not landed yet; the measurement, ready to go:
-    //     let (to_echo, echo_rx) = greenlet::sync::channel::<u64>();
-    //     let (to_main, main_rx) = greenlet::sync::channel::<u64>();
-    //     let echo = greenlet::spawn(move || {
-    //         while let Ok(v) = echo_rx.recv() {
-    //             if to_main.send(v + 1).is_err() {
-    //                 break;
-    //             }
-    //         }
-    //     });
-    //     let start = Instant::now();
-    //     let mut v = 0u64;
-    //     for _ in 0..n {
-    //         to_echo.send(v).expect("echo alive");
-    //         v = main_rx.recv().expect("echo alive");
-    //     }
-    //     let dt = start.elapsed();
-    //     assert_eq!(v, n);
-    //     drop(to_echo);
-    //     echo.join().expect("echo finished");
-    //     dt.as_nanos() as f64 / (2 * n) as f64
-    panic!("greenlet::sync::channel has not landed yet")
+/// Ping-pong between main and an echo greenlet over two `sync::channel`s (unbounded, like may's
+/// mpsc): ns per message.
+pub fn channel(n: u64) -> f64 {
+    let (to_echo, echo_rx) = greenlet::sync::channel::<u64>();
+    let (to_main, main_rx) = greenlet::sync::channel::<u64>();
+    let echo = greenlet::spawn(move || {
+        while let Ok(v) = echo_rx.recv() {
+            if to_main.send(v + 1).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut v = 0u64;
+    for _ in 0..n {
+        to_echo.send(v).expect("echo alive");
+        v = main_rx.recv().expect("echo alive");
+    }
+    let dt = start.elapsed();
+    assert_eq!(v, n);
+    drop(to_echo);
+    echo.join().expect("echo finished");
+    dt.as_nanos() as f64 / (2 * n) as f64
 }
 
 /// What every parked greenlet runs: hand control back to main and stay suspended there.
@@ -128,6 +127,7 @@ mod tests {
     fn hub_workloads_give_times() {
         assert!(super::yield_now(100) > 0.0);
         assert!(super::spawn(100) > 0.0);
+        assert!(super::channel(100) > 0.0);
     }
 
     #[test]
