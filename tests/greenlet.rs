@@ -1090,6 +1090,40 @@ fn a_value_switched_by_a_greenlet_that_dropped_its_last_handle_is_not_lost() {
     assert!(worker_slot.borrow().is_none());
 }
 
+/// Regression (Python's `test_dealloc_switch_args_not_lost` resurrects the greenlet the same
+/// way, with `seen.append(greenlet.getcurrent())` in its `finally`): a greenlet destroyed right
+/// after it switched away, whose cleanup keeps a handle on it, is dead afterwards; a switch to
+/// it is refused with `Dead`.
+#[test]
+fn a_greenlet_kept_alive_by_its_own_cleanup_ends_dead() {
+    let worker_slot: Rc<RefCell<Option<Greenlet>>> = Rc::default();
+    let initiator_slot: Rc<RefCell<Option<Greenlet>>> = Rc::default();
+    let kept: Rc<RefCell<Option<Greenlet>>> = Rc::default();
+    let (ws, is, k) = (worker_slot.clone(), initiator_slot.clone(), kept.clone());
+    let worker = Greenlet::new(move |()| {
+        let value: u32 = to_parent(());
+        drop(ws.borrow_mut().take());
+        let initiator = is.borrow().clone().unwrap();
+        initiator.set_parent(&greenlet::main()).unwrap();
+        drop(initiator);
+        let _finally = OnDrop(move || *k.borrow_mut() = Some(greenlet::current()));
+        let () = to_parent(value);
+    });
+    let () = worker.switch(()).unwrap();
+    let initiator = Greenlet::new(|()| 42u32);
+    initiator.set_parent(&worker).unwrap();
+    *worker_slot.borrow_mut() = Some(worker);
+    *initiator_slot.borrow_mut() = Some(initiator.clone());
+    assert_eq!(initiator.switch::<(), u32>(()).unwrap(), 42);
+    let worker = kept.borrow_mut().take().expect("the cleanup kept a handle");
+    let dbg = format!("{worker:?}");
+    assert!(worker.is_dead(), "{dbg}");
+    assert!(matches!(
+        worker.switch::<(), ()>(()),
+        Err(SwitchError::Dead)
+    ));
+}
+
 // ---------------------------------------------------------------------------------------------
 // States, Debug, dead greenlets
 
