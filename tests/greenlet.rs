@@ -1124,6 +1124,46 @@ fn a_greenlet_kept_alive_by_its_own_cleanup_ends_dead() {
     ));
 }
 
+/// Regression (no Python counterpart: Python's thread-state teardown kills a dead thread's
+/// greenlets itself): a suspended greenlet kept in a `thread_local!` that the thread touched
+/// before its first greenlet is dropped at thread exit, after the thread's greenlet runtime is
+/// gone. It must still unwind cleanly (its destructors run) instead of dereferencing the
+/// vanished current greenlet. Runs in a child process, so that a crash fails only this test.
+#[test]
+fn a_greenlet_kept_in_a_thread_local_is_destroyed_at_thread_exit() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static DROPPED: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static KEEP: RefCell<Vec<Greenlet>> = const { RefCell::new(Vec::new()) };
+    }
+    if !util::in_child() {
+        let out = util::run_test_in_child(
+            "a_greenlet_kept_in_a_thread_local_is_destroyed_at_thread_exit",
+        );
+        assert!(
+            out.status.success(),
+            "the child test failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let thread = std::thread::spawn(|| {
+        // Registered before the greenlet runtime: destroyed after it at thread exit.
+        KEEP.with(|_| ());
+        let g = Greenlet::new(|()| {
+            let _guard = OnDrop(|| {
+                DROPPED.fetch_add(1, Ordering::SeqCst);
+            });
+            let () = greenlet::main().switch(()).unwrap();
+        });
+        let () = g.switch(()).unwrap();
+        KEEP.with(|k| k.borrow_mut().push(g));
+    });
+    assert!(thread.join().is_ok());
+    assert_eq!(DROPPED.load(Ordering::SeqCst), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // States, Debug, dead greenlets
 
