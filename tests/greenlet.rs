@@ -192,6 +192,33 @@ fn every_thread_has_its_own_main_greenlet() {
     assert_eq!(mains.len(), 4);
 }
 
+/// Implemented for every type; for `Send` (or `Sync`) types also with the marker `u8`, so that
+/// naming the method without the marker is ambiguous and does not compile for them.
+trait AmbiguousIfSend<Marker> {
+    fn check() {}
+}
+impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+
+/// As [`AmbiguousIfSend`], for `Sync`.
+trait AmbiguousIfSync<Marker> {
+    fn check() {}
+}
+impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+
+/// Ports greenlet's `test_greenlet.py::TestGreenlet::test_switch_to_another_thread` (switching
+/// to another thread's greenlet raises `greenlet.error`): here a handle cannot even reach
+/// another thread. Greenlets and generators are neither `Send` nor `Sync`; this file stops
+/// compiling if either becomes so (as does the `compile_fail` doctest on `Greenlet`).
+#[test]
+fn greenlets_and_generators_are_neither_send_nor_sync() {
+    <Greenlet as AmbiguousIfSend<_>>::check();
+    <Greenlet as AmbiguousIfSync<_>>::check();
+    <greenlet::Generator<(), u32, ()> as AmbiguousIfSend<_>>::check();
+    <greenlet::Generator<(), u32, ()> as AmbiguousIfSync<_>>::check();
+}
+
 /// Ports greenlet's `test_leaks.py::TestLeaks::test_arg_refs`: values passed through a hundred
 /// switches are neither leaked nor dropped twice.
 #[test]
