@@ -126,11 +126,26 @@ impl Monitor {
     }
 }
 
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        // The hub is going away with its thread: stop the watchdog, or it would go on watching
+        // a thread that no longer runs and report its last greenlet as blocking the hub.
+        if let Some(shared) = self.shared.get() {
+            shared.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 fn watch(shared: Arc<Shared>, threshold: Duration) {
     let mut last = shared.resumes.load(Ordering::Relaxed);
     let mut reported = u64::MAX;
-    while !shared.stop.load(Ordering::Relaxed) {
+    loop {
         std::thread::sleep(threshold);
+        // Checked after the sleep, right before sampling: a hub dropped during the sleep must
+        // not be reported.
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
         let now = shared.resumes.load(Ordering::Relaxed);
         if now == last && !shared.idle.load(Ordering::Relaxed) && reported != now {
             let running = shared.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
