@@ -292,7 +292,7 @@ pub(crate) fn root<A: 'static, R: 'static>(
         Msg::Failure(e) => return Msg::Failure(e),
         Msg::Throw(payload) => return outcome_of_unwind(payload),
     };
-    match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
+    let outcome = match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
         Ok(r) => Msg::Value(Value::new(r)),
         Err(payload) => {
             // SAFETY: as above, this greenlet is current while its root runs.
@@ -302,7 +302,12 @@ pub(crate) fn root<A: 'static, R: 'static>(
             }
             outcome_of_unwind(payload)
         }
-    }
+    };
+    // The greenlet is finished: its greenlet-local values go now, while it is still current
+    // (their destructors may use the hub), not when the last handle on it is dropped.
+    // SAFETY: as above, this greenlet is current while its root runs.
+    unsafe { (*cur).hub.locals.clear() };
+    outcome
 }
 
 /// What the parent receives when a greenlet ends by unwinding with `payload`.

@@ -4,12 +4,37 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+
+use crate::error::{GreenletExit, Panic};
 
 /// The locals of one greenlet: few per greenlet, so a vector searched by key.
 #[derive(Default)]
 pub(crate) struct Locals {
     values: RefCell<Vec<(usize, Rc<dyn Any>)>>,
+}
+
+impl Locals {
+    /// Drops every value: called as the greenlet finishes, so that its locals go with it even
+    /// while handles on it remain (gevent's `test_locals_collected_when_greenlet_dead_but_still_referenced`).
+    /// A destructor may touch locals again; what it creates is dropped in the next round.
+    pub(crate) fn clear(&self) {
+        for _ in 0..8 {
+            let values = std::mem::take(&mut *self.values.borrow_mut());
+            if values.is_empty() {
+                return;
+            }
+            for (_, value) in values {
+                match panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+                    Ok(()) => {}
+                    // Killed while a destructor blocked: the greenlet is ending anyway.
+                    Err(p) if p.is::<GreenletExit>() => {}
+                    Err(p) => log::error!("a greenlet-local value panicked while being dropped: {}", Panic::new(p)),
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Locals {
