@@ -100,7 +100,7 @@ pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
 pub use crate::hub::{
     Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit, SpawnBuilder, iwait,
-    joinall, killall, sleep, sleep_until, spawn, spawn_later, wait, with_timeout, yield_now, Timeout,
+    joinall, killall, sleep, sleep_until, spawn, spawn_later, wait, wait_all, with_timeout, yield_now, Timeout,
 };
 pub use crate::stack::DEFAULT_STACK_SIZE;
 

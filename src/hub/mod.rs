@@ -32,7 +32,7 @@ pub use self::local::LocalKey;
 pub use self::timeout::{Elapsed, Timeout, with_timeout};
 pub use self::remote::HubHandle;
 pub use self::spawn::{
-    JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait,
+    JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait, wait_all,
 };
 pub(crate) use self::remote::{RemoteWait, RemoteWaker};
 
@@ -264,8 +264,13 @@ impl Hub {
         self.fire_timers();
         let idle = self.ready.borrow().is_empty();
         if idle {
-            let timeout = self.timers.borrow().next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
-            if timeout.is_none() && !self.io.has_waiters() && !self.remote.has_outstanding() {
+            let (timeout, strong_timer) = {
+                let timers = self.timers.borrow();
+                let timeout = timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+                (timeout, timers.has_strong())
+            };
+            // Weak timers (the timeout of `wait_all`) do not keep the hub alive.
+            if !strong_timer && !self.io.has_waiters() && !self.remote.has_outstanding() {
                 return Err(SwitchError::LoopExit { stopped: false });
             }
             self.poll(timeout);
@@ -326,8 +331,19 @@ pub(crate) fn waiter() -> Waiter {
 /// # Errors
 /// [`LoopExit`] when the current greenlet is main and nothing could ever wake it.
 pub(crate) fn park(waiter: &Waiter, deadline: Option<Instant>, what: &dyn fmt::Display) -> Result<bool, LoopExit> {
+    park_with(waiter, deadline, what, false)
+}
+
+/// [`park`], with a choice of whether the timer for `deadline` is weak: a weak timer does not
+/// keep the hub from reporting that it ran dry (gevent's `ref=False` timers).
+pub(crate) fn park_with(
+    waiter: &Waiter,
+    deadline: Option<Instant>,
+    what: &dyn fmt::Display,
+    weak_timer: bool,
+) -> Result<bool, LoopExit> {
     let deadline = timeout::effective_deadline(&waiter.greenlet, deadline);
-    let timer = deadline.map(|d| with_hub(|hub| hub.timers.borrow_mut().insert(d, waiter.clone())));
+    let timer = deadline.map(|d| with_hub(|hub| hub.timers.borrow_mut().insert_with(d, waiter.clone(), weak_timer)));
     let hub = switch::hub_greenlet();
     let msg = switch::switch_to(hub, Msg::Value(Value::new(())));
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
@@ -336,7 +352,15 @@ pub(crate) fn park(waiter: &Waiter, deadline: Option<Instant>, what: &dyn fmt::D
         cancel_timer(&key);
     }
     match crate::greenlet::receive(msg) {
-        Ok(_) => Ok(deadline.is_none_or(|d| Instant::now() < d)),
+        Ok(_) => {
+            let now = Instant::now();
+            let timed_out = deadline.is_some_and(|d| now >= d);
+            if timed_out && let Some(d) = deadline {
+                // Record which `Timeout`s cut this wait short (see `with_timeout`).
+                waiter.greenlet.inner().hub.deadlines.mark_fired(d);
+            }
+            Ok(!timed_out)
+        }
         Err(SwitchError::LoopExit { stopped }) => {
             Err(LoopExit { waiting_on: what.to_string(), stopped, refused: None })
         }

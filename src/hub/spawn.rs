@@ -9,7 +9,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::waitlist::{BlockError, WaitList, block_on, deadline_after};
-use super::{LoopExit, Waiter, interrupt, schedule, with_hub};
+use super::timer::TimerKey;
+use super::{LoopExit, Waiter, cancel_timer, interrupt, schedule, with_hub};
 use crate::error::{GreenletExit, Panic};
 use crate::greenlet::{Builder, Greenlet};
 use crate::switch::{self, Msg};
@@ -71,6 +72,12 @@ struct Shared<T> {
     links: RefCell<Vec<LinkFn<T>>>,
     /// Set by a kill that came before the greenlet started: it then never runs its function.
     killed_before_start: Cell<bool>,
+    /// The start timer of a `spawn_later` greenlet, cancelled by a kill before the start: left
+    /// in the hub, it would keep the hub from seeing that it ran dry (no `LoopExit`) until then.
+    start_timer: Cell<Option<TimerKey>>,
+    /// Set while the links run: a link added meanwhile (by a link) is queued behind the others
+    /// instead of running at once, so links run in order of adding.
+    running_links: Cell<bool>,
     /// Whether anyone looked at the outcome (joined, linked, asked); an unobserved panic is
     /// logged when the last handle goes.
     observed: Cell<bool>,
@@ -187,7 +194,8 @@ impl SpawnBuilder {
         g.inner().hub.park_token.set(token);
         let w = Waiter { greenlet: g, token };
         let deadline = deadline_after(Some(delay)).unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX as u64));
-        with_hub(|hub| hub.timers.borrow_mut().insert(deadline, w));
+        let key = with_hub(|hub| hub.timers.borrow_mut().insert(deadline, w));
+        handle.shared.start_timer.set(Some(key));
         Ok(handle)
     }
 
@@ -202,6 +210,8 @@ impl SpawnBuilder {
             watchers: RefCell::new(Vec::new()),
             links: RefCell::new(Vec::new()),
             killed_before_start: Cell::new(false),
+            start_timer: Cell::new(None),
+            running_links: Cell::new(false),
             observed: Cell::new(false),
         });
         let body_shared = shared.clone();
@@ -226,6 +236,9 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
             Err(payload) => Err(JoinError::Panicked(Panic::new(payload))),
         }
     };
+    // Drop the greenlet's locals before publishing the outcome, so that a joiner finds them
+    // gone even when their destructors block (the root drops any that links create later).
+    crate::current().inner().hub.locals.clear();
     *shared.result.borrow_mut() = Some(outcome);
     shared.done.set(true);
     shared.joiners.wake_all();
@@ -233,6 +246,7 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
     for notify in watchers {
         notify();
     }
+    shared.running_links.set(true);
     let handle = JoinHandle { greenlet: crate::current(), shared };
     loop {
         // Links may add links; run until none are left, in order of adding.
@@ -246,6 +260,7 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
             }
         }
     }
+    handle.shared.running_links.set(false);
 }
 
 impl<T: 'static> JoinHandle<T> {
@@ -402,6 +417,9 @@ impl<T: 'static> JoinHandle<T> {
             self.shared.killed_before_start.set(true);
             // Run it now (it ends at once), even if spawn_later meant it for later.
             g.inner().hub.park_token.set(0);
+            if let Some(key) = self.shared.start_timer.take() {
+                cancel_timer(&key);
+            }
             schedule(g.clone(), Msg::Value(Value::new(())));
         } else if g.is_current() {
             panic::resume_unwind(Box::new(GreenletExit));
@@ -415,7 +433,7 @@ impl<T: 'static> JoinHandle<T> {
     /// it is logged, not propagated.
     pub fn link(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) {
         self.shared.observed.set(true);
-        if self.is_ready() {
+        if self.is_ready() && !self.shared.running_links.get() {
             callback(self);
         } else {
             self.shared.links.borrow_mut().push(Box::new(callback));
@@ -593,4 +611,46 @@ pub fn iwait<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -
         next += 1;
         Some(finished.order.borrow()[next - 1])
     })
+}
+
+/// Runs the hub until nothing is left that could ever run (gevent's `wait()` without
+/// objects, `hub.join()`): every spawned greenlet has finished or waits on something that can
+/// never happen. Returns `Ok(true)` then, or `Ok(false)` if `timeout` (or a [`Timeout`] of the
+/// main greenlet) ran out first. The timeout itself does not keep the hub running.
+///
+/// [`Timeout`]: crate::Timeout
+///
+/// # Errors
+/// A [`LoopExit`] whose [`is_stopped`](LoopExit::is_stopped) is true when the hub was stopped
+/// by a [`HubHandle`](crate::HubHandle).
+///
+/// # Panics
+/// When called from a greenlet other than the main one: only the main greenlet is told that
+/// the hub ran dry (gevent asserts the same).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// for i in 0..3u64 {
+///     // Fire and forget: nobody keeps the handles.
+///     greenlet::spawn(move || greenlet::sleep(Duration::from_millis(i)));
+/// }
+/// assert!(greenlet::wait_all(None).unwrap());
+/// ```
+#[doc(alias = "wait()")]
+pub fn wait_all(timeout: Option<Duration>) -> Result<bool, LoopExit> {
+    super::check_can_block();
+    assert!(crate::current().is_main(), "greenlet::wait_all can only be called from the main greenlet");
+    let deadline = deadline_after(timeout);
+    loop {
+        let w = super::waiter();
+        // Nothing holds `w` but the (weak) timer: only the hub running dry, the timeout or a
+        // stop resume us.
+        match super::park_with(&w, deadline, &"everything to finish (wait_all)", true) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) if e.is_stopped() => return Err(e),
+            Err(_) => return Ok(true),
+        }
+    }
 }
