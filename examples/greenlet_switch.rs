@@ -5,7 +5,7 @@ use greenlet::Greenlet;
 use std::rc::Rc;
 use std::cell::OnceCell;
 
-fn main() {
+pub fn main() {
     // gr1 and gr2 refer to each other, as the module globals do in the Python program.
     let gr2_slot: Rc<OnceCell<Greenlet>> = Rc::new(OnceCell::new());
     let gr1_slot: Rc<OnceCell<Greenlet>> = Rc::new(OnceCell::new());
