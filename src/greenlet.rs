@@ -346,6 +346,7 @@ pub(crate) fn receive(msg: Msg) -> Result<Value, SwitchError> {
         Msg::Value(v) => Ok(v),
         Msg::Failure(e) => Err(*e),
         Msg::Throw(payload) => std::panic::resume_unwind(payload),
+        Msg::Wake => Ok(Value::new(())),
     }
 }
 

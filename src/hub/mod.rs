@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use crate::error::SwitchError;
 use crate::greenlet::{Greenlet, Kind};
 use crate::switch::{self, Msg};
-use crate::value::Value;
 
 pub(crate) use self::io::{Direction, IoRegistration, wait_fd};
 pub use self::local::LocalKey;
@@ -61,7 +60,7 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// Schedules the greenlet if it is still parked on this waiter; returns whether it was.
     pub(crate) fn wake(&self) -> bool {
-        self.wake_with(Msg::Value(Value::new(())))
+        self.wake_with(Msg::Wake)
     }
 
     fn wake_with(&self, msg: Msg) -> bool {
@@ -287,10 +286,14 @@ impl Hub {
         self.remote.drain();
     }
 
+    #[inline]
     fn fire_timers(&self) {
-        if self.timers.borrow().is_empty() {
-            return;
+        if !self.timers.borrow().is_empty() {
+            self.fire_due_timers();
         }
+    }
+
+    fn fire_due_timers(&self) {
         let now = Instant::now();
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
@@ -344,8 +347,7 @@ pub(crate) fn park_with(
 ) -> Result<bool, LoopExit> {
     let deadline = timeout::effective_deadline(&waiter.greenlet, deadline);
     let timer = deadline.map(|d| with_hub(|hub| hub.timers.borrow_mut().insert_with(d, waiter.clone(), weak_timer)));
-    let hub = switch::hub_greenlet();
-    let msg = switch::switch_to(hub, Msg::Value(Value::new(())));
+    let msg = switch::switch_to_hub(Msg::Wake);
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
     waiter.greenlet.inner().hub.park_token.set(0);
     if let Some(key) = timer {
@@ -446,8 +448,11 @@ pub fn yield_now() {
     if me.inner().kind == Kind::Hub {
         hub_blocking_misuse();
     }
-    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::Value(Value::new(())))));
-    let msg = switch::switch_to(switch::hub_greenlet(), Msg::Value(Value::new(())));
+    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::Wake)));
+    let msg = switch::switch_to_hub(Msg::Wake);
+    if let Msg::Wake = msg {
+        return; // the common case
+    }
     // We were ready, so no LoopExit; a kill unwinds from `receive`.
     let _ = crate::greenlet::receive(msg);
 }

@@ -67,8 +67,19 @@ impl RemoteState {
     }
 
     /// Wakes the greenlets whose remote wakers fired.
+    #[inline]
     pub(crate) fn drain(&self) {
-        let Some(shared) = self.shared.get() else { return };
+        // Called on every loop turn: a plain load first, the atomic swap only when something
+        // is pending.
+        if let Some(shared) = self.shared.get()
+            && shared.pending.load(Ordering::Relaxed)
+        {
+            self.drain_pending(shared);
+        }
+    }
+
+    #[cold]
+    fn drain_pending(&self, shared: &Shared) {
         if !shared.pending.swap(false, Ordering::Acquire) {
             return;
         }

@@ -14,7 +14,6 @@ use super::{LoopExit, Waiter, cancel_timer, interrupt, schedule, with_hub};
 use crate::error::{GreenletExit, Panic};
 use crate::greenlet::{Builder, Greenlet};
 use crate::switch::{self, Msg};
-use crate::value::Value;
 
 /// A callback run when a spawned greenlet finishes; see [`JoinHandle::link`].
 pub type LinkFn<T> = Box<dyn FnOnce(&JoinHandle<T>)>;
@@ -175,7 +174,7 @@ impl SpawnBuilder {
     /// When no stack can be had (the message names the system limit).
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let handle = self.create(f)?;
-        schedule(handle.greenlet.clone(), Msg::Value(Value::new(())));
+        schedule(handle.greenlet.clone(), Msg::Wake);
         Ok(handle)
     }
 
@@ -420,7 +419,7 @@ impl<T: 'static> JoinHandle<T> {
             if let Some(key) = self.shared.start_timer.take() {
                 cancel_timer(&key);
             }
-            schedule(g.clone(), Msg::Value(Value::new(())));
+            schedule(g.clone(), Msg::Wake);
         } else if g.is_current() {
             panic::resume_unwind(Box::new(GreenletExit));
         } else {
