@@ -1,35 +1,14 @@
 //! Each example, run as the user runs it, prints exactly what it should (gevent's
 //! `test__examples.py` idea). The examples are the binaries cargo builds next to the tests:
-//! `target/<profile>/examples/<name>`; if one is missing (a test run that did not build the
-//! examples), it is built first.
+//! `target/<profile>/examples/<name>` (see `util::example_binary`).
 
-use std::path::PathBuf;
 use std::process::Command;
 
 mod util;
 
-/// The path of the built example `name`, building it if needed.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    let path = profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --example {name} failed");
-    }
-    path
-}
-
 /// Runs the example with `args` and returns its stdout; fails if it fails or hangs.
 fn run(name: &str, args: &[&str]) -> String {
-    let path = example(name);
+    let path = util::example_binary(name);
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let out = util::on_fresh_thread(move || Command::new(path).args(args).output().expect("run the example"));
     let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");

@@ -245,7 +245,7 @@ fn monitor_stops_with_its_thread() {
 #[test]
 fn monitor_switched_on_by_the_environment() {
     let _serial = serial();
-    let run = util::run_test_in_child("monitor_env_child", &[("GREENLET_MONITOR", "50")]);
+    let run = util::run_test_in_child_with("monitor_env_child", &[("GREENLET_MONITOR", "50")]);
     assert!(run.success, "child failed:\n{}\n{}", run.stdout, run.stderr);
     let warning = run.stderr.lines().find(|l| l.contains("env-busy")).unwrap_or_else(|| panic!("no warning in:\n{}", run.stderr));
     assert!(warning.starts_with("[WARN]") && warning.contains("blocked the hub"), "{warning}");
@@ -255,7 +255,7 @@ fn monitor_switched_on_by_the_environment() {
 /// The body of [`monitor_switched_on_by_the_environment`], run only in its child process.
 #[test]
 fn monitor_env_child() {
-    if !util::is_child() {
+    if !util::in_child() {
         return;
     }
     logger();

@@ -211,7 +211,7 @@ fn stop_does_not_lose_a_blocking_result() {
 /// where the pool state is known: exactly one idle thread after the first job.
 #[test]
 fn rendezvous_jobs_run_concurrently() {
-    let run = util::run_test_in_child("rendezvous_child", &[]);
+    let run = util::run_test_in_child_with("rendezvous_child", &[]);
     assert!(run.success, "child failed:\n{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("rendezvous ok"), "{}", run.stdout);
 }
@@ -219,7 +219,7 @@ fn rendezvous_jobs_run_concurrently() {
 /// The body of [`rendezvous_jobs_run_concurrently`], run only in its child process.
 #[test]
 fn rendezvous_child() {
-    if !util::is_child() {
+    if !util::in_child() {
         return;
     }
     setup();
