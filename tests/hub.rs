@@ -486,27 +486,48 @@ fn kill_self() {
     slot.borrow_mut().take();
 }
 
-/// Regression: killing twice a greenlet whose destructor blocks (it sleeps while unwinding from
-/// the first kill) must not raise the second kill inside that destructor: a panic raised while
-/// unwinding aborts the process.
+/// A greenlet that takes its time to die: it catches the kill, blocks for `linger` (cleaning
+/// up, say), then lets the kill go on.
+fn slow_to_die(linger: Duration) -> JoinHandle<()> {
+    greenlet::spawn(move || {
+        let killed = std::panic::catch_unwind(|| greenlet::sleep(LONG)).unwrap_err();
+        greenlet::sleep(linger);
+        std::panic::resume_unwind(killed)
+    })
+}
+
+/// Killing twice: the second kill reaches a greenlet still busy with the first; no abort, and
+/// it ends killed.
 #[test]
-fn second_kill_while_a_destructor_blocks_does_not_abort() {
-    struct SlowDrop(Rc<Cell<bool>>);
-    impl Drop for SlowDrop {
+fn second_kill_while_the_first_is_handled() {
+    let h = slow_to_die(Duration::from_millis(5));
+    greenlet::yield_now();
+    h.kill_nowait();
+    greenlet::yield_now(); // the first kill is delivered; the greenlet now lingers
+    h.kill_nowait();
+    h.kill_nowait();
+    h.kill().unwrap();
+    assert!(matches!(h.get(), Err(JoinError::Killed)));
+}
+
+/// A destructor that tries to block while a kill unwinds the greenlet is refused at once (a
+/// switch while unwinding is refused); the kill completes and nothing aborts.
+#[test]
+fn destructor_blocking_during_a_kill_is_refused() {
+    struct TriesToSleep(Rc<Cell<bool>>);
+    impl Drop for TriesToSleep {
         fn drop(&mut self) {
-            greenlet::sleep(Duration::from_millis(5));
+            greenlet::sleep(LONG); // returns at once: refused while unwinding
             self.0.set(true);
         }
     }
     let dropped = Rc::new(Cell::new(false));
     let d = dropped.clone();
     let h = greenlet::spawn(move || {
-        let _slow = SlowDrop(d);
+        let _guard = TriesToSleep(d);
         greenlet::sleep(LONG);
     });
     greenlet::yield_now();
-    h.kill_nowait();
-    greenlet::yield_now(); // the first kill is delivered; the destructor now sleeps
     h.kill_nowait();
     h.kill_nowait();
     h.kill().unwrap();
@@ -514,19 +535,10 @@ fn second_kill_while_a_destructor_blocks_does_not_abort() {
     assert!(matches!(h.get(), Err(JoinError::Killed)));
 }
 
-/// `kill_timeout` gives up waiting when the greenlet's destructors keep it alive.
+/// `kill_timeout` gives up waiting when the greenlet takes longer to die.
 #[test]
 fn kill_timeout_waits_at_most_that_long() {
-    struct SlowDrop;
-    impl Drop for SlowDrop {
-        fn drop(&mut self) {
-            greenlet::sleep(Duration::from_millis(30));
-        }
-    }
-    let h = greenlet::spawn(|| {
-        let _slow = SlowDrop;
-        greenlet::sleep(LONG);
-    });
+    let h = slow_to_die(Duration::from_millis(30));
     greenlet::yield_now();
     assert!(matches!(h.kill_timeout(Duration::from_millis(1)), Err(JoinError::TimedOut)));
     h.join().unwrap();
@@ -541,16 +553,7 @@ fn killall_block_and_timeout() {
     greenlet::killall(&hs, true, None).unwrap();
     assert!(hs.iter().all(|h| matches!(h.get(), Err(JoinError::Killed))));
 
-    struct SlowDrop;
-    impl Drop for SlowDrop {
-        fn drop(&mut self) {
-            greenlet::sleep(Duration::from_millis(30));
-        }
-    }
-    let slow = greenlet::spawn(|| {
-        let _s = SlowDrop;
-        greenlet::sleep(LONG)
-    });
+    let slow = slow_to_die(Duration::from_millis(30));
     greenlet::yield_now();
     let hs = [slow];
     assert!(matches!(greenlet::killall(&hs, true, Some(Duration::from_millis(1))), Err(JoinError::TimedOut)));
