@@ -6,6 +6,9 @@
 //!   per greenlet (target ≤ 0.4 µs; tokio current_thread 0.76 µs, may 1.55, Go 1.62).
 //! - `hub/sleep_100k_distinct`: 100,000 greenlets sleeping at once until distinct deadlines;
 //!   per sleeper (timer insert + fire + the greenlet's spawn and join).
+//! - `hub/channel_pingpong`: main and a greenlet bouncing a number through two rendezvous
+//!   channels (`sync_channel(0)`, Go's unbuffered `chan`), per switch (target ≤ 30 ns; Go's
+//!   unbuffered channel 103 ns on the reference machine).
 //! - `floor/corosensei_resume_suspend`: the floor, one raw corosensei resume + suspend.
 //!
 //! Run: `cargo bench --bench hub -- --warm-up-time 1 --measurement-time 3`.
@@ -44,6 +47,33 @@ fn yield_pingpong(c: &mut Criterion) {
                 .collect();
             greenlet::joinall(&hs, None, None).unwrap();
             start.elapsed().mul_f64(iters as f64 / (2 * per) as f64)
+        })
+    });
+}
+
+fn channel_pingpong(c: &mut Criterion) {
+    c.bench_function("hub/channel_pingpong", |b| {
+        b.iter_custom(|iters| {
+            // One round trip is two switches: main -> echo -> main.
+            let rounds = (iters / 2).max(1);
+            let (to_echo, echo_rx) = greenlet::sync::sync_channel::<u64>(0);
+            let (echo_tx, from_echo) = greenlet::sync::sync_channel::<u64>(0);
+            let echo = greenlet::spawn(move || {
+                while let Ok(v) = echo_rx.recv() {
+                    echo_tx.send(v + 1).unwrap();
+                }
+            });
+            let start = Instant::now();
+            let mut v = 0;
+            for _ in 0..rounds {
+                to_echo.send(v).unwrap();
+                v = from_echo.recv().unwrap();
+            }
+            let elapsed = start.elapsed();
+            assert_eq!(black_box(v), rounds);
+            drop(to_echo);
+            echo.join().unwrap();
+            elapsed.mul_f64(iters as f64 / (2 * rounds) as f64)
         })
     });
 }
@@ -103,5 +133,5 @@ fn floor(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, floor, yield_pingpong, spawn_join);
+criterion_group!(benches, floor, yield_pingpong, channel_pingpong, spawn_join);
 criterion_main!(benches);
