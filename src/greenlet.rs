@@ -376,10 +376,11 @@ fn throw_payload<E: Error + Send + Sync + 'static>(error: E) -> Box<dyn std::any
 
 impl Drop for Greenlet {
     fn drop(&mut self) {
-        if Rc::strong_count(&self.0) == 1 && self.inner().state.get() == State::Suspended {
-            if self.inner().kind == Kind::Coroutine {
-                switch::destroy(self);
-            }
+        if Rc::strong_count(&self.0) == 1
+            && self.inner().state.get() == State::Suspended
+            && self.inner().kind == Kind::Coroutine
+        {
+            switch::destroy(self);
         }
     }
 }

@@ -45,7 +45,7 @@
 //! # The hub: gevent on one thread
 //!
 //! [`spawn`] starts a greenlet that the thread's hub runs whenever the current greenlet blocks:
-//! in [`sleep`], a [`JoinHandle::join`], a [`sync`] primitive, or a [`net`] socket operation.
+//! in [`sleep`], a [`JoinHandle::join`], a [`sync`] primitive, or a `net` socket operation.
 //! Blocking calls park the calling greenlet and let the others run, so sequential code
 //! interleaves:
 //!

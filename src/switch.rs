@@ -71,7 +71,10 @@ thread_local! {
 
 /// The per-thread greenlet runtime.
 pub(crate) struct Runtime {
+    // Owned only: they are reached through the MAIN and HUB pointers.
+    #[allow(dead_code)]
     main: Greenlet,
+    #[allow(dead_code)]
     hub: Greenlet,
 }
 
