@@ -108,7 +108,11 @@ fn spawn_join(c: &mut Criterion) {
                 // timer, inserted in spawn order and fired in deadline order.
                 let base = start + Duration::from_millis(1);
                 let hs: Vec<_> = (0..n)
-                    .map(|i| greenlet::spawn(move || greenlet::sleep_until(base + Duration::from_nanos(10 * i))))
+                    .map(|i| {
+                        greenlet::spawn(move || {
+                            greenlet::sleep_until(base + Duration::from_nanos(10 * i))
+                        })
+                    })
                     .collect();
                 greenlet::joinall(&hs, None, None).unwrap();
                 start.elapsed()

@@ -38,16 +38,24 @@ fn main() {
         }
         first = false;
         println!("== {name}: {what} ==");
-        let ran = std::thread::Builder::new().name(name.into()).spawn(demo).and_then(|t| {
-            t.join().map_err(|_| std::io::Error::other("the demo panicked"))
-        });
+        let ran = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(demo)
+            .and_then(|t| {
+                t.join()
+                    .map_err(|_| std::io::Error::other("the demo panicked"))
+            });
         if let Err(e) = ran {
             eprintln!("tour: demo {name} failed: {e}");
             failed.push(name);
         }
     }
     if !failed.is_empty() {
-        eprintln!("tour: {} demo(s) failed: {}", failed.len(), failed.join(", "));
+        eprintln!(
+            "tour: {} demo(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        );
         std::process::exit(1);
     }
 }

@@ -10,9 +10,18 @@ mod util;
 fn run(name: &str, args: &[&str]) -> String {
     let path = util::example_binary(name);
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = util::on_fresh_thread(move || Command::new(path).args(args).output().expect("run the example"));
+    let out = util::on_fresh_thread(move || {
+        Command::new(path)
+            .args(args)
+            .output()
+            .expect("run the example")
+    });
     let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
-    assert!(out.status.success(), "example {name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "example {name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -45,7 +54,9 @@ fn greenlet_switch_prints_the_articles_output() {
 fn baozi_prints_the_articles_output() {
     let mut expected = String::from("--->starting eating baozi...\n--->starting eating baozi...\n");
     for n in 1..=5 {
-        expected += &format!("[c1] is eating baozi {n}\n[c2] is eating baozi {n}\n[producer] is making baozi {n}\n");
+        expected += &format!(
+            "[c1] is eating baozi {n}\n[c2] is eating baozi {n}\n[producer] is making baozi {n}\n"
+        );
     }
     assert_eq!(run("baozi", &[]), expected);
 }
@@ -54,14 +65,23 @@ fn baozi_prints_the_articles_output() {
 #[test]
 fn tour_runs_every_demo_under_its_header() {
     let out = run("tour", &[]);
-    let headers: Vec<&str> = out.lines().filter(|l| l.starts_with("== ") && l.ends_with(" ==")).collect();
-    let names: Vec<&str> = headers.iter().map(|h| h[3..].split(':').next().unwrap()).collect();
+    let headers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("== ") && l.ends_with(" =="))
+        .collect();
+    let names: Vec<&str> = headers
+        .iter()
+        .map(|h| h[3..].split(':').next().unwrap())
+        .collect();
     for demo in ["greenlet_switch", "baozi", "gevent_sleep", "sleep_sort"] {
         assert!(names.contains(&demo), "no header for {demo} in:\n{out}");
     }
     assert!(out.contains("== greenlet_switch: two greenlets switching explicitly (article 1.1) ==\n12\n56\n34\n78\n"), "{out}");
     assert!(out.contains("== gevent_sleep: "), "{out}");
-    assert!(out.contains("Running in foo\nExplicit context to bar\n"), "{out}");
+    assert!(
+        out.contains("Running in foo\nExplicit context to bar\n"),
+        "{out}"
+    );
     assert!(out.contains("1\n2\n3\n4\n5\n6\n7\n8\n"), "{out}");
 }
 
@@ -70,6 +90,13 @@ fn tour_runs_every_demo_under_its_header() {
 fn tour_runs_one_demo_by_name() {
     let out = run("tour", &["gevent_sleep"]);
     assert!(out.starts_with("== gevent_sleep: "), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("== ")).count(), 1, "{out}");
-    assert!(out.ends_with("Implicit context switch back to bar\n"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("== ")).count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        out.ends_with("Implicit context switch back to bar\n"),
+        "{out}"
+    );
 }

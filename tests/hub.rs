@@ -64,7 +64,9 @@ fn yield_now_round_robin_over_many_rounds() {
         })
         .collect();
     greenlet::joinall(&hs, None, None).unwrap();
-    let expected: Vec<String> = (0..4).flat_map(|r| (0..5).map(move |n| format!("{r}:{n}"))).collect();
+    let expected: Vec<String> = (0..4)
+        .flat_map(|r| (0..5).map(move |n| format!("{r}:{n}")))
+        .collect();
     assert_eq!(log.take(), expected);
 }
 
@@ -111,7 +113,10 @@ fn spawn_later_runs_by_deadline() {
     let mut hs = Vec::new();
     for (name, ms) in [("30", 30), ("10", 10), ("20a", 20), ("20b", 20), ("0", 0)] {
         let log = log.clone();
-        hs.push(greenlet::spawn_later(Duration::from_millis(ms), move || log.push(name)));
+        hs.push(greenlet::spawn_later(
+            Duration::from_millis(ms),
+            move || log.push(name),
+        ));
     }
     assert!(hs.iter().all(|h| !h.is_ready()));
     greenlet::joinall(&hs, None, None).unwrap();
@@ -190,7 +195,9 @@ fn panic_becomes_the_joiners_error_and_the_hub_survives() {
     h.join().unwrap();
     assert!(h.is_ready() && !h.is_successful());
     assert!(h.value().is_none());
-    assert!(matches!(&*h.error().unwrap(), JoinError::Panicked(p) if p.message() == Some("expected panic: test_error_exit")));
+    assert!(
+        matches!(&*h.error().unwrap(), JoinError::Panicked(p) if p.message() == Some("expected panic: test_error_exit"))
+    );
     match h.get() {
         Err(JoinError::Panicked(p)) => {
             assert_eq!(p.message(), Some("expected panic: test_error_exit"));
@@ -218,7 +225,10 @@ fn try_get_and_get_timeout() {
         7
     });
     assert!(matches!(h.try_get(), Err(JoinError::TimedOut)));
-    assert!(matches!(h.get_timeout(Duration::from_millis(1)), Err(JoinError::TimedOut)));
+    assert!(matches!(
+        h.get_timeout(Duration::from_millis(1)),
+        Err(JoinError::TimedOut)
+    ));
     assert_eq!(h.get_timeout(greenlet_util_long()).unwrap(), 7);
 }
 
@@ -231,8 +241,14 @@ fn greenlet_util_long() -> Duration {
 #[test]
 fn join_timeout_times_out_on_a_long_sleeper() {
     let h = greenlet::spawn(|| greenlet::sleep(LONG));
-    assert!(matches!(h.join_timeout(Duration::from_millis(10)), Err(JoinError::TimedOut)));
-    assert!(matches!(h.join_timeout(Duration::ZERO), Err(JoinError::TimedOut)));
+    assert!(matches!(
+        h.join_timeout(Duration::from_millis(10)),
+        Err(JoinError::TimedOut)
+    ));
+    assert!(matches!(
+        h.join_timeout(Duration::ZERO),
+        Err(JoinError::TimedOut)
+    ));
     assert!(!h.is_ready());
     h.kill().unwrap();
     assert!(matches!(h.get(), Err(JoinError::Killed)));
@@ -248,7 +264,10 @@ fn names_for_diagnostics() {
     assert!(format!("{named:?}").contains("pending"));
 
     let anonymous = greenlet::spawn(|| ());
-    assert_eq!(anonymous.name(), format!("Greenlet-{}", anonymous.greenlet().id()));
+    assert_eq!(
+        anonymous.name(),
+        format!("Greenlet-{}", anonymous.greenlet().id())
+    );
     assert!(format!("{anonymous:?}").contains(&anonymous.name()));
     greenlet::joinall(&[named.clone(), anonymous], None, None).unwrap();
     assert!(format!("{named:?}").contains("succeeded"));
@@ -257,7 +276,10 @@ fn names_for_diagnostics() {
 /// A spawned greenlet's stack size comes from the builder.
 #[test]
 fn spawn_builder_stack_size() {
-    let h = SpawnBuilder::new().stack_size(256 * 1024).spawn(|| greenlet::current().stack_size()).unwrap();
+    let h = SpawnBuilder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| greenlet::current().stack_size())
+        .unwrap();
     assert!(h.get().unwrap() >= 256 * 1024);
 }
 
@@ -359,7 +381,10 @@ fn check_kill(start: impl FnOnce(&JoinHandle<()>), kill: impl Fn(&JoinHandle<()>
     kill(&h); // must not hurt
     greenlet::sleep(Duration::from_millis(1));
     check(&h);
-    assert!(!ran.get(), "a greenlet killed before it started must never run");
+    assert!(
+        !ran.get(),
+        "a greenlet killed before it started must never run"
+    );
     assert_eq!(links.get(), 1);
 }
 
@@ -378,13 +403,19 @@ fn kill_before_start_non_blocking() {
 /// gevent's `TestKill.test_block_killall`.
 #[test]
 fn kill_before_start_killall_blocking() {
-    check_kill(|_| {}, |h| greenlet::killall(std::slice::from_ref(h), true, None).unwrap());
+    check_kill(
+        |_| {},
+        |h| greenlet::killall(std::slice::from_ref(h), true, None).unwrap(),
+    );
 }
 
 /// gevent's `TestKill.test_non_block_killall`.
 #[test]
 fn kill_before_start_killall_non_blocking() {
-    check_kill(|_| {}, |h| greenlet::killall(std::slice::from_ref(h), false, None).unwrap());
+    check_kill(
+        |_| {},
+        |h| greenlet::killall(std::slice::from_ref(h), false, None).unwrap(),
+    );
 }
 
 /// gevent's `TestKillAfterStartLater`: a greenlet spawned for later and killed before its time
@@ -540,7 +571,10 @@ fn destructor_blocking_during_a_kill_is_refused() {
 fn kill_timeout_waits_at_most_that_long() {
     let h = slow_to_die(Duration::from_millis(30));
     greenlet::yield_now();
-    assert!(matches!(h.kill_timeout(Duration::from_millis(1)), Err(JoinError::TimedOut)));
+    assert!(matches!(
+        h.kill_timeout(Duration::from_millis(1)),
+        Err(JoinError::TimedOut)
+    ));
     h.join().unwrap();
     assert!(matches!(h.get(), Err(JoinError::Killed)));
 }
@@ -548,7 +582,9 @@ fn kill_timeout_waits_at_most_that_long() {
 /// `killall`: blocking kills them all; with a timeout it reports one that would not die in time.
 #[test]
 fn killall_block_and_timeout() {
-    let hs: Vec<_> = (0..5).map(|_| greenlet::spawn(|| greenlet::sleep(LONG))).collect();
+    let hs: Vec<_> = (0..5)
+        .map(|_| greenlet::spawn(|| greenlet::sleep(LONG)))
+        .collect();
     greenlet::yield_now();
     greenlet::killall(&hs, true, None).unwrap();
     assert!(hs.iter().all(|h| matches!(h.get(), Err(JoinError::Killed))));
@@ -556,7 +592,10 @@ fn killall_block_and_timeout() {
     let slow = slow_to_die(Duration::from_millis(30));
     greenlet::yield_now();
     let hs = [slow];
-    assert!(matches!(greenlet::killall(&hs, true, Some(Duration::from_millis(1))), Err(JoinError::TimedOut)));
+    assert!(matches!(
+        greenlet::killall(&hs, true, Some(Duration::from_millis(1))),
+        Err(JoinError::TimedOut)
+    ));
     greenlet::joinall(&hs, None, None).unwrap();
     // Killing finished greenlets does nothing.
     greenlet::killall(&hs, true, None).unwrap();
@@ -579,7 +618,10 @@ fn kill_scheduled_and_started() {
 fn joinall_with_duplicates() {
     let a = greenlet::spawn(|| ());
     let b = greenlet::spawn(|| ());
-    assert_eq!(greenlet::joinall(&[a.clone(), b, a], None, None).unwrap(), [0, 1, 2]);
+    assert_eq!(
+        greenlet::joinall(&[a.clone(), b, a], None, None).unwrap(),
+        [0, 1, 2]
+    );
 }
 
 /// gevent's `TestStuff.test_wait_noerrors`: joinall, then the values.
@@ -595,8 +637,10 @@ fn joinall_then_values() {
 /// failed greenlet counts as done.
 #[test]
 fn joinall_count() {
-    let sleeper = greenlet::spawn(|| loop {
-        greenlet::sleep(Duration::from_millis(5));
+    let sleeper = greenlet::spawn(|| {
+        loop {
+            greenlet::sleep(Duration::from_millis(5));
+        }
     });
     let raiser = greenlet::spawn(|| panic!("expected panic: count"));
     let hs = [sleeper, raiser];
@@ -612,8 +656,14 @@ fn joinall_timeout() {
     let quick = greenlet::spawn(|| ());
     let slow = greenlet::spawn(|| greenlet::sleep(LONG));
     let hs = [slow, quick];
-    assert_eq!(greenlet::joinall(&hs, Some(Duration::from_millis(10)), None).unwrap(), [1]);
-    assert_eq!(greenlet::joinall(&hs, Some(Duration::ZERO), None).unwrap(), [1]);
+    assert_eq!(
+        greenlet::joinall(&hs, Some(Duration::from_millis(10)), None).unwrap(),
+        [1]
+    );
+    assert_eq!(
+        greenlet::joinall(&hs, Some(Duration::ZERO), None).unwrap(),
+        [1]
+    );
     greenlet::killall(&hs, true, None).unwrap();
 }
 
@@ -622,13 +672,19 @@ fn joinall_timeout() {
 fn joinall_of_nothing() {
     let none: [JoinHandle<()>; 0] = [];
     assert!(greenlet::joinall(&none, None, None).unwrap().is_empty());
-    assert!(greenlet::joinall(&none, Some(Duration::ZERO), Some(3)).unwrap().is_empty());
+    assert!(
+        greenlet::joinall(&none, Some(Duration::ZERO), Some(3))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// `wait(handles, ..)` is `joinall`.
 #[test]
 fn wait_for_given_greenlets() {
-    let hs: Vec<_> = (0..3u64).map(|i| greenlet::spawn(move || greenlet::sleep(Duration::from_millis(i)))).collect();
+    let hs: Vec<_> = (0..3u64)
+        .map(|i| greenlet::spawn(move || greenlet::sleep(Duration::from_millis(i))))
+        .collect();
     assert!(greenlet::wait(&hs, None, Some(2)).unwrap().len() >= 2);
     assert_eq!(greenlet::wait(&hs, None, None).unwrap(), [0, 1, 2]);
 }
@@ -682,7 +738,10 @@ fn iwait_keeps_finishing_order_within_one_turn() {
 /// `iwait` with a timeout stops yielding at the timeout; finished ones come first.
 #[test]
 fn iwait_timeout() {
-    let hs = [greenlet::spawn(|| greenlet::sleep(LONG)), greenlet::spawn(|| ())];
+    let hs = [
+        greenlet::spawn(|| greenlet::sleep(LONG)),
+        greenlet::spawn(|| ()),
+    ];
     let order: Vec<usize> = greenlet::iwait(&hs, Some(Duration::from_millis(10))).collect();
     assert_eq!(order, [1]);
     hs[0].kill().unwrap();
@@ -731,9 +790,18 @@ fn loop_exit_instead_of_hanging() {
                 let msg = e.to_string();
                 assert!(msg.contains("would block forever"), "{msg}");
                 assert!(msg.contains("stuck-forever"), "{msg}");
-                assert!(e.waiting_on().contains("join of greenlet \"stuck-forever\""), "{}", e.waiting_on());
+                assert!(
+                    e.waiting_on()
+                        .contains("join of greenlet \"stuck-forever\""),
+                    "{}",
+                    e.waiting_on()
+                );
                 // The JoinError says the same.
-                assert!(JoinError::LoopExit(e).to_string().contains("would block forever"));
+                assert!(
+                    JoinError::LoopExit(e)
+                        .to_string()
+                        .contains("would block forever")
+                );
             }
             other => panic!("expected LoopExit, got {other:?}"),
         }
@@ -768,10 +836,18 @@ fn loop_exit_on_mutual_join() {
         let hs = [a, b];
         let e = greenlet::joinall(&hs, None, None).unwrap_err();
         assert!(e.to_string().contains("would block forever"), "{e}");
-        assert!(e.waiting_on().contains("join of greenlet"), "{}", e.waiting_on());
+        assert!(
+            e.waiting_on().contains("join of greenlet"),
+            "{}",
+            e.waiting_on()
+        );
         // Waiting for some of them says how many.
         let e = greenlet::joinall(&hs, None, Some(1)).unwrap_err();
-        assert!(e.waiting_on().contains("1 of 2 greenlets"), "{}", e.waiting_on());
+        assert!(
+            e.waiting_on().contains("1 of 2 greenlets"),
+            "{}",
+            e.waiting_on()
+        );
         assert!(greenlet::iwait(&hs, None).next().is_none());
     });
 }
@@ -796,7 +872,9 @@ fn loop_exit_through_a_chain_of_joins() {
         let s = stuck.clone();
         let middle = greenlet::spawn(move || s.join());
         match middle.join() {
-            Err(JoinError::LoopExit(e)) => assert!(e.waiting_on().contains("join of greenlet"), "{e}"),
+            Err(JoinError::LoopExit(e)) => {
+                assert!(e.waiting_on().contains("join of greenlet"), "{e}")
+            }
             other => panic!("expected LoopExit, got {other:?}"),
         }
         drop(stuck);
@@ -833,8 +911,10 @@ fn busy_yielders_do_not_starve_timers_or_each_other() {
 /// Main blocking in `sleep` while a greenlet yields forever still wakes up.
 #[test]
 fn main_sleep_wakes_while_a_greenlet_spins() {
-    let h = greenlet::spawn(|| loop {
-        greenlet::yield_now();
+    let h = greenlet::spawn(|| {
+        loop {
+            greenlet::yield_now();
+        }
     });
     greenlet::sleep(Duration::from_millis(10));
     h.kill().unwrap();
@@ -899,10 +979,14 @@ fn one_hub_per_thread() {
     let threads: Vec<_> = (0..3)
         .map(|t| {
             std::thread::spawn(move || {
-                let hs: Vec<_> = (0..10).map(|i| greenlet::spawn(move || {
-                    greenlet::yield_now();
-                    t * 100 + i
-                })).collect();
+                let hs: Vec<_> = (0..10)
+                    .map(|i| {
+                        greenlet::spawn(move || {
+                            greenlet::yield_now();
+                            t * 100 + i
+                        })
+                    })
+                    .collect();
                 hs.iter().map(|h| h.get().unwrap()).sum::<i32>()
             })
         })
@@ -916,7 +1000,10 @@ fn one_hub_per_thread() {
 #[test]
 fn stop_from_another_thread_ends_mains_blocking_call() {
     on_fresh_thread(|| {
-        let sleeper = SpawnBuilder::new().name("long-sleeper").spawn(|| greenlet::sleep(LONG)).unwrap();
+        let sleeper = SpawnBuilder::new()
+            .name("long-sleeper")
+            .spawn(|| greenlet::sleep(LONG))
+            .unwrap();
         let hub = HubHandle::current().unwrap();
         let stopper = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));

@@ -44,7 +44,11 @@ fn values_are_per_greenlet() {
     let hs: Vec<_> = (2..6u32)
         .map(|i| {
             greenlet::spawn(move || {
-                assert_eq!(NUMBER.with(Cell::get), 0, "a fresh greenlet starts from the initialiser");
+                assert_eq!(
+                    NUMBER.with(Cell::get),
+                    0,
+                    "a fresh greenlet starts from the initialiser"
+                );
                 NUMBER.with(|n| n.set(i));
                 greenlet::yield_now(); // others set theirs meanwhile
                 NUMBER.with(Cell::get)

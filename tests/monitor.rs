@@ -33,7 +33,9 @@ impl log::Log for TestLogger {
 fn logger() -> &'static TestLogger {
     static LOGGER: OnceLock<&'static TestLogger> = OnceLock::new();
     LOGGER.get_or_init(|| {
-        let logger: &'static TestLogger = Box::leak(Box::new(TestLogger { records: Mutex::new(Vec::new()) }));
+        let logger: &'static TestLogger = Box::leak(Box::new(TestLogger {
+            records: Mutex::new(Vec::new()),
+        }));
         log::set_logger(logger).expect("the only logger of this test binary");
         log::set_max_level(log::LevelFilter::Trace);
         logger
@@ -42,7 +44,14 @@ fn logger() -> &'static TestLogger {
 
 /// The messages at `level` that contain `needle`.
 fn logged(level: log::Level, needle: &str) -> Vec<String> {
-    logger().records.lock().unwrap().iter().filter(|(l, m)| *l == level && m.contains(needle)).map(|(_, m)| m.clone()).collect()
+    logger()
+        .records
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(l, m)| *l == level && m.contains(needle))
+        .map(|(_, m)| m.clone())
+        .collect()
 }
 
 /// Waits (generously) for a message at `level` containing `needle`, for messages that come
@@ -81,12 +90,19 @@ fn busy_loop(d: Duration) {
 #[test]
 fn unobserved_panic_is_logged_with_the_name() {
     logger();
-    let h = SpawnBuilder::new().name("unjoined-panicker").spawn(|| panic!("expected panic: nobody joins me")).unwrap();
+    let h = SpawnBuilder::new()
+        .name("unjoined-panicker")
+        .spawn(|| panic!("expected panic: nobody joins me"))
+        .unwrap();
     drop(h); // fire and forget
     greenlet::yield_now();
     let found = logged(log::Level::Error, "unjoined-panicker");
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].contains("expected panic: nobody joins me"), "{}", found[0]);
+    assert!(
+        found[0].contains("expected panic: nobody joins me"),
+        "{}",
+        found[0]
+    );
     assert_eq!(greenlet::spawn(|| 1).get().unwrap(), 1);
 }
 
@@ -94,7 +110,10 @@ fn unobserved_panic_is_logged_with_the_name() {
 #[test]
 fn unobserved_panic_is_logged_when_the_last_handle_goes() {
     logger();
-    let h = SpawnBuilder::new().name("ignored-panicker").spawn(|| panic!("expected panic: ignored")).unwrap();
+    let h = SpawnBuilder::new()
+        .name("ignored-panicker")
+        .spawn(|| panic!("expected panic: ignored"))
+        .unwrap();
     greenlet::yield_now();
     assert!(h.is_ready());
     assert!(logged(log::Level::Error, "ignored-panicker").is_empty());
@@ -109,21 +128,41 @@ fn unobserved_panic_is_logged_when_the_last_handle_goes() {
 #[test]
 fn observed_panics_are_not_logged() {
     logger();
-    let joined = SpawnBuilder::new().name("joined-panicker").spawn(|| panic!("expected panic: joined")).unwrap();
+    let joined = SpawnBuilder::new()
+        .name("joined-panicker")
+        .spawn(|| panic!("expected panic: joined"))
+        .unwrap();
     joined.join().unwrap();
     drop(joined);
-    let got = SpawnBuilder::new().name("got-panicker").spawn(|| panic!("expected panic: got")).unwrap();
+    let got = SpawnBuilder::new()
+        .name("got-panicker")
+        .spawn(|| panic!("expected panic: got"))
+        .unwrap();
     assert!(got.get().is_err());
     drop(got);
-    let linked = SpawnBuilder::new().name("linked-panicker").spawn(|| panic!("expected panic: linked")).unwrap();
+    let linked = SpawnBuilder::new()
+        .name("linked-panicker")
+        .spawn(|| panic!("expected panic: linked"))
+        .unwrap();
     linked.link(|_| ());
     drop(linked);
-    let waited = SpawnBuilder::new().name("waited-panicker").spawn(|| panic!("expected panic: waited")).unwrap();
+    let waited = SpawnBuilder::new()
+        .name("waited-panicker")
+        .spawn(|| panic!("expected panic: waited"))
+        .unwrap();
     greenlet::joinall(std::slice::from_ref(&waited), None, None).unwrap();
     drop(waited);
     greenlet::yield_now();
-    for name in ["joined-panicker", "got-panicker", "linked-panicker", "waited-panicker"] {
-        assert!(logged(log::Level::Error, name).is_empty(), "{name} was logged");
+    for name in [
+        "joined-panicker",
+        "got-panicker",
+        "linked-panicker",
+        "waited-panicker",
+    ] {
+        assert!(
+            logged(log::Level::Error, name).is_empty(),
+            "{name} was logged"
+        );
     }
 }
 
@@ -131,7 +170,12 @@ fn observed_panics_are_not_logged() {
 #[test]
 fn unobserved_success_is_not_logged() {
     logger();
-    drop(SpawnBuilder::new().name("quiet-success").spawn(|| 5).unwrap());
+    drop(
+        SpawnBuilder::new()
+            .name("quiet-success")
+            .spawn(|| 5)
+            .unwrap(),
+    );
     greenlet::yield_now();
     assert!(logged(log::Level::Error, "quiet-success").is_empty());
 }
@@ -145,7 +189,11 @@ fn panicking_link_is_logged() {
     h.join().unwrap();
     let found = logged(log::Level::Error, "link-owner");
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].contains("expected panic: in a link"), "{}", found[0]);
+    assert!(
+        found[0].contains("expected panic: in a link"),
+        "{}",
+        found[0]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,11 +208,17 @@ fn monitor_names_the_greenlet_that_blocks_the_hub() {
     logger();
     on_fresh_thread(|| {
         HubBuilder::new().monitor(Duration::from_millis(50)).init();
-        let h = SpawnBuilder::new().name("busy-looper").spawn(|| busy_loop(Duration::from_millis(300))).unwrap();
+        let h = SpawnBuilder::new()
+            .name("busy-looper")
+            .spawn(|| busy_loop(Duration::from_millis(300)))
+            .unwrap();
         h.join().unwrap();
     });
     let found = wait_logged(log::Level::Warn, "busy-looper");
-    assert!(!found.is_empty(), "the monitor did not report the busy greenlet");
+    assert!(
+        !found.is_empty(),
+        "the monitor did not report the busy greenlet"
+    );
     assert!(found[0].contains("blocked the hub"), "{}", found[0]);
     // One report per blocking stretch, not one per sample.
     assert_eq!(found.len(), 1, "{found:?}");
@@ -216,7 +270,10 @@ fn monitor_is_off_by_default() {
         return; // switched on from outside: this test means nothing then
     }
     on_fresh_thread(|| {
-        let h = SpawnBuilder::new().name("unmonitored-spinner").spawn(|| busy_loop(Duration::from_millis(200))).unwrap();
+        let h = SpawnBuilder::new()
+            .name("unmonitored-spinner")
+            .spawn(|| busy_loop(Duration::from_millis(200)))
+            .unwrap();
         h.join().unwrap();
     });
     std::thread::sleep(Duration::from_millis(100));
@@ -247,8 +304,15 @@ fn monitor_switched_on_by_the_environment() {
     let _serial = serial();
     let run = util::run_test_in_child_with("monitor_env_child", &[("GREENLET_MONITOR", "50")]);
     assert!(run.success, "child failed:\n{}\n{}", run.stdout, run.stderr);
-    let warning = run.stderr.lines().find(|l| l.contains("env-busy")).unwrap_or_else(|| panic!("no warning in:\n{}", run.stderr));
-    assert!(warning.starts_with("[WARN]") && warning.contains("blocked the hub"), "{warning}");
+    let warning = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("env-busy"))
+        .unwrap_or_else(|| panic!("no warning in:\n{}", run.stderr));
+    assert!(
+        warning.starts_with("[WARN]") && warning.contains("blocked the hub"),
+        "{warning}"
+    );
     assert!(warning.contains("50ms"), "{warning}");
 }
 
@@ -259,7 +323,10 @@ fn monitor_env_child() {
         return;
     }
     logger();
-    let h = SpawnBuilder::new().name("env-busy").spawn(|| busy_loop(Duration::from_millis(300))).unwrap();
+    let h = SpawnBuilder::new()
+        .name("env-busy")
+        .spawn(|| busy_loop(Duration::from_millis(300)))
+        .unwrap();
     h.join().unwrap();
     wait_logged(log::Level::Warn, "env-busy");
 }

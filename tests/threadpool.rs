@@ -26,7 +26,8 @@ fn setup() {
 fn result_comes_back_from_another_thread() {
     setup();
     let here = std::thread::current().id();
-    let (value, there) = threadpool::spawn_blocking(|| (6 * 7, std::thread::current().id())).unwrap();
+    let (value, there) =
+        threadpool::spawn_blocking(|| (6 * 7, std::thread::current().id())).unwrap();
     assert_eq!(value, 42);
     assert_ne!(here, there);
     assert_eq!(threadpool::max_threads(), POOL_SIZE);
@@ -63,7 +64,9 @@ fn other_greenlets_run_while_one_waits() {
             }
             tx.send(t.get()).unwrap();
         });
-        let waiter = greenlet::spawn(move || threadpool::spawn_blocking(move || rx.recv().unwrap()).unwrap());
+        let waiter = greenlet::spawn(move || {
+            threadpool::spawn_blocking(move || rx.recv().unwrap()).unwrap()
+        });
         assert_eq!(waiter.get().unwrap(), 5);
         ticker.join().unwrap();
         assert_eq!(ticks.get(), 5);
@@ -111,7 +114,10 @@ fn pool_size_bound_is_respected() {
             .collect();
         greenlet::joinall(&hs, None, None).unwrap();
         let max = max_seen.load(Ordering::SeqCst);
-        assert!((1..=POOL_SIZE).contains(&max), "{max} functions ran at once with a pool of {POOL_SIZE}");
+        assert!(
+            (1..=POOL_SIZE).contains(&max),
+            "{max} functions ran at once with a pool of {POOL_SIZE}"
+        );
     });
 }
 
@@ -123,7 +129,11 @@ fn many_hubs_share_the_pool() {
         .map(|t| {
             std::thread::spawn(move || {
                 let hs: Vec<_> = (0..5u64)
-                    .map(|i| greenlet::spawn(move || threadpool::spawn_blocking(move || t * 10 + i).unwrap()))
+                    .map(|i| {
+                        greenlet::spawn(move || {
+                            threadpool::spawn_blocking(move || t * 10 + i).unwrap()
+                        })
+                    })
                     .collect();
                 hs.iter().map(|h| h.get().unwrap()).sum::<u64>()
             })
@@ -156,7 +166,10 @@ fn timeout_ends_the_wait() {
         // A zero timeout gives up at the first wait, with the error of spawn_blocking itself.
         let (tx2, rx2) = mpsc::channel::<()>();
         let t = greenlet::Timeout::start(Some(Duration::ZERO));
-        assert!(matches!(threadpool::spawn_blocking(move || rx2.recv()), Err(BlockingError::TimedOut)));
+        assert!(matches!(
+            threadpool::spawn_blocking(move || rx2.recv()),
+            Err(BlockingError::TimedOut)
+        ));
         drop(t);
         // The abandoned functions are still running; release them.
         tx.send(()).unwrap();
@@ -230,7 +243,9 @@ fn rendezvous_child() {
     let hs: Vec<_> = (0..2)
         .map(|_| {
             let b = barrier.clone();
-            greenlet::spawn(move || threadpool::spawn_blocking(move || b.wait().is_leader()).unwrap())
+            greenlet::spawn(move || {
+                threadpool::spawn_blocking(move || b.wait().is_leader()).unwrap()
+            })
         })
         .collect();
     let leaders = hs.iter().filter(|h| h.get().unwrap()).count();

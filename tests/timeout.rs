@@ -106,9 +106,13 @@ fn nested_inner_short_fires_the_inner_only() {
 /// Nested `with_timeout`: the inner one reports, the outer one returns the inner's result.
 #[test]
 fn nested_with_timeout_reports_the_right_one() {
-    let r = greenlet::with_timeout(util::NOT_HANGING, || greenlet::with_timeout(SHOULD_EXPIRE, || greenlet::sleep(LONG)));
+    let r = greenlet::with_timeout(util::NOT_HANGING, || {
+        greenlet::with_timeout(SHOULD_EXPIRE, || greenlet::sleep(LONG))
+    });
     assert!(matches!(r, Ok(Err(Elapsed { .. }))), "{r:?}");
-    let r = greenlet::with_timeout(SHOULD_EXPIRE, || greenlet::with_timeout(util::NOT_HANGING, || greenlet::sleep(LONG)));
+    let r = greenlet::with_timeout(SHOULD_EXPIRE, || {
+        greenlet::with_timeout(util::NOT_HANGING, || greenlet::sleep(LONG))
+    });
     assert!(r.is_err());
 }
 
@@ -173,7 +177,9 @@ fn timeouts_are_per_greenlet() {
 /// A timeout inside a spawned greenlet interrupts that greenlet's blocking calls.
 #[test]
 fn timeout_in_a_spawned_greenlet() {
-    let h = greenlet::spawn(|| greenlet::with_timeout(SHOULD_EXPIRE, || greenlet::sleep(LONG)).is_err());
+    let h = greenlet::spawn(|| {
+        greenlet::with_timeout(SHOULD_EXPIRE, || greenlet::sleep(LONG)).is_err()
+    });
     assert!(h.get().unwrap());
 }
 
@@ -183,12 +189,18 @@ fn earliest_deadline_wins() {
     let forever = greenlet::spawn(|| greenlet::sleep(LONG));
     let t = Timeout::start(Some(util::NOT_HANGING));
     let start = Instant::now();
-    assert!(matches!(forever.join_timeout(Duration::from_millis(5)), Err(JoinError::TimedOut)));
+    assert!(matches!(
+        forever.join_timeout(Duration::from_millis(5)),
+        Err(JoinError::TimedOut)
+    ));
     assert!(start.elapsed() < util::NOT_HANGING);
     assert!(!t.is_expired());
     drop(t);
     let t = Timeout::start(Some(Duration::from_millis(5)));
-    assert!(matches!(forever.join_timeout(util::NOT_HANGING), Err(JoinError::TimedOut)));
+    assert!(matches!(
+        forever.join_timeout(util::NOT_HANGING),
+        Err(JoinError::TimedOut)
+    ));
     assert!(t.is_expired());
     drop(t);
     forever.kill().unwrap();
