@@ -99,8 +99,9 @@ pub use crate::error::{GreenletExit, Panic, SwitchError};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
 pub use crate::hub::{
-    Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit, SpawnBuilder, iwait,
-    joinall, killall, sleep, sleep_until, spawn, spawn_later, wait, wait_all, with_timeout, yield_now, Timeout,
+    Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit,
+    SpawnBuilder, Timeout, iwait, joinall, killall, sleep, sleep_until, spawn, spawn_later, wait,
+    wait_all, with_timeout, yield_now,
 };
 pub use crate::stack::DEFAULT_STACK_SIZE;
 

@@ -214,7 +214,9 @@ fn switch_to_target(target: Option<Greenlet>, msg: Msg) -> Msg {
             cur.state.set(State::Suspended);
             dispatch(target, msg)
         }
-        Kind::Hub => Msg::failure(SwitchError::NotAllowed("the hub itself cannot block or switch")),
+        Kind::Hub => Msg::failure(SwitchError::NotAllowed(
+            "the hub itself cannot block or switch",
+        )),
         Kind::Coroutine => {
             let yielder = cur.yielder.get();
             debug_assert!(!yielder.is_null());

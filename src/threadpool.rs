@@ -38,7 +38,11 @@ struct Queue {
 }
 
 static POOL: Pool = Pool {
-    queue: Mutex::new(Queue { jobs: VecDeque::new(), threads: 0, idle: 0 }),
+    queue: Mutex::new(Queue {
+        jobs: VecDeque::new(),
+        threads: 0,
+        idle: 0,
+    }),
     available: Condvar::new(),
     max: AtomicUsize::new(DEFAULT_MAX_THREADS),
 };
@@ -65,7 +69,9 @@ fn submit(job: Job) -> std::io::Result<()> {
     // first: two jobs that wait for each other then never finished.
     if q.jobs.len() > q.idle && q.threads < max_threads() {
         q.threads += 1;
-        let spawned = std::thread::Builder::new().name("greenlet-pool".into()).spawn(worker);
+        let spawned = std::thread::Builder::new()
+            .name("greenlet-pool".into())
+            .spawn(worker);
         if let Err(e) = spawned {
             q.threads -= 1;
             if q.threads == 0 {
@@ -87,7 +93,10 @@ fn worker() {
             continue;
         }
         q.idle += 1;
-        let (guard, timeout) = POOL.available.wait_timeout(q, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
+        let (guard, timeout) = POOL
+            .available
+            .wait_timeout(q, IDLE_EXIT)
+            .unwrap_or_else(|e| e.into_inner());
         q = guard;
         q.idle -= 1;
         if timeout.timed_out() && q.jobs.is_empty() {
@@ -115,7 +124,9 @@ impl fmt::Display for BlockingError {
         match self {
             BlockingError::Panicked(p) => write!(f, "blocking function {p}"),
             BlockingError::Spawn(e) => write!(f, "could not start a thread-pool thread: {e}"),
-            BlockingError::TimedOut => f.write_str("timed out waiting for a blocking function (it keeps running)"),
+            BlockingError::TimedOut => {
+                f.write_str("timed out waiting for a blocking function (it keeps running)")
+            }
         }
     }
 }

@@ -30,7 +30,10 @@ impl Locals {
                     Ok(()) => {}
                     // Killed while a destructor blocked: the greenlet is ending anyway.
                     Err(p) if p.is::<GreenletExit>() => {}
-                    Err(p) => log::error!("a greenlet-local value panicked while being dropped: {}", Panic::new(p)),
+                    Err(p) => log::error!(
+                        "a greenlet-local value panicked while being dropped: {}",
+                        Panic::new(p)
+                    ),
                 }
             }
         }
@@ -39,7 +42,9 @@ impl Locals {
 
 impl fmt::Debug for Locals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Locals").field("count", &self.values.borrow().len()).finish()
+        f.debug_struct("Locals")
+            .field("count", &self.values.borrow().len())
+            .finish()
     }
 }
 
@@ -58,7 +63,12 @@ impl<T: 'static> LocalKey<T> {
         let key = self as *const LocalKey<T> as usize;
         let current = crate::current();
         let locals = &current.inner().hub.locals;
-        let found = locals.values.borrow().iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+        let found = locals
+            .values
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone());
         let value = match found {
             Some(v) => v,
             None => {
@@ -68,14 +78,18 @@ impl<T: 'static> LocalKey<T> {
                 v
             }
         };
-        let value = value.downcast_ref::<T>().expect("a local key maps to values of its own type");
+        let value = value
+            .downcast_ref::<T>()
+            .expect("a local key maps to values of its own type");
         f(value)
     }
 }
 
 impl<T: 'static> fmt::Debug for LocalKey<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalKey").field("type", &std::any::type_name::<T>()).finish()
+        f.debug_struct("LocalKey")
+            .field("type", &std::any::type_name::<T>())
+            .finish()
     }
 }
 

@@ -31,12 +31,13 @@ use crate::switch::{self, Msg};
 #[allow(unused_imports)] // for greenlet::net, not merged yet
 pub(crate) use self::io::{Direction, IoRegistration, wait_fd};
 pub use self::local::LocalKey;
-pub use self::timeout::{Elapsed, Timeout, with_timeout};
 pub use self::remote::HubHandle;
-pub use self::spawn::{
-    JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait, wait_all,
-};
 pub(crate) use self::remote::{RemoteWait, RemoteWaker};
+pub use self::spawn::{
+    JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait,
+    wait_all,
+};
+pub use self::timeout::{Elapsed, Timeout, with_timeout};
 
 use self::timer::{TimerKey, Timers};
 
@@ -70,7 +71,11 @@ impl Waiter {
         let data = &self.greenlet.inner().hub;
         if self.token != 0 && data.park_token.get() == self.token {
             data.park_token.set(0);
-            with_hub(|hub| hub.ready.borrow_mut().push_back((self.greenlet.clone(), msg)));
+            with_hub(|hub| {
+                hub.ready
+                    .borrow_mut()
+                    .push_back((self.greenlet.clone(), msg))
+            });
             true
         } else {
             false
@@ -90,7 +95,10 @@ impl Waiter {
 
 impl fmt::Debug for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Waiter").field("greenlet", &self.greenlet).field("token", &self.token).finish()
+        f.debug_struct("Waiter")
+            .field("greenlet", &self.greenlet)
+            .field("token", &self.token)
+            .finish()
     }
 }
 
@@ -126,7 +134,11 @@ impl fmt::Display for LoopExit {
         if let Some(why) = self.refused {
             write!(f, "cannot wait on {} here: {why}", self.waiting_on)
         } else if self.stopped {
-            write!(f, "the hub was stopped while waiting on {}", self.waiting_on)
+            write!(
+                f,
+                "the hub was stopped while waiting on {}",
+                self.waiting_on
+            )
         } else {
             write!(
                 f,
@@ -242,7 +254,8 @@ impl Hub {
                     if g.is_dead() {
                         continue;
                     }
-                    self.resumes_since_poll.set(self.resumes_since_poll.get() + 1);
+                    self.resumes_since_poll
+                        .set(self.resumes_since_poll.get() + 1);
                     self.monitor.resuming(&g);
                     return (g, msg);
                 }
@@ -269,7 +282,9 @@ impl Hub {
         if idle {
             let (timeout, strong_timer) = {
                 let timers = self.timers.borrow();
-                let timeout = timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+                let timeout = timers
+                    .next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()));
                 (timeout, timers.has_strong())
             };
             // Weak timers (the timeout of `wait_all`) do not keep the hub alive.
@@ -278,7 +293,9 @@ impl Hub {
             }
             self.poll(timeout);
             self.fire_timers();
-        } else if self.resumes_since_poll.get() >= RESUMES_PER_POLL && (self.io.has_waiters() || self.remote.is_live()) {
+        } else if self.resumes_since_poll.get() >= RESUMES_PER_POLL
+            && (self.io.has_waiters() || self.remote.is_live())
+        {
             self.poll(Some(Duration::ZERO));
         }
         Ok(())
@@ -337,7 +354,11 @@ pub(crate) fn waiter() -> Waiter {
 ///
 /// # Errors
 /// [`LoopExit`] when the current greenlet is main and nothing could ever wake it.
-pub(crate) fn park(waiter: &Waiter, deadline: Option<Instant>, what: &dyn fmt::Display) -> Result<bool, LoopExit> {
+pub(crate) fn park(
+    waiter: &Waiter,
+    deadline: Option<Instant>,
+    what: &dyn fmt::Display,
+) -> Result<bool, LoopExit> {
     park_with(waiter, deadline, what, false)
 }
 
@@ -350,7 +371,13 @@ pub(crate) fn park_with(
     weak_timer: bool,
 ) -> Result<bool, LoopExit> {
     let deadline = timeout::effective_deadline(&waiter.greenlet, deadline);
-    let timer = deadline.map(|d| with_hub(|hub| hub.timers.borrow_mut().insert_with(d, waiter.clone(), weak_timer)));
+    let timer = deadline.map(|d| {
+        with_hub(|hub| {
+            hub.timers
+                .borrow_mut()
+                .insert_with(d, waiter.clone(), weak_timer)
+        })
+    });
     let msg = switch::switch_to_hub(Msg::Wake);
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
     waiter.greenlet.inner().hub.park_token.set(0);
@@ -367,12 +394,16 @@ pub(crate) fn park_with(
             }
             Ok(!timed_out)
         }
-        Err(SwitchError::LoopExit { stopped }) => {
-            Err(LoopExit { waiting_on: what.to_string(), stopped, refused: None })
-        }
-        Err(SwitchError::NotAllowed(why)) => {
-            Err(LoopExit { waiting_on: what.to_string(), stopped: false, refused: Some(why) })
-        }
+        Err(SwitchError::LoopExit { stopped }) => Err(LoopExit {
+            waiting_on: what.to_string(),
+            stopped,
+            refused: None,
+        }),
+        Err(SwitchError::NotAllowed(why)) => Err(LoopExit {
+            waiting_on: what.to_string(),
+            stopped: false,
+            refused: Some(why),
+        }),
         // A stray explicit switch into a parked greenlet: treat it as a wake-up; callers
         // re-check their condition.
         Err(_) => Ok(true),

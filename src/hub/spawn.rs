@@ -8,8 +8,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::waitlist::{BlockError, WaitList, block_on, deadline_after};
 use super::timer::TimerKey;
+use super::waitlist::{BlockError, WaitList, block_on, deadline_after};
 use super::{LoopExit, Waiter, cancel_timer, interrupt, schedule, with_hub};
 use crate::error::{GreenletExit, Panic};
 use crate::greenlet::{Builder, Greenlet};
@@ -84,7 +84,11 @@ struct Shared<T> {
 
 impl<T> Shared<T> {
     fn display_name(&self) -> String {
-        if self.name.is_empty() { format!("Greenlet-{}", self.id.get()) } else { self.name.clone() }
+        if self.name.is_empty() {
+            format!("Greenlet-{}", self.id.get())
+        } else {
+            self.name.clone()
+        }
     }
 }
 
@@ -93,7 +97,11 @@ impl<T> Drop for Shared<T> {
         if !self.observed.get()
             && let Some(Err(JoinError::Panicked(p))) = &*self.result.borrow()
         {
-            log::error!("greenlet {:?} panicked and nobody joined it: {}", self.display_name(), p);
+            log::error!(
+                "greenlet {:?} panicked and nobody joined it: {}",
+                self.display_name(),
+                p
+            );
         }
     }
 }
@@ -114,7 +122,10 @@ pub struct JoinHandle<T> {
 
 impl<T> Clone for JoinHandle<T> {
     fn clone(&self) -> Self {
-        JoinHandle { greenlet: self.greenlet.clone(), shared: self.shared.clone() }
+        JoinHandle {
+            greenlet: self.greenlet.clone(),
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -192,7 +203,8 @@ impl SpawnBuilder {
         let token = with_hub(super::Hub::new_token);
         g.inner().hub.park_token.set(token);
         let w = Waiter { greenlet: g, token };
-        let deadline = deadline_after(Some(delay)).unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX as u64));
+        let deadline = deadline_after(Some(delay))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX as u64));
         let key = with_hub(|hub| hub.timers.borrow_mut().insert(deadline, w));
         handle.shared.start_timer.set(Some(key));
         Ok(handle)
@@ -246,7 +258,10 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
         notify();
     }
     shared.running_links.set(true);
-    let handle = JoinHandle { greenlet: crate::current(), shared };
+    let handle = JoinHandle {
+        greenlet: crate::current(),
+        shared,
+    };
     loop {
         // Links may add links; run until none are left, in order of adding.
         let links = std::mem::take(&mut *handle.shared.links.borrow_mut());
@@ -255,7 +270,11 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
         }
         for link in links {
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&handle))) {
-                log::error!("a link callback of greenlet {:?} panicked: {}", handle.name(), Panic::new(p));
+                log::error!(
+                    "a link callback of greenlet {:?} panicked: {}",
+                    handle.name(),
+                    Panic::new(p)
+                );
             }
         }
     }
@@ -281,7 +300,10 @@ impl<T: 'static> JoinHandle<T> {
     /// Whether the greenlet finished by returning a value (gevent's `successful()`).
     pub fn is_successful(&self) -> bool {
         self.shared.observed.set(true);
-        matches!(&*self.shared.result.borrow(), Some(Ok(_)) | Some(Err(JoinError::Taken)))
+        matches!(
+            &*self.shared.result.borrow(),
+            Some(Ok(_)) | Some(Err(JoinError::Taken))
+        )
     }
 
     /// The value the greenlet returned, if it did and it was not taken by `get`.
@@ -324,7 +346,9 @@ impl<T: 'static> JoinHandle<T> {
             return Ok(());
         }
         let what = JoinWhat(self);
-        block_on(&self.shared.joiners, deadline, &what, || self.shared.done.get().then_some(()))?;
+        block_on(&self.shared.joiners, deadline, &what, || {
+            self.shared.done.get().then_some(())
+        })?;
         Ok(())
     }
 
@@ -473,7 +497,9 @@ impl<T: 'static> fmt::Display for JoinWhat<'_, T> {
 /// assert_eq!(a.get().unwrap() + b.get().unwrap(), 3);
 /// ```
 pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
-    SpawnBuilder::new().spawn(f).unwrap_or_else(|e| panic!("greenlet::spawn: {e}"))
+    SpawnBuilder::new()
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("greenlet::spawn: {e}"))
 }
 
 /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
@@ -481,7 +507,9 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
 /// # Panics
 /// As [`spawn`].
 pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
-    SpawnBuilder::new().spawn_later(delay, f).unwrap_or_else(|e| panic!("greenlet::spawn_later: {e}"))
+    SpawnBuilder::new()
+        .spawn_later(delay, f)
+        .unwrap_or_else(|e| panic!("greenlet::spawn_later: {e}"))
 }
 
 /// Waits until the given greenlets finish: all of them, or `count` of them, or until
@@ -512,7 +540,9 @@ pub fn joinall<T: 'static>(
                 Err(_) => unreachable!("wait fails only by time or LoopExit"),
             }
         }
-        return Ok((0..handles.len()).filter(|&i| handles[i].is_ready()).collect());
+        return Ok((0..handles.len())
+            .filter(|&i| handles[i].is_ready())
+            .collect());
     }
     let finished = Finished::watch(handles);
     match finished.wait_for(want, deadline, handles.len()) {
@@ -533,7 +563,10 @@ struct Finished {
 
 impl Finished {
     fn watch<T: 'static>(handles: &[JoinHandle<T>]) -> Rc<Finished> {
-        let finished = Rc::new(Finished { order: RefCell::new(Vec::new()), waiters: WaitList::new() });
+        let finished = Rc::new(Finished {
+            order: RefCell::new(Vec::new()),
+            waiters: WaitList::new(),
+        });
         for (i, h) in handles.iter().enumerate() {
             h.shared.observed.set(true);
             if h.is_ready() {
@@ -552,9 +585,16 @@ impl Finished {
         finished
     }
 
-    fn wait_for(&self, want: usize, deadline: Option<Instant>, of: usize) -> Result<(), BlockError> {
+    fn wait_for(
+        &self,
+        want: usize,
+        deadline: Option<Instant>,
+        of: usize,
+    ) -> Result<(), BlockError> {
         let what = format!("{want} of {of} greenlets");
-        block_on(&self.waiters, deadline, &what, || (self.order.borrow().len() >= want).then_some(()))
+        block_on(&self.waiters, deadline, &what, || {
+            (self.order.borrow().len() >= want).then_some(())
+        })
     }
 }
 
@@ -574,7 +614,11 @@ pub fn wait<T: 'static>(
 ///
 /// # Errors
 /// [`JoinError::LoopExit`] / [`JoinError::TimedOut`] while waiting.
-pub fn killall<T: 'static>(handles: &[JoinHandle<T>], block: bool, timeout: Option<Duration>) -> Result<(), JoinError> {
+pub fn killall<T: 'static>(
+    handles: &[JoinHandle<T>],
+    block: bool,
+    timeout: Option<Duration>,
+) -> Result<(), JoinError> {
     for h in handles {
         h.kill_nowait();
     }
@@ -598,7 +642,10 @@ pub fn killall<T: 'static>(handles: &[JoinHandle<T>], block: bool, timeout: Opti
 /// let order: Vec<usize> = greenlet::iwait(&[slow, fast], None).collect();
 /// assert_eq!(order, [1, 0]);
 /// ```
-pub fn iwait<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> impl Iterator<Item = usize> + '_ {
+pub fn iwait<T: 'static>(
+    handles: &[JoinHandle<T>],
+    timeout: Option<Duration>,
+) -> impl Iterator<Item = usize> + '_ {
     let deadline = deadline_after(timeout);
     let finished = Finished::watch(handles);
     let mut next = 0;
@@ -639,7 +686,10 @@ pub fn iwait<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -
 #[doc(alias = "wait()")]
 pub fn wait_all(timeout: Option<Duration>) -> Result<bool, LoopExit> {
     super::check_can_block();
-    assert!(crate::current().is_main(), "greenlet::wait_all can only be called from the main greenlet");
+    assert!(
+        crate::current().is_main(),
+        "greenlet::wait_all can only be called from the main greenlet"
+    );
     let deadline = deadline_after(timeout);
     loop {
         let w = super::waiter();

@@ -87,7 +87,11 @@ impl Timeout {
         if let Some(d) = deadline {
             owner.inner().hub.deadlines.stack.borrow_mut().push((id, d));
         }
-        Timeout { owner, id, deadline }
+        Timeout {
+            owner,
+            id,
+            deadline,
+        }
     }
 
     /// Whether this timeout's deadline has passed.
@@ -102,7 +106,8 @@ impl Timeout {
 
     /// Time left before the deadline (`None`: no deadline).
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 }
 
@@ -166,5 +171,9 @@ pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, E
     let v = f();
     // Not `is_expired`: what matters is whether the deadline interrupted `f`, not whether it has
     // passed by the time `f` returned (gevent returns the value of an `f` that did not block).
-    if t.has_fired() { Err(Elapsed { after: duration }) } else { Ok(v) }
+    if t.has_fired() {
+        Err(Elapsed { after: duration })
+    } else {
+        Ok(v)
+    }
 }

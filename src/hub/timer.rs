@@ -30,7 +30,12 @@ impl Timers {
 
     /// Wakes `waiter` at `deadline`; a `weak` timer does not count as something that can still
     /// wake a greenlet when the hub decides whether it has run dry.
-    pub(crate) fn insert_with(&mut self, deadline: Instant, waiter: Waiter, weak: bool) -> TimerKey {
+    pub(crate) fn insert_with(
+        &mut self,
+        deadline: Instant,
+        waiter: Waiter,
+        weak: bool,
+    ) -> TimerKey {
         self.seq += 1;
         let key = (deadline, self.seq);
         self.entries.insert(key, (waiter, weak));

@@ -15,7 +15,9 @@ pub(crate) struct WaitList {
 
 impl WaitList {
     pub(crate) const fn new() -> WaitList {
-        WaitList { queue: RefCell::new(VecDeque::new()) }
+        WaitList {
+            queue: RefCell::new(VecDeque::new()),
+        }
     }
 
     pub(crate) fn push(&self, w: Waiter) {
@@ -72,7 +74,9 @@ impl WaitList {
 
 impl fmt::Debug for WaitList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitList").field("waiting", &self.queue.borrow().len()).finish()
+        f.debug_struct("WaitList")
+            .field("waiting", &self.queue.borrow().len())
+            .finish()
     }
 }
 
