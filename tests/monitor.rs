@@ -91,12 +91,12 @@ fn busy_loop(d: Duration) {
 fn unobserved_panic_is_logged_with_the_name() {
     logger();
     let h = SpawnBuilder::new()
-        .name("unjoined-panicker")
+        .name("fire-and-forget-panicker")
         .spawn(|| panic!("expected panic: nobody joins me"))
         .unwrap();
     drop(h); // fire and forget
     greenlet::yield_now();
-    let found = logged(log::Level::Error, "unjoined-panicker");
+    let found = logged(log::Level::Error, "fire-and-forget-panicker");
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
         found[0].contains("expected panic: nobody joins me"),
