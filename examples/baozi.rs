@@ -26,7 +26,7 @@ fn producer(con: &mut Generator<u32, (), ()>, con2: &mut Generator<u32, (), ()>)
     }
 }
 
-fn main() {
+pub fn main() {
     let mut con = consumer("c1");
     let mut con2 = consumer("c2");
     producer(&mut con, &mut con2);

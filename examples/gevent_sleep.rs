@@ -15,7 +15,7 @@ fn bar() {
     println!("Implicit context switch back to bar");
 }
 
-fn main() {
+pub fn main() {
     let handles = [greenlet::spawn(foo), greenlet::spawn(bar)];
     greenlet::joinall(&handles, None, None).expect("both greenlets finish");
 }

@@ -2,10 +2,10 @@
 //! forth with explicit `switch()`, printing 12, 56, 34, 78.
 
 use greenlet::Greenlet;
-use std::rc::Rc;
 use std::cell::OnceCell;
+use std::rc::Rc;
 
-fn main() {
+pub fn main() {
     // gr1 and gr2 refer to each other, as the module globals do in the Python program.
     let gr2_slot: Rc<OnceCell<Greenlet>> = Rc::new(OnceCell::new());
     let gr1_slot: Rc<OnceCell<Greenlet>> = Rc::new(OnceCell::new());

@@ -50,7 +50,9 @@ impl Panic {
 
 impl fmt::Debug for Panic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Panic").field(&self.message().unwrap_or("<non-string payload>")).finish()
+        f.debug_tuple("Panic")
+            .field(&self.message().unwrap_or("<non-string payload>"))
+            .finish()
     }
 }
 
@@ -105,17 +107,22 @@ impl fmt::Display for SwitchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SwitchError::WrongType { expected, found } => {
-                write!(f, "switch expected a value of type `{expected}` but received a `{found}`")
+                write!(
+                    f,
+                    "switch expected a value of type `{expected}` but received a `{found}`"
+                )
             }
             SwitchError::Panicked(p) => fmt::Display::fmt(p, f),
             SwitchError::Thrown(e) => write!(f, "greenlet ended by a thrown error: {e}"),
             SwitchError::Exited => f.write_str("greenlet exited (GreenletExit)"),
-            SwitchError::Dead => f.write_str("cannot switch to a greenlet that has already finished"),
+            SwitchError::Dead => {
+                f.write_str("cannot switch to a greenlet that has already finished")
+            }
             SwitchError::NotAllowed(why) => write!(f, "cannot switch here: {why}"),
             SwitchError::LoopExit { stopped: true } => f.write_str("the hub was stopped"),
-            SwitchError::LoopExit { stopped: false } => {
-                f.write_str("LoopExit: this operation would block forever (nothing can wake the hub)")
-            }
+            SwitchError::LoopExit { stopped: false } => f.write_str(
+                "LoopExit: this operation would block forever (nothing can wake the hub)",
+            ),
         }
     }
 }

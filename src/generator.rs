@@ -109,10 +109,16 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
         let greenlet = builder.build(move |input: I| {
-            let co = Yielder { _types: PhantomData };
+            let co = Yielder {
+                _types: PhantomData,
+            };
             Returned(body(&co, input))
         })?;
-        Ok(Generator { greenlet, complete: false, _types: PhantomData })
+        Ok(Generator {
+            greenlet,
+            complete: false,
+            _types: PhantomData,
+        })
     }
 
     /// Resumes the generator with `input`: the first call starts the body with it, later calls
@@ -122,7 +128,10 @@ impl<I: 'static, Y: 'static, R: 'static> Generator<I, Y, R> {
     /// Panics if the generator is already complete, and propagates a panic of the body to the
     /// caller (as a Python generator raises in its caller).
     pub fn send(&mut self, input: I) -> GeneratorState<Y, R> {
-        assert!(!self.complete, "greenlet::Generator resumed after it completed");
+        assert!(
+            !self.complete,
+            "greenlet::Generator resumed after it completed"
+        );
         // Whoever resumes is where yields and the final value go.
         let me = crate::current();
         if self.greenlet.set_parent(&me).is_err() {

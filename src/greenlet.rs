@@ -202,9 +202,14 @@ impl Greenlet {
             State::Suspended => {}
         }
         if inner.kind == Kind::Hub {
-            return Err(SwitchError::NotAllowed("the hub is switched to only by blocking calls"));
+            return Err(SwitchError::NotAllowed(
+                "the hub is switched to only by blocking calls",
+            ));
         }
-        receive(switch::switch_to(self.clone(), Msg::Value(Value::new(value))))
+        receive(switch::switch_to(
+            self.clone(),
+            Msg::Value(Value::new(value)),
+        ))
     }
 
     /// Raises `error` inside this greenlet at the point where it is suspended, unwinding its
@@ -238,7 +243,9 @@ impl Greenlet {
     {
         let inner = self.inner();
         if inner.kind != Kind::Coroutine {
-            return Err(SwitchError::NotAllowed("cannot throw into the main greenlet or the hub"));
+            return Err(SwitchError::NotAllowed(
+                "cannot throw into the main greenlet or the hub",
+            ));
         }
         match inner.state.get() {
             State::Dead | State::Dying => return Err(SwitchError::Dead),
@@ -249,7 +256,10 @@ impl Greenlet {
             }
             State::Unstarted | State::Suspended => {}
         }
-        let v = receive(switch::switch_to(self.clone(), Msg::Throw(throw_payload(error))))?;
+        let v = receive(switch::switch_to(
+            self.clone(),
+            Msg::Throw(throw_payload(error)),
+        ))?;
         v.take::<R>().map_err(|v| wrong_type::<R>(&v))
     }
 
@@ -294,7 +304,10 @@ impl Greenlet {
 
     /// Whether the greenlet has started and not finished (Python's `bool(g)`).
     pub fn is_active(&self) -> bool {
-        matches!(self.inner().state.get(), State::Running | State::Suspended | State::Destroying)
+        matches!(
+            self.inner().state.get(),
+            State::Running | State::Suspended | State::Destroying
+        )
     }
 
     /// Whether the greenlet has finished (returned, panicked, or been killed).
@@ -346,6 +359,7 @@ pub(crate) fn receive(msg: Msg) -> Result<Value, SwitchError> {
         Msg::Value(v) => Ok(v),
         Msg::Failure(e) => Err(*e),
         Msg::Throw(payload) => std::panic::resume_unwind(payload),
+        Msg::Wake => Ok(Value::new(())),
     }
 }
 
@@ -355,7 +369,10 @@ pub(crate) fn wrong_type<R>(v: &Value) -> SwitchError {
     if v.is::<GreenletExit>() {
         SwitchError::Exited
     } else {
-        SwitchError::WrongType { expected: std::any::type_name::<R>(), found: v.type_name() }
+        SwitchError::WrongType {
+            expected: std::any::type_name::<R>(),
+            found: v.type_name(),
+        }
     }
 }
 
@@ -375,10 +392,11 @@ fn throw_payload<E: Error + Send + Sync + 'static>(error: E) -> Box<dyn std::any
 
 impl Drop for Greenlet {
     fn drop(&mut self) {
-        if Rc::strong_count(&self.0) == 1 && self.inner().state.get() == State::Suspended {
-            if self.inner().kind == Kind::Coroutine {
-                switch::destroy(self);
-            }
+        if Rc::strong_count(&self.0) == 1
+            && self.inner().state.get() == State::Suspended
+            && self.inner().kind == Kind::Coroutine
+        {
+            switch::destroy(self);
         }
     }
 }
@@ -497,7 +515,10 @@ impl Builder {
         A: 'static,
         R: 'static,
     {
-        let size = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE).max(corosensei::stack::MIN_STACK_SIZE);
+        let size = self
+            .stack_size
+            .unwrap_or(DEFAULT_STACK_SIZE)
+            .max(corosensei::stack::MIN_STACK_SIZE);
         let stack = stack::acquire(size)?;
         let stack_size = stack.size();
         let parent = switch::current();

@@ -45,7 +45,7 @@
 //! # The hub: gevent on one thread
 //!
 //! [`spawn`] starts a greenlet that the thread's hub runs whenever the current greenlet blocks:
-//! in [`sleep`], a [`JoinHandle::join`], a [`sync`] primitive, or a [`net`] socket operation.
+//! in [`sleep`], a [`JoinHandle::join`], a [`sync`] primitive, or a `net` socket operation.
 //! Blocking calls park the calling greenlet and let the others run, so sequential code
 //! interleaves:
 //!
@@ -99,8 +99,9 @@ pub use crate::error::{GreenletExit, Panic, SwitchError};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
 pub use crate::hub::{
-    Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit, SpawnBuilder, iwait,
-    joinall, killall, sleep, sleep_until, spawn, spawn_later, wait, with_timeout, yield_now, Timeout,
+    Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit,
+    SpawnBuilder, Timeout, iwait, joinall, killall, sleep, sleep_until, spawn, spawn_later, wait,
+    wait_all, with_timeout, yield_now,
 };
 pub use crate::stack::DEFAULT_STACK_SIZE;
 

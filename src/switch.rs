@@ -34,6 +34,9 @@ pub(crate) enum Msg {
     Failure(Box<SwitchError>),
     /// Raise this payload at the suspension point (throw / kill).
     Throw(Box<dyn std::any::Any + Send>),
+    /// A plain hand-over through the hub (a wake-up, a yield): received as `()`. Cheaper than
+    /// `Value(Value::new(()))`, which the hub's hot path would build and drop on every switch.
+    Wake,
 }
 
 impl Msg {
@@ -46,8 +49,9 @@ impl Msg {
 /// Why switching is refused during unwinding.
 pub(crate) const UNWINDING: &str = "cannot switch or block while unwinding a panic or a kill";
 
-/// What a greenlet suspends with: switch to this target, delivering this message.
-pub(crate) struct Cmd(pub(crate) Greenlet, pub(crate) Msg);
+/// What a greenlet suspends with: switch to this target (`None`: the hub, without taking a
+/// counted handle on it), delivering this message.
+pub(crate) struct Cmd(pub(crate) Option<Greenlet>, pub(crate) Msg);
 
 pub(crate) type Coro = Coroutine<Msg, Cmd, Msg, PooledStack>;
 pub(crate) type GYielder = Yielder<Msg, Cmd>;
@@ -67,7 +71,10 @@ thread_local! {
 
 /// The per-thread greenlet runtime.
 pub(crate) struct Runtime {
+    // Owned only: they are reached through the MAIN and HUB pointers.
+    #[allow(dead_code)]
     main: Greenlet,
+    #[allow(dead_code)]
     hub: Greenlet,
 }
 
@@ -181,6 +188,19 @@ pub(crate) fn current_identity_for_signal() -> (u64, &'static [u8]) {
 /// greenlet is resumed with.
 #[inline]
 pub(crate) fn switch_to(target: Greenlet, msg: Msg) -> Msg {
+    switch_to_target(Some(target), msg)
+}
+
+/// Switches from the running greenlet to the hub with `msg` (a park or a yield); returns what
+/// the running greenlet is resumed with. The hot path of every hand-over through the hub: no
+/// counted handle on the hub is taken.
+#[inline]
+pub(crate) fn switch_to_hub(msg: Msg) -> Msg {
+    switch_to_target(None, msg)
+}
+
+#[inline]
+fn switch_to_target(target: Option<Greenlet>, msg: Msg) -> Msg {
     // The panic count is per thread: a greenlet switched to while another unwinds would run with
     // `thread::panicking()` set, and any panic of its own would abort the process.
     if std::thread::panicking() {
@@ -194,7 +214,9 @@ pub(crate) fn switch_to(target: Greenlet, msg: Msg) -> Msg {
             cur.state.set(State::Suspended);
             dispatch(target, msg)
         }
-        Kind::Hub => Msg::failure(SwitchError::NotAllowed("the hub itself cannot block or switch")),
+        Kind::Hub => Msg::failure(SwitchError::NotAllowed(
+            "the hub itself cannot block or switch",
+        )),
         Kind::Coroutine => {
             let yielder = cur.yielder.get();
             debug_assert!(!yielder.is_null());
@@ -206,10 +228,28 @@ pub(crate) fn switch_to(target: Greenlet, msg: Msg) -> Msg {
     }
 }
 
+/// Makes the hub current and asks it for the next greenlet to resume (blocking in its poll if
+/// none is ready).
+#[inline]
+fn enter_hub(msg: Msg) -> (Greenlet, Msg) {
+    // The runtime exists: a greenlet is switching.
+    CURRENT.set(HUB.get());
+    crate::hub::next(msg)
+}
+
 /// The trampoline. Runs on the main greenlet's stack; returns when control goes back to main.
-/// Kept out of line so that a coroutine's own switch (a plain suspend) stays small.
+/// Kept out of line so that a coroutine's own switch (a plain suspend) stays small. `target`
+/// `None` is the hub.
 #[inline(never)]
-fn dispatch(mut target: Greenlet, mut msg: Msg) -> Msg {
+fn dispatch(target: Option<Greenlet>, mut msg: Msg) -> Msg {
+    let mut target = match target {
+        Some(t) => t,
+        None => {
+            let (t, m) = enter_hub(msg);
+            msg = m;
+            t
+        }
+    };
     loop {
         let inner = target.inner();
         match inner.kind {
@@ -219,8 +259,8 @@ fn dispatch(mut target: Greenlet, mut msg: Msg) -> Msg {
                 return msg;
             }
             Kind::Hub => {
-                CURRENT.set(target.as_ptr());
-                (target, msg) = crate::hub::next(msg);
+                // A spawned greenlet that returned (the hub is its parent).
+                (target, msg) = enter_hub(msg);
                 continue;
             }
             Kind::Coroutine => {}
@@ -240,10 +280,14 @@ fn dispatch(mut target: Greenlet, mut msg: Msg) -> Msg {
             unreachable!("a live coroutine greenlet always owns its coroutine")
         };
         match co.resume(msg) {
-            CoroutineResult::Yield(Cmd(next, m)) => {
+            CoroutineResult::Yield(Cmd(Some(next), m)) => {
                 inner.state.set(State::Suspended);
                 target = next;
                 msg = m;
+            }
+            CoroutineResult::Yield(Cmd(None, m)) => {
+                inner.state.set(State::Suspended);
+                (target, msg) = enter_hub(m);
             }
             CoroutineResult::Return(outcome) => {
                 inner.state.set(State::Dead);
@@ -277,22 +321,24 @@ pub(crate) fn root<A: 'static, R: 'static>(
     let cur = CURRENT.get();
     // SAFETY: the dispatch loop made this greenlet current before resuming it.
     unsafe { (*cur).yielder.set(yielder) };
-    let arg = match first {
-        Msg::Value(v) => match v.take::<A>() {
-            Ok(a) => a,
-            // `Greenlet::switch` checks the argument type before starting, so only a parent
-            // chain delivering a child's result to an unstarted parent gets here.
-            Err(v) => {
-                return Msg::failure(SwitchError::WrongType {
-                    expected: std::any::type_name::<A>(),
-                    found: v.type_name(),
-                });
-            }
-        },
+    let first = match first {
+        Msg::Value(v) => v,
+        Msg::Wake => Value::new(()),
         Msg::Failure(e) => return Msg::Failure(e),
         Msg::Throw(payload) => return outcome_of_unwind(payload),
     };
-    match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
+    let arg = match first.take::<A>() {
+        Ok(a) => a,
+        // `Greenlet::switch` checks the argument type before starting, so only a parent chain
+        // delivering a child's result to an unstarted parent gets here.
+        Err(v) => {
+            return Msg::failure(SwitchError::WrongType {
+                expected: std::any::type_name::<A>(),
+                found: v.type_name(),
+            });
+        }
+    };
+    let outcome = match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
         Ok(r) => Msg::Value(Value::new(r)),
         Err(payload) => {
             // SAFETY: as above, this greenlet is current while its root runs.
@@ -302,7 +348,12 @@ pub(crate) fn root<A: 'static, R: 'static>(
             }
             outcome_of_unwind(payload)
         }
-    }
+    };
+    // The greenlet is finished: its greenlet-local values go now, while it is still current
+    // (their destructors may use the hub), not when the last handle on it is dropped.
+    // SAFETY: as above, this greenlet is current while its root runs.
+    unsafe { (*cur).hub.locals.clear() };
+    outcome
 }
 
 /// What the parent receives when a greenlet ends by unwinding with `payload`.

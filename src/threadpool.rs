@@ -38,7 +38,11 @@ struct Queue {
 }
 
 static POOL: Pool = Pool {
-    queue: Mutex::new(Queue { jobs: VecDeque::new(), threads: 0, idle: 0 }),
+    queue: Mutex::new(Queue {
+        jobs: VecDeque::new(),
+        threads: 0,
+        idle: 0,
+    }),
     available: Condvar::new(),
     max: AtomicUsize::new(DEFAULT_MAX_THREADS),
 };
@@ -58,9 +62,16 @@ fn submit(job: Job) -> std::io::Result<()> {
     q.jobs.push_back(job);
     if q.idle > 0 {
         POOL.available.notify_one();
-    } else if q.threads < max_threads() {
+    }
+    // Start a thread whenever the queued jobs outnumber the idle threads (a notified thread
+    // counts as idle until it wakes and takes its job). Checking only `idle > 0` left a second
+    // job queued behind a busy thread while the only idle one was still waking up for the
+    // first: two jobs that wait for each other then never finished.
+    if q.jobs.len() > q.idle && q.threads < max_threads() {
         q.threads += 1;
-        let spawned = std::thread::Builder::new().name("greenlet-pool".into()).spawn(worker);
+        let spawned = std::thread::Builder::new()
+            .name("greenlet-pool".into())
+            .spawn(worker);
         if let Err(e) = spawned {
             q.threads -= 1;
             if q.threads == 0 {
@@ -82,7 +93,10 @@ fn worker() {
             continue;
         }
         q.idle += 1;
-        let (guard, timeout) = POOL.available.wait_timeout(q, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
+        let (guard, timeout) = POOL
+            .available
+            .wait_timeout(q, IDLE_EXIT)
+            .unwrap_or_else(|e| e.into_inner());
         q = guard;
         q.idle -= 1;
         if timeout.timed_out() && q.jobs.is_empty() {
@@ -100,6 +114,9 @@ pub enum BlockingError {
     Panicked(Panic),
     /// No pool thread could be started.
     Spawn(std::io::Error),
+    /// A [`Timeout`](crate::Timeout) of the calling greenlet ran out first. The function keeps
+    /// running on its pool thread; its result is dropped.
+    TimedOut,
 }
 
 impl fmt::Display for BlockingError {
@@ -107,6 +124,9 @@ impl fmt::Display for BlockingError {
         match self {
             BlockingError::Panicked(p) => write!(f, "blocking function {p}"),
             BlockingError::Spawn(e) => write!(f, "could not start a thread-pool thread: {e}"),
+            BlockingError::TimedOut => {
+                f.write_str("timed out waiting for a blocking function (it keeps running)")
+            }
         }
     }
 }
@@ -119,7 +139,8 @@ impl std::error::Error for BlockingError {}
 ///
 /// # Errors
 /// [`BlockingError::Panicked`] if `f` panicked (the panic does not cross into the hub);
-/// [`BlockingError::Spawn`] if no thread could be started.
+/// [`BlockingError::Spawn`] if no thread could be started; [`BlockingError::TimedOut`] if a
+/// [`Timeout`](crate::Timeout) of the calling greenlet ran out first.
 ///
 /// # Examples
 /// ```
@@ -147,9 +168,11 @@ where
         // The waker is outstanding until the job ends, so the hub cannot run dry: this only
         // returns once woken (or if the hub is stopped, when we simply look again).
         match wait.wait(None, &"a thread-pool job") {
-            Ok(()) | Err(BlockError::TimedOut) => {}
-            Err(BlockError::LoopExit(e)) if e.is_stopped() => {}
-            Err(BlockError::LoopExit(_)) => {}
+            Ok(()) | Err(BlockError::LoopExit(_)) => {}
+            // A `Timeout` of this greenlet ran out. Waiting on would spin through the hub (every
+            // later park times out at once) until the job ends: give up, as gevent's
+            // `threadpool.apply` raises `Timeout`.
+            Err(BlockError::TimedOut) => return Err(BlockingError::TimedOut),
         }
     }
 }

@@ -28,7 +28,11 @@ impl<T: 'static> HasVTable for T {
     const VTABLE: VTable = VTable {
         type_id: TypeId::of::<T>(),
         type_name: type_name::<T>,
-        drop: if is_inline::<T>() { drop_inline::<T> } else { drop_boxed::<T> },
+        drop: if is_inline::<T>() {
+            drop_inline::<T>
+        } else {
+            drop_boxed::<T>
+        },
     };
 }
 
@@ -78,13 +82,17 @@ impl Value {
             // SAFETY: a pointer is one word, which fits in Storage and is word-aligned.
             unsafe { storage.as_mut_ptr().cast::<*mut T>().write(raw) };
         }
-        Value { vtable: Some(&<T as HasVTable>::VTABLE), storage }
+        Value {
+            vtable: Some(&<T as HasVTable>::VTABLE),
+            storage,
+        }
     }
 
     /// Whether the value is a `T`.
     #[inline]
     pub(crate) fn is<T: 'static>(&self) -> bool {
-        self.vtable.is_some_and(|vt| vt.type_id == TypeId::of::<T>())
+        self.vtable
+            .is_some_and(|vt| vt.type_id == TypeId::of::<T>())
     }
 
     /// The name of the value's type, for error messages.
@@ -123,7 +131,9 @@ impl Drop for Value {
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Value").field("type", &self.type_name()).finish_non_exhaustive()
+        f.debug_struct("Value")
+            .field("type", &self.type_name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -135,10 +145,16 @@ mod tests {
     #[test]
     fn small_and_large_values_round_trip() {
         assert_eq!(Value::new(7u64).take::<u64>().unwrap(), 7);
-        assert_eq!(Value::new((1u64, 2u64)).take::<(u64, u64)>().unwrap(), (1, 2));
+        assert_eq!(
+            Value::new((1u64, 2u64)).take::<(u64, u64)>().unwrap(),
+            (1, 2)
+        );
         let big = [9u8; 100];
         assert_eq!(Value::new(big).take::<[u8; 100]>().unwrap(), big);
-        assert_eq!(Value::new(String::from("hi")).take::<String>().unwrap(), "hi");
+        assert_eq!(
+            Value::new(String::from("hi")).take::<String>().unwrap(),
+            "hi"
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub(crate) struct Reactor {
 
 impl fmt::Debug for Reactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reactor").field("parked", &self.parked.get()).finish_non_exhaustive()
+        f.debug_struct("Reactor")
+            .field("parked", &self.parked.get())
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +95,9 @@ impl Reactor {
                 remote.mark_woken();
                 continue;
             }
-            let Some(Some(entry)) = entries.get(event.token().0) else { continue };
+            let Some(Some(entry)) = entries.get(event.token().0) else {
+                continue;
+            };
             let closed = event.is_error() || event.is_read_closed() || event.is_write_closed();
             if event.is_readable() || closed {
                 entry.readers.wake_all();
@@ -127,7 +131,10 @@ pub(crate) struct IoRegistration {
 
 impl fmt::Debug for IoRegistration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoRegistration").field("fd", &self.fd).field("token", &self.token).finish()
+        f.debug_struct("IoRegistration")
+            .field("fd", &self.fd)
+            .field("token", &self.token)
+            .finish()
     }
 }
 
@@ -137,7 +144,11 @@ impl IoRegistration {
         with_hub(|hub| {
             let token = hub.io.insert();
             let r = hub.io.registry().and_then(|reg| {
-                reg.register(&mut SourceFd(&fd), Token(token), Interest::READABLE | Interest::WRITABLE)
+                reg.register(
+                    &mut SourceFd(&fd),
+                    Token(token),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
             });
             match r {
                 Ok(()) => Ok(IoRegistration { token, fd }),
@@ -233,7 +244,11 @@ pub(crate) fn wait_fd(fd: RawFd, dir: Direction, timeout: Option<Duration>) -> i
         Direction::Write => Interest::WRITABLE,
     };
     let token = with_hub(|hub| hub.io.insert());
-    let registered = with_hub(|hub| hub.io.registry()?.register(&mut SourceFd(&fd), Token(token), interest));
+    let registered = with_hub(|hub| {
+        hub.io
+            .registry()?
+            .register(&mut SourceFd(&fd), Token(token), interest)
+    });
     if let Err(e) = registered {
         with_hub(|hub| {
             hub.io.entries.borrow_mut()[token] = None;

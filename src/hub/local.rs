@@ -4,7 +4,10 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+
+use crate::error::{GreenletExit, Panic};
 
 /// The locals of one greenlet: few per greenlet, so a vector searched by key.
 #[derive(Default)]
@@ -12,9 +15,36 @@ pub(crate) struct Locals {
     values: RefCell<Vec<(usize, Rc<dyn Any>)>>,
 }
 
+impl Locals {
+    /// Drops every value: called as the greenlet finishes, so that its locals go with it even
+    /// while handles on it remain (gevent's `test_locals_collected_when_greenlet_dead_but_still_referenced`).
+    /// A destructor may touch locals again; what it creates is dropped in the next round.
+    pub(crate) fn clear(&self) {
+        for _ in 0..8 {
+            let values = std::mem::take(&mut *self.values.borrow_mut());
+            if values.is_empty() {
+                return;
+            }
+            for (_, value) in values {
+                match panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+                    Ok(()) => {}
+                    // Killed while a destructor blocked: the greenlet is ending anyway.
+                    Err(p) if p.is::<GreenletExit>() => {}
+                    Err(p) => log::error!(
+                        "a greenlet-local value panicked while being dropped: {}",
+                        Panic::new(p)
+                    ),
+                }
+            }
+        }
+    }
+}
+
 impl fmt::Debug for Locals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Locals").field("count", &self.values.borrow().len()).finish()
+        f.debug_struct("Locals")
+            .field("count", &self.values.borrow().len())
+            .finish()
     }
 }
 
@@ -33,7 +63,12 @@ impl<T: 'static> LocalKey<T> {
         let key = self as *const LocalKey<T> as usize;
         let current = crate::current();
         let locals = &current.inner().hub.locals;
-        let found = locals.values.borrow().iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+        let found = locals
+            .values
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone());
         let value = match found {
             Some(v) => v,
             None => {
@@ -43,14 +78,18 @@ impl<T: 'static> LocalKey<T> {
                 v
             }
         };
-        let value = value.downcast_ref::<T>().expect("a local key maps to values of its own type");
+        let value = value
+            .downcast_ref::<T>()
+            .expect("a local key maps to values of its own type");
         f(value)
     }
 }
 
 impl<T: 'static> fmt::Debug for LocalKey<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalKey").field("type", &std::any::type_name::<T>()).finish()
+        f.debug_struct("LocalKey")
+            .field("type", &std::any::type_name::<T>())
+            .finish()
     }
 }
 

@@ -8,6 +8,8 @@
 //! wake anyone (no ready greenlet, no timer, no registered I/O, no work on other threads), the
 //! main greenlet's blocking call gets [`LoopExit`] instead of hanging.
 
+// Used by greenlet::net, which is not merged yet.
+#[allow(dead_code)]
 mod io;
 mod local;
 mod monitor;
@@ -25,16 +27,17 @@ use std::time::{Duration, Instant};
 use crate::error::SwitchError;
 use crate::greenlet::{Greenlet, Kind};
 use crate::switch::{self, Msg};
-use crate::value::Value;
 
+#[allow(unused_imports)] // for greenlet::net, not merged yet
 pub(crate) use self::io::{Direction, IoRegistration, wait_fd};
 pub use self::local::LocalKey;
-pub use self::timeout::{Elapsed, Timeout, with_timeout};
 pub use self::remote::HubHandle;
+pub(crate) use self::remote::{RemoteWait, RemoteWaker};
 pub use self::spawn::{
     JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait,
+    wait_all,
 };
-pub(crate) use self::remote::{RemoteWait, RemoteWaker};
+pub use self::timeout::{Elapsed, Timeout, with_timeout};
 
 use self::timer::{TimerKey, Timers};
 
@@ -61,14 +64,18 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// Schedules the greenlet if it is still parked on this waiter; returns whether it was.
     pub(crate) fn wake(&self) -> bool {
-        self.wake_with(Msg::Value(Value::new(())))
+        self.wake_with(Msg::Wake)
     }
 
     fn wake_with(&self, msg: Msg) -> bool {
         let data = &self.greenlet.inner().hub;
         if self.token != 0 && data.park_token.get() == self.token {
             data.park_token.set(0);
-            with_hub(|hub| hub.ready.borrow_mut().push_back((self.greenlet.clone(), msg)));
+            with_hub(|hub| {
+                hub.ready
+                    .borrow_mut()
+                    .push_back((self.greenlet.clone(), msg))
+            });
             true
         } else {
             false
@@ -80,6 +87,7 @@ impl Waiter {
         self.token != 0 && self.greenlet.inner().hub.park_token.get() == self.token
     }
 
+    #[allow(dead_code)] // for greenlet::net, not merged yet
     pub(crate) fn greenlet(&self) -> &Greenlet {
         &self.greenlet
     }
@@ -87,7 +95,10 @@ impl Waiter {
 
 impl fmt::Debug for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Waiter").field("greenlet", &self.greenlet).field("token", &self.token).finish()
+        f.debug_struct("Waiter")
+            .field("greenlet", &self.greenlet)
+            .field("token", &self.token)
+            .finish()
     }
 }
 
@@ -123,7 +134,11 @@ impl fmt::Display for LoopExit {
         if let Some(why) = self.refused {
             write!(f, "cannot wait on {} here: {why}", self.waiting_on)
         } else if self.stopped {
-            write!(f, "the hub was stopped while waiting on {}", self.waiting_on)
+            write!(
+                f,
+                "the hub was stopped while waiting on {}",
+                self.waiting_on
+            )
         } else {
             write!(
                 f,
@@ -239,7 +254,8 @@ impl Hub {
                     if g.is_dead() {
                         continue;
                     }
-                    self.resumes_since_poll.set(self.resumes_since_poll.get() + 1);
+                    self.resumes_since_poll
+                        .set(self.resumes_since_poll.get() + 1);
                     self.monitor.resuming(&g);
                     return (g, msg);
                 }
@@ -264,13 +280,22 @@ impl Hub {
         self.fire_timers();
         let idle = self.ready.borrow().is_empty();
         if idle {
-            let timeout = self.timers.borrow().next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
-            if timeout.is_none() && !self.io.has_waiters() && !self.remote.has_outstanding() {
+            let (timeout, strong_timer) = {
+                let timers = self.timers.borrow();
+                let timeout = timers
+                    .next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()));
+                (timeout, timers.has_strong())
+            };
+            // Weak timers (the timeout of `wait_all`) do not keep the hub alive.
+            if !strong_timer && !self.io.has_waiters() && !self.remote.has_outstanding() {
                 return Err(SwitchError::LoopExit { stopped: false });
             }
             self.poll(timeout);
             self.fire_timers();
-        } else if self.resumes_since_poll.get() >= RESUMES_PER_POLL && (self.io.has_waiters() || self.remote.is_live()) {
+        } else if self.resumes_since_poll.get() >= RESUMES_PER_POLL
+            && (self.io.has_waiters() || self.remote.is_live())
+        {
             self.poll(Some(Duration::ZERO));
         }
         Ok(())
@@ -282,10 +307,14 @@ impl Hub {
         self.remote.drain();
     }
 
+    #[inline]
     fn fire_timers(&self) {
-        if self.timers.borrow().is_empty() {
-            return;
+        if !self.timers.borrow().is_empty() {
+            self.fire_due_timers();
         }
+    }
+
+    fn fire_due_timers(&self) {
         let now = Instant::now();
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
@@ -325,24 +354,56 @@ pub(crate) fn waiter() -> Waiter {
 ///
 /// # Errors
 /// [`LoopExit`] when the current greenlet is main and nothing could ever wake it.
-pub(crate) fn park(waiter: &Waiter, deadline: Option<Instant>, what: &dyn fmt::Display) -> Result<bool, LoopExit> {
+pub(crate) fn park(
+    waiter: &Waiter,
+    deadline: Option<Instant>,
+    what: &dyn fmt::Display,
+) -> Result<bool, LoopExit> {
+    park_with(waiter, deadline, what, false)
+}
+
+/// [`park`], with a choice of whether the timer for `deadline` is weak: a weak timer does not
+/// keep the hub from reporting that it ran dry (gevent's `ref=False` timers).
+pub(crate) fn park_with(
+    waiter: &Waiter,
+    deadline: Option<Instant>,
+    what: &dyn fmt::Display,
+    weak_timer: bool,
+) -> Result<bool, LoopExit> {
     let deadline = timeout::effective_deadline(&waiter.greenlet, deadline);
-    let timer = deadline.map(|d| with_hub(|hub| hub.timers.borrow_mut().insert(d, waiter.clone())));
-    let hub = switch::hub_greenlet();
-    let msg = switch::switch_to(hub, Msg::Value(Value::new(())));
+    let timer = deadline.map(|d| {
+        with_hub(|hub| {
+            hub.timers
+                .borrow_mut()
+                .insert_with(d, waiter.clone(), weak_timer)
+        })
+    });
+    let msg = switch::switch_to_hub(Msg::Wake);
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
     waiter.greenlet.inner().hub.park_token.set(0);
     if let Some(key) = timer {
         cancel_timer(&key);
     }
     match crate::greenlet::receive(msg) {
-        Ok(_) => Ok(deadline.is_none_or(|d| Instant::now() < d)),
-        Err(SwitchError::LoopExit { stopped }) => {
-            Err(LoopExit { waiting_on: what.to_string(), stopped, refused: None })
+        Ok(_) => {
+            let now = Instant::now();
+            let timed_out = deadline.is_some_and(|d| now >= d);
+            if timed_out && let Some(d) = deadline {
+                // Record which `Timeout`s cut this wait short (see `with_timeout`).
+                waiter.greenlet.inner().hub.deadlines.mark_fired(d);
+            }
+            Ok(!timed_out)
         }
-        Err(SwitchError::NotAllowed(why)) => {
-            Err(LoopExit { waiting_on: what.to_string(), stopped: false, refused: Some(why) })
-        }
+        Err(SwitchError::LoopExit { stopped }) => Err(LoopExit {
+            waiting_on: what.to_string(),
+            stopped,
+            refused: None,
+        }),
+        Err(SwitchError::NotAllowed(why)) => Err(LoopExit {
+            waiting_on: what.to_string(),
+            stopped: false,
+            refused: Some(why),
+        }),
         // A stray explicit switch into a parked greenlet: treat it as a wake-up; callers
         // re-check their condition.
         Err(_) => Ok(true),
@@ -422,14 +483,18 @@ pub fn yield_now() {
     if me.inner().kind == Kind::Hub {
         hub_blocking_misuse();
     }
-    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::Value(Value::new(())))));
-    let msg = switch::switch_to(switch::hub_greenlet(), Msg::Value(Value::new(())));
+    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::Wake)));
+    let msg = switch::switch_to_hub(Msg::Wake);
+    if let Msg::Wake = msg {
+        return; // the common case
+    }
     // We were ready, so no LoopExit; a kill unwinds from `receive`.
     let _ = crate::greenlet::receive(msg);
 }
 
 /// The number of greenlets ready to run and timers pending on this thread's hub, for tests
 /// and diagnostics.
+#[allow(dead_code)] // a diagnostic, unused for now
 pub(crate) fn stats() -> (usize, usize) {
     with_hub(|hub| (hub.ready.borrow().len(), hub.timers.borrow().len()))
 }

@@ -35,7 +35,9 @@ pub(crate) struct Monitor {
 
 impl fmt::Debug for Monitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Monitor").field("enabled", &self.enabled.get()).finish()
+        f.debug_struct("Monitor")
+            .field("enabled", &self.enabled.get())
+            .finish()
     }
 }
 
@@ -51,7 +53,9 @@ impl Monitor {
                 ms => match ms.parse::<u64>() {
                     Ok(ms) => Duration::from_millis(ms),
                     Err(_) => {
-                        log::warn!("GREENLET_MONITOR={v:?} is not a number of milliseconds; using 100");
+                        log::warn!(
+                            "GREENLET_MONITOR={v:?} is not a number of milliseconds; using 100"
+                        );
                         DEFAULT_THRESHOLD
                     }
                 },
@@ -69,7 +73,9 @@ impl Monitor {
     fn start(&self, threshold: Duration) -> Option<Arc<Shared>> {
         let shared = Arc::new(Shared::default());
         let watched = shared.clone();
-        let spawned = std::thread::Builder::new().name("greenlet-monitor".into()).spawn(move || watch(watched, threshold));
+        let spawned = std::thread::Builder::new()
+            .name("greenlet-monitor".into())
+            .spawn(move || watch(watched, threshold));
         match spawned {
             Ok(_) => Some(shared),
             Err(e) => {
@@ -126,14 +132,33 @@ impl Monitor {
     }
 }
 
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        // The hub is going away with its thread: stop the watchdog, or it would go on watching
+        // a thread that no longer runs and report its last greenlet as blocking the hub.
+        if let Some(shared) = self.shared.get() {
+            shared.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 fn watch(shared: Arc<Shared>, threshold: Duration) {
     let mut last = shared.resumes.load(Ordering::Relaxed);
     let mut reported = u64::MAX;
-    while !shared.stop.load(Ordering::Relaxed) {
+    loop {
         std::thread::sleep(threshold);
+        // Checked after the sleep, right before sampling: a hub dropped during the sleep must
+        // not be reported.
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
         let now = shared.resumes.load(Ordering::Relaxed);
         if now == last && !shared.idle.load(Ordering::Relaxed) && reported != now {
-            let running = shared.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let running = shared
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             log::warn!("greenlet {running} has blocked the hub for more than {threshold:?}");
             reported = now;
         }

@@ -29,7 +29,10 @@ struct Shared {
 
 impl Shared {
     fn signal(&self, id: u64) {
-        self.woken.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+        self.woken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
         self.pending.store(true, Ordering::Release);
         if let Err(e) = self.waker.wake() {
             log::error!("greenlet: could not wake a hub from another thread: {e}");
@@ -47,7 +50,9 @@ pub(crate) struct RemoteState {
 
 impl fmt::Debug for RemoteState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteState").field("waiting", &self.waiting.borrow().len()).finish()
+        f.debug_struct("RemoteState")
+            .field("waiting", &self.waiting.borrow().len())
+            .finish()
     }
 }
 
@@ -67,8 +72,19 @@ impl RemoteState {
     }
 
     /// Wakes the greenlets whose remote wakers fired.
+    #[inline]
     pub(crate) fn drain(&self) {
-        let Some(shared) = self.shared.get() else { return };
+        // Called on every loop turn: a plain load first, the atomic swap only when something
+        // is pending.
+        if let Some(shared) = self.shared.get()
+            && shared.pending.load(Ordering::Relaxed)
+        {
+            self.drain_pending(shared);
+        }
+    }
+
+    #[cold]
+    fn drain_pending(&self, shared: &Shared) {
         if !shared.pending.swap(false, Ordering::Acquire) {
             return;
         }
@@ -84,11 +100,15 @@ impl RemoteState {
     pub(crate) fn mark_woken(&self) {}
 
     pub(crate) fn stop_requested(&self) -> bool {
-        self.shared.get().is_some_and(|s| s.stop.swap(false, Ordering::AcqRel))
+        self.shared
+            .get()
+            .is_some_and(|s| s.stop.swap(false, Ordering::AcqRel))
     }
 
     pub(crate) fn has_outstanding(&self) -> bool {
-        self.shared.get().is_some_and(|s| s.outstanding.load(Ordering::Acquire) > 0)
+        self.shared
+            .get()
+            .is_some_and(|s| s.outstanding.load(Ordering::Acquire) > 0)
     }
 
     pub(crate) fn is_live(&self) -> bool {
@@ -143,13 +163,24 @@ impl RemoteWait {
             let id = hub.remote.next_id.get() + 1;
             hub.remote.next_id.set(id);
             shared.outstanding.fetch_add(1, Ordering::AcqRel);
-            Ok((RemoteWaker { shared, id, done: AtomicBool::new(false) }, RemoteWait { id }))
+            Ok((
+                RemoteWaker {
+                    shared,
+                    id,
+                    done: AtomicBool::new(false),
+                },
+                RemoteWait { id },
+            ))
         })
     }
 
     /// Parks until the waker fires (or is dropped), or `deadline`. Callers check their own
     /// condition before and after, as with every park.
-    pub(crate) fn wait(&self, deadline: Option<Instant>, what: &dyn fmt::Display) -> Result<(), BlockError> {
+    pub(crate) fn wait(
+        &self,
+        deadline: Option<Instant>,
+        what: &dyn fmt::Display,
+    ) -> Result<(), BlockError> {
         super::check_can_block();
         let w = waiter();
         with_hub(|hub| hub.remote.waiting.borrow_mut().insert(self.id, w.clone()));
@@ -194,7 +225,11 @@ impl HubHandle {
     /// # Errors
     /// If the hub's poller cannot be created (out of descriptors).
     pub fn current() -> io::Result<HubHandle> {
-        with_hub(|hub| Ok(HubHandle { shared: hub.remote.shared(hub.io.registry()?)?.clone() }))
+        with_hub(|hub| {
+            Ok(HubHandle {
+                shared: hub.remote.shared(hub.io.registry()?)?.clone(),
+            })
+        })
     }
 
     /// Asks the hub to stop: the main greenlet's current (or next) blocking call returns at

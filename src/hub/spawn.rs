@@ -8,12 +8,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::timer::TimerKey;
 use super::waitlist::{BlockError, WaitList, block_on, deadline_after};
-use super::{LoopExit, Waiter, interrupt, schedule, with_hub};
+use super::{LoopExit, Waiter, cancel_timer, interrupt, schedule, with_hub};
 use crate::error::{GreenletExit, Panic};
 use crate::greenlet::{Builder, Greenlet};
 use crate::switch::{self, Msg};
-use crate::value::Value;
 
 /// A callback run when a spawned greenlet finishes; see [`JoinHandle::link`].
 pub type LinkFn<T> = Box<dyn FnOnce(&JoinHandle<T>)>;
@@ -71,6 +71,12 @@ struct Shared<T> {
     links: RefCell<Vec<LinkFn<T>>>,
     /// Set by a kill that came before the greenlet started: it then never runs its function.
     killed_before_start: Cell<bool>,
+    /// The start timer of a `spawn_later` greenlet, cancelled by a kill before the start: left
+    /// in the hub, it would keep the hub from seeing that it ran dry (no `LoopExit`) until then.
+    start_timer: Cell<Option<TimerKey>>,
+    /// Set while the links run: a link added meanwhile (by a link) is queued behind the others
+    /// instead of running at once, so links run in order of adding.
+    running_links: Cell<bool>,
     /// Whether anyone looked at the outcome (joined, linked, asked); an unobserved panic is
     /// logged when the last handle goes.
     observed: Cell<bool>,
@@ -78,7 +84,11 @@ struct Shared<T> {
 
 impl<T> Shared<T> {
     fn display_name(&self) -> String {
-        if self.name.is_empty() { format!("Greenlet-{}", self.id.get()) } else { self.name.clone() }
+        if self.name.is_empty() {
+            format!("Greenlet-{}", self.id.get())
+        } else {
+            self.name.clone()
+        }
     }
 }
 
@@ -87,7 +97,11 @@ impl<T> Drop for Shared<T> {
         if !self.observed.get()
             && let Some(Err(JoinError::Panicked(p))) = &*self.result.borrow()
         {
-            log::error!("greenlet {:?} panicked and nobody joined it: {}", self.display_name(), p);
+            log::error!(
+                "greenlet {:?} panicked and nobody joined it: {}",
+                self.display_name(),
+                p
+            );
         }
     }
 }
@@ -108,7 +122,10 @@ pub struct JoinHandle<T> {
 
 impl<T> Clone for JoinHandle<T> {
     fn clone(&self) -> Self {
-        JoinHandle { greenlet: self.greenlet.clone(), shared: self.shared.clone() }
+        JoinHandle {
+            greenlet: self.greenlet.clone(),
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -168,7 +185,7 @@ impl SpawnBuilder {
     /// When no stack can be had (the message names the system limit).
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let handle = self.create(f)?;
-        schedule(handle.greenlet.clone(), Msg::Value(Value::new(())));
+        schedule(handle.greenlet.clone(), Msg::Wake);
         Ok(handle)
     }
 
@@ -186,8 +203,10 @@ impl SpawnBuilder {
         let token = with_hub(super::Hub::new_token);
         g.inner().hub.park_token.set(token);
         let w = Waiter { greenlet: g, token };
-        let deadline = deadline_after(Some(delay)).unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX as u64));
-        with_hub(|hub| hub.timers.borrow_mut().insert(deadline, w));
+        let deadline = deadline_after(Some(delay))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX as u64));
+        let key = with_hub(|hub| hub.timers.borrow_mut().insert(deadline, w));
+        handle.shared.start_timer.set(Some(key));
         Ok(handle)
     }
 
@@ -202,6 +221,8 @@ impl SpawnBuilder {
             watchers: RefCell::new(Vec::new()),
             links: RefCell::new(Vec::new()),
             killed_before_start: Cell::new(false),
+            start_timer: Cell::new(None),
+            running_links: Cell::new(false),
             observed: Cell::new(false),
         });
         let body_shared = shared.clone();
@@ -226,6 +247,9 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
             Err(payload) => Err(JoinError::Panicked(Panic::new(payload))),
         }
     };
+    // Drop the greenlet's locals before publishing the outcome, so that a joiner finds them
+    // gone even when their destructors block (the root drops any that links create later).
+    crate::current().inner().hub.locals.clear();
     *shared.result.borrow_mut() = Some(outcome);
     shared.done.set(true);
     shared.joiners.wake_all();
@@ -233,7 +257,11 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
     for notify in watchers {
         notify();
     }
-    let handle = JoinHandle { greenlet: crate::current(), shared };
+    shared.running_links.set(true);
+    let handle = JoinHandle {
+        greenlet: crate::current(),
+        shared,
+    };
     loop {
         // Links may add links; run until none are left, in order of adding.
         let links = std::mem::take(&mut *handle.shared.links.borrow_mut());
@@ -242,10 +270,15 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
         }
         for link in links {
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&handle))) {
-                log::error!("a link callback of greenlet {:?} panicked: {}", handle.name(), Panic::new(p));
+                log::error!(
+                    "a link callback of greenlet {:?} panicked: {}",
+                    handle.name(),
+                    Panic::new(p)
+                );
             }
         }
     }
+    handle.shared.running_links.set(false);
 }
 
 impl<T: 'static> JoinHandle<T> {
@@ -267,7 +300,10 @@ impl<T: 'static> JoinHandle<T> {
     /// Whether the greenlet finished by returning a value (gevent's `successful()`).
     pub fn is_successful(&self) -> bool {
         self.shared.observed.set(true);
-        matches!(&*self.shared.result.borrow(), Some(Ok(_)) | Some(Err(JoinError::Taken)))
+        matches!(
+            &*self.shared.result.borrow(),
+            Some(Ok(_)) | Some(Err(JoinError::Taken))
+        )
     }
 
     /// The value the greenlet returned, if it did and it was not taken by `get`.
@@ -310,7 +346,9 @@ impl<T: 'static> JoinHandle<T> {
             return Ok(());
         }
         let what = JoinWhat(self);
-        block_on(&self.shared.joiners, deadline, &what, || self.shared.done.get().then_some(()))?;
+        block_on(&self.shared.joiners, deadline, &what, || {
+            self.shared.done.get().then_some(())
+        })?;
         Ok(())
     }
 
@@ -402,7 +440,10 @@ impl<T: 'static> JoinHandle<T> {
             self.shared.killed_before_start.set(true);
             // Run it now (it ends at once), even if spawn_later meant it for later.
             g.inner().hub.park_token.set(0);
-            schedule(g.clone(), Msg::Value(Value::new(())));
+            if let Some(key) = self.shared.start_timer.take() {
+                cancel_timer(&key);
+            }
+            schedule(g.clone(), Msg::Wake);
         } else if g.is_current() {
             panic::resume_unwind(Box::new(GreenletExit));
         } else {
@@ -415,7 +456,7 @@ impl<T: 'static> JoinHandle<T> {
     /// it is logged, not propagated.
     pub fn link(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) {
         self.shared.observed.set(true);
-        if self.is_ready() {
+        if self.is_ready() && !self.shared.running_links.get() {
             callback(self);
         } else {
             self.shared.links.borrow_mut().push(Box::new(callback));
@@ -456,7 +497,9 @@ impl<T: 'static> fmt::Display for JoinWhat<'_, T> {
 /// assert_eq!(a.get().unwrap() + b.get().unwrap(), 3);
 /// ```
 pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
-    SpawnBuilder::new().spawn(f).unwrap_or_else(|e| panic!("greenlet::spawn: {e}"))
+    SpawnBuilder::new()
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("greenlet::spawn: {e}"))
 }
 
 /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
@@ -464,7 +507,9 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
 /// # Panics
 /// As [`spawn`].
 pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
-    SpawnBuilder::new().spawn_later(delay, f).unwrap_or_else(|e| panic!("greenlet::spawn_later: {e}"))
+    SpawnBuilder::new()
+        .spawn_later(delay, f)
+        .unwrap_or_else(|e| panic!("greenlet::spawn_later: {e}"))
 }
 
 /// Waits until the given greenlets finish: all of them, or `count` of them, or until
@@ -495,7 +540,9 @@ pub fn joinall<T: 'static>(
                 Err(_) => unreachable!("wait fails only by time or LoopExit"),
             }
         }
-        return Ok((0..handles.len()).filter(|&i| handles[i].is_ready()).collect());
+        return Ok((0..handles.len())
+            .filter(|&i| handles[i].is_ready())
+            .collect());
     }
     let finished = Finished::watch(handles);
     match finished.wait_for(want, deadline, handles.len()) {
@@ -516,7 +563,10 @@ struct Finished {
 
 impl Finished {
     fn watch<T: 'static>(handles: &[JoinHandle<T>]) -> Rc<Finished> {
-        let finished = Rc::new(Finished { order: RefCell::new(Vec::new()), waiters: WaitList::new() });
+        let finished = Rc::new(Finished {
+            order: RefCell::new(Vec::new()),
+            waiters: WaitList::new(),
+        });
         for (i, h) in handles.iter().enumerate() {
             h.shared.observed.set(true);
             if h.is_ready() {
@@ -535,9 +585,16 @@ impl Finished {
         finished
     }
 
-    fn wait_for(&self, want: usize, deadline: Option<Instant>, of: usize) -> Result<(), BlockError> {
+    fn wait_for(
+        &self,
+        want: usize,
+        deadline: Option<Instant>,
+        of: usize,
+    ) -> Result<(), BlockError> {
         let what = format!("{want} of {of} greenlets");
-        block_on(&self.waiters, deadline, &what, || (self.order.borrow().len() >= want).then_some(()))
+        block_on(&self.waiters, deadline, &what, || {
+            (self.order.borrow().len() >= want).then_some(())
+        })
     }
 }
 
@@ -557,7 +614,11 @@ pub fn wait<T: 'static>(
 ///
 /// # Errors
 /// [`JoinError::LoopExit`] / [`JoinError::TimedOut`] while waiting.
-pub fn killall<T: 'static>(handles: &[JoinHandle<T>], block: bool, timeout: Option<Duration>) -> Result<(), JoinError> {
+pub fn killall<T: 'static>(
+    handles: &[JoinHandle<T>],
+    block: bool,
+    timeout: Option<Duration>,
+) -> Result<(), JoinError> {
     for h in handles {
         h.kill_nowait();
     }
@@ -581,7 +642,10 @@ pub fn killall<T: 'static>(handles: &[JoinHandle<T>], block: bool, timeout: Opti
 /// let order: Vec<usize> = greenlet::iwait(&[slow, fast], None).collect();
 /// assert_eq!(order, [1, 0]);
 /// ```
-pub fn iwait<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> impl Iterator<Item = usize> + '_ {
+pub fn iwait<T: 'static>(
+    handles: &[JoinHandle<T>],
+    timeout: Option<Duration>,
+) -> impl Iterator<Item = usize> + '_ {
     let deadline = deadline_after(timeout);
     let finished = Finished::watch(handles);
     let mut next = 0;
@@ -593,4 +657,49 @@ pub fn iwait<T: 'static>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -
         next += 1;
         Some(finished.order.borrow()[next - 1])
     })
+}
+
+/// Runs the hub until nothing is left that could ever run (gevent's `wait()` without
+/// objects, `hub.join()`): every spawned greenlet has finished or waits on something that can
+/// never happen. Returns `Ok(true)` then, or `Ok(false)` if `timeout` (or a [`Timeout`] of the
+/// main greenlet) ran out first. The timeout itself does not keep the hub running.
+///
+/// [`Timeout`]: crate::Timeout
+///
+/// # Errors
+/// A [`LoopExit`] whose [`is_stopped`](LoopExit::is_stopped) is true when the hub was stopped
+/// by a [`HubHandle`](crate::HubHandle).
+///
+/// # Panics
+/// When called from a greenlet other than the main one: only the main greenlet is told that
+/// the hub ran dry (gevent asserts the same).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// for i in 0..3u64 {
+///     // Fire and forget: nobody keeps the handles.
+///     greenlet::spawn(move || greenlet::sleep(Duration::from_millis(i)));
+/// }
+/// assert!(greenlet::wait_all(None).unwrap());
+/// ```
+#[doc(alias = "wait()")]
+pub fn wait_all(timeout: Option<Duration>) -> Result<bool, LoopExit> {
+    super::check_can_block();
+    assert!(
+        crate::current().is_main(),
+        "greenlet::wait_all can only be called from the main greenlet"
+    );
+    let deadline = deadline_after(timeout);
+    loop {
+        let w = super::waiter();
+        // Nothing holds `w` but the (weak) timer: only the hub running dry, the timeout or a
+        // stop resume us.
+        match super::park_with(&w, deadline, &"everything to finish (wait_all)", true) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) if e.is_stopped() => return Err(e),
+            Err(_) => return Ok(true),
+        }
+    }
 }

@@ -16,12 +16,34 @@ use crate::greenlet::Greenlet;
 #[derive(Debug, Default)]
 pub(crate) struct Deadlines {
     stack: RefCell<Vec<(u64, Instant)>>,
+    /// The ids of active timeouts that have cut a blocking call short.
+    fired: RefCell<Vec<u64>>,
 }
 
 impl Deadlines {
     /// The earliest active deadline.
     pub(crate) fn earliest(&self) -> Option<Instant> {
         self.stack.borrow().iter().map(|&(_, d)| d).min()
+    }
+
+    /// A blocking call gave up at `deadline`: every active timeout due by then has fired.
+    pub(crate) fn mark_fired(&self, deadline: Instant) {
+        let stack = self.stack.borrow();
+        let mut fired = self.fired.borrow_mut();
+        for &(id, d) in stack.iter() {
+            if d <= deadline && !fired.contains(&id) {
+                fired.push(id);
+            }
+        }
+    }
+
+    fn has_fired(&self, id: u64) -> bool {
+        self.fired.borrow().contains(&id)
+    }
+
+    fn remove(&self, id: u64) {
+        self.stack.borrow_mut().retain(|&(i, _)| i != id);
+        self.fired.borrow_mut().retain(|&i| i != id);
     }
 }
 
@@ -65,7 +87,11 @@ impl Timeout {
         if let Some(d) = deadline {
             owner.inner().hub.deadlines.stack.borrow_mut().push((id, d));
         }
-        Timeout { owner, id, deadline }
+        Timeout {
+            owner,
+            id,
+            deadline,
+        }
     }
 
     /// Whether this timeout's deadline has passed.
@@ -80,13 +106,21 @@ impl Timeout {
 
     /// Time left before the deadline (`None`: no deadline).
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+impl Timeout {
+    /// Whether this timeout has cut a blocking call of its greenlet short.
+    fn has_fired(&self) -> bool {
+        self.owner.inner().hub.deadlines.has_fired(self.id)
     }
 }
 
 impl Drop for Timeout {
     fn drop(&mut self) {
-        self.owner.inner().hub.deadlines.stack.borrow_mut().retain(|&(id, _)| id != self.id);
+        self.owner.inner().hub.deadlines.remove(self.id);
     }
 }
 
@@ -113,8 +147,13 @@ impl fmt::Display for Elapsed {
 
 impl std::error::Error for Elapsed {}
 
-/// Runs `f` with a [`Timeout`] of `duration`: `Err(Elapsed)` if the deadline passed before `f`
-/// returned (its blocking calls gave up early), else `Ok` with its value.
+/// Runs `f` with a [`Timeout`] of `duration`: `Err(Elapsed)` if the timeout fired, that is, cut
+/// one of `f`'s blocking calls short (those calls then returned their own timeout errors), else
+/// `Ok` with `f`'s value.
+///
+/// As in gevent, a timeout fires only at a blocking call: an `f` that never blocks returns its
+/// value even if it ran past the deadline, and a zero timeout fires at `f`'s first blocking
+/// call (that call's next loop turn).
 ///
 /// # Errors
 /// [`Elapsed`] when the time ran out.
@@ -130,5 +169,11 @@ impl std::error::Error for Elapsed {}
 pub fn with_timeout<T>(duration: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let t = Timeout::start(Some(duration));
     let v = f();
-    if t.is_expired() { Err(Elapsed { after: duration }) } else { Ok(v) }
+    // Not `is_expired`: what matters is whether the deadline interrupted `f`, not whether it has
+    // passed by the time `f` returned (gevent returns the value of an `f` that did not block).
+    if t.has_fired() {
+        Err(Elapsed { after: duration })
+    } else {
+        Ok(v)
+    }
 }

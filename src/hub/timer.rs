@@ -13,22 +13,41 @@ pub(crate) type TimerKey = (Instant, u64);
 /// Pending timers of one hub.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    entries: BTreeMap<TimerKey, Waiter>,
+    /// Each waiter with whether its timer is weak.
+    entries: BTreeMap<TimerKey, (Waiter, bool)>,
     seq: u64,
+    /// How many entries are weak: timers that do not keep the hub alive (gevent's
+    /// `ref=False`), such as the timeout of `wait_all`, which must not stop the hub from seeing
+    /// that everything else has finished.
+    weak: usize,
 }
 
 impl Timers {
     /// Wakes `waiter` at `deadline`.
     pub(crate) fn insert(&mut self, deadline: Instant, waiter: Waiter) -> TimerKey {
+        self.insert_with(deadline, waiter, false)
+    }
+
+    /// Wakes `waiter` at `deadline`; a `weak` timer does not count as something that can still
+    /// wake a greenlet when the hub decides whether it has run dry.
+    pub(crate) fn insert_with(
+        &mut self,
+        deadline: Instant,
+        waiter: Waiter,
+        weak: bool,
+    ) -> TimerKey {
         self.seq += 1;
         let key = (deadline, self.seq);
-        self.entries.insert(key, waiter);
+        self.entries.insert(key, (waiter, weak));
+        self.weak += usize::from(weak);
         key
     }
 
     /// Cancels a timer; a no-op if it already fired.
     pub(crate) fn remove(&mut self, key: &TimerKey) {
-        self.entries.remove(key);
+        if let Some((_, weak)) = self.entries.remove(key) {
+            self.weak -= usize::from(weak);
+        }
     }
 
     /// The earliest deadline.
@@ -39,11 +58,22 @@ impl Timers {
     /// Removes and returns the first timer if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Waiter> {
         let entry = self.entries.first_entry()?;
-        if entry.key().0 <= now { Some(entry.remove()) } else { None }
+        if entry.key().0 <= now {
+            let (waiter, weak) = entry.remove();
+            self.weak -= usize::from(weak);
+            Some(waiter)
+        } else {
+            None
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Whether a timer that keeps the hub alive is pending.
+    pub(crate) fn has_strong(&self) -> bool {
+        self.entries.len() > self.weak
     }
 
     pub(crate) fn len(&self) -> usize {

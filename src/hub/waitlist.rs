@@ -15,7 +15,9 @@ pub(crate) struct WaitList {
 
 impl WaitList {
     pub(crate) const fn new() -> WaitList {
-        WaitList { queue: RefCell::new(VecDeque::new()) }
+        WaitList {
+            queue: RefCell::new(VecDeque::new()),
+        }
     }
 
     pub(crate) fn push(&self, w: Waiter) {
@@ -39,6 +41,7 @@ impl WaitList {
 
     /// The longest-waiting greenlet still parked here, removed from the list but not woken:
     /// for primitives that hand a resource straight to it (FIFO fairness).
+    #[allow(dead_code)] // for greenlet::net, not merged yet
     pub(crate) fn pop_live(&self) -> Option<Waiter> {
         loop {
             let w = self.queue.borrow_mut().pop_front()?;
@@ -57,6 +60,7 @@ impl WaitList {
     }
 
     /// Whether a greenlet is still parked here.
+    #[allow(dead_code)] // for greenlet::net, not merged yet
     pub(crate) fn has_waiters(&self) -> bool {
         self.queue.borrow_mut().retain(Waiter::is_waiting);
         !self.queue.borrow().is_empty()
@@ -70,7 +74,9 @@ impl WaitList {
 
 impl fmt::Debug for WaitList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitList").field("waiting", &self.queue.borrow().len()).finish()
+        f.debug_struct("WaitList")
+            .field("waiting", &self.queue.borrow().len())
+            .finish()
     }
 }
 

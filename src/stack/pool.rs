@@ -143,11 +143,11 @@ impl Drop for Pool {
     fn drop(&mut self) {
         for class in &mut self.classes {
             for &(slab, index) in &class.warm {
-                if let Some(state) = &class.slabs[slab as usize] {
-                    if state.live > 0 {
-                        // SAFETY: a warm slot is free; nothing lives in it.
-                        unsafe { state.slab.discard(index as usize, 1) };
-                    }
+                if let Some(state) = &class.slabs[slab as usize]
+                    && state.live > 0
+                {
+                    // SAFETY: a warm slot is free; nothing lives in it.
+                    unsafe { state.slab.discard(index as usize, 1) };
                 }
             }
             for state in class.slabs.drain(..).flatten() {

@@ -115,7 +115,9 @@ impl Slab {
     ///
     /// The raw `mmap` error (the caller may retry smaller, then pass it through [`explain`]).
     pub(super) fn map(slot_size: usize, slots: usize) -> io::Result<Slab> {
-        debug_assert!(slot_size % page_size() == 0 && slot_size > guard_len() && slots > 0);
+        debug_assert!(
+            slot_size.is_multiple_of(page_size()) && slot_size > guard_len() && slots > 0
+        );
         let len = slot_size.checked_mul(slots).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -179,3 +179,73 @@ pub fn run_test_in_child(name: &str) -> std::process::Output {
         .output()
         .expect("run the test executable")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Not hanging: bounds that turn a hang into a failure (never an assertion on speed).
+
+/// A bound that no test comes near unless it hangs.
+pub const NOT_HANGING: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `f` on a fresh OS thread (so with a fresh hub) and returns its result; fails the test
+/// if it has not finished within [`NOT_HANGING`], instead of hanging the test run.
+pub fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("fresh-hub".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(r);
+        })
+        .expect("spawn a test thread");
+    match rx.recv_timeout(NOT_HANGING) {
+        Ok(Ok(v)) => {
+            thread.join().expect("test thread");
+            v
+        }
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("the test hung: no result within {NOT_HANGING:?}"),
+    }
+}
+
+/// What a child test run printed, and whether it passed.
+#[derive(Debug)]
+pub struct ChildRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// [`run_test_in_child`] with `envs` set in the child (fresh process-wide state: thread pool,
+/// logger, environment), killing the child and failing if it hangs past [`NOT_HANGING`].
+pub fn run_test_in_child_with(name: &str, envs: &[(&str, &str)]) -> ChildRun {
+    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+    cmd.args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env("GREENLET_TEST_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start the child test process");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(NOT_HANGING) {
+        Ok(out) => {
+            let out = out.expect("the child's output");
+            ChildRun {
+                success: out.status.success(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+        Err(_) => {
+            // SAFETY: plain FFI call; `pid` is our child, not reaped yet (its waiter thread is
+            // still blocked in wait).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("the child test {name} hung: no result within {NOT_HANGING:?}");
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The tour: every demo of this crate, one after another, each headed by a line saying what
+//! it shows. `cargo run --example tour` runs them all; `cargo run --example tour -- NAME...`
+//! runs only those named.
+//!
+//! Each demo is an example of its own (`cargo run --example NAME`) whose file has a
+//! `pub fn main()`; the tour includes its code as a module and runs it on a fresh thread, so
+//! every demo starts with a fresh hub. Adding a demo is one line in the `demos!` list below.
+
+macro_rules! demos {
+    ($($file:literal => $name:ident: $what:literal,)*) => {
+        $(
+            #[path = $file]
+            mod $name;
+        )*
+
+        /// Every demo: its name, what it shows, and its `main`.
+        const DEMOS: &[(&str, &str, fn())] = &[$((stringify!($name), $what, $name::main),)*];
+    };
+}
+
+demos! {
+    "greenlet_switch.rs" => greenlet_switch: "two greenlets switching explicitly (article 1.1)",
+    "baozi.rs" => baozi: "a producer feeding two consumer generators with send (article 1)",
+    "gevent_sleep.rs" => gevent_sleep: "two greenlets handing control over through the hub with sleep(0) (article 1.2)",
+    "sleep_sort.rs" => sleep_sort: "the hub's timers waking sleeping greenlets in deadline order",
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let mut failed = Vec::new();
+    let mut first = true;
+    for &(name, what, demo) in DEMOS {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        if !first {
+            println!();
+        }
+        first = false;
+        println!("== {name}: {what} ==");
+        let ran = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(demo)
+            .and_then(|t| {
+                t.join()
+                    .map_err(|_| std::io::Error::other("the demo panicked"))
+            });
+        if let Err(e) = ran {
+            eprintln!("tour: demo {name} failed: {e}");
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "tour: {} demo(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        );
+        std::process::exit(1);
+    }
+}
