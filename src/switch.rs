@@ -151,18 +151,33 @@ pub(crate) fn current_kind() -> Kind {
 /// This thread's hub pseudo-greenlet.
 #[inline]
 pub(crate) fn hub_greenlet() -> Greenlet {
-    current_ptr();
-    // SAFETY: HUB is set while the runtime (which owns the hub greenlet) exists; current_ptr
-    // created the runtime if needed.
-    unsafe { handle_from_ptr(HUB.get()) }
+    // SAFETY: runtime_ptr returns a non-null HUB, which is set while the runtime (which owns
+    // the hub greenlet) exists.
+    unsafe { handle_from_ptr(runtime_ptr(&HUB)) }
+}
+
+/// A cached runtime pointer, creating the runtime if needed.
+///
+/// # Panics
+/// During thread exit, once the runtime has been destroyed (std's thread-local access panics
+/// cleanly there; the pointer is never null when this returns).
+#[inline]
+fn runtime_ptr(cell: &'static std::thread::LocalKey<Cell<*const Inner>>) -> *const Inner {
+    let p = cell.get();
+    if !p.is_null() {
+        return p;
+    }
+    init_runtime();
+    let p = cell.get();
+    assert!(!p.is_null(), "the greenlet runtime of this thread has been destroyed");
+    p
 }
 
 /// This thread's main greenlet.
 #[inline]
 pub(crate) fn main_greenlet() -> Greenlet {
-    current_ptr();
     // SAFETY: as for `hub_greenlet`, with MAIN.
-    unsafe { handle_from_ptr(MAIN.get()) }
+    unsafe { handle_from_ptr(runtime_ptr(&MAIN)) }
 }
 
 /// Identity of the running greenlet for the stack-overflow handler: its id and name bytes.
@@ -379,10 +394,17 @@ pub(crate) fn destroy(g: &Greenlet) {
     let coro: &mut Option<Coro> = unsafe { &mut *inner.coro.get() };
     let Some(co) = coro.as_mut() else { return };
     let prev = CURRENT.replace(g.as_ptr());
-    // SAFETY: `prev` was current, so it is alive (see `current`); it stays alive while we run
-    // nested below it. It is not current while `g` unwinds, so a switch to it is a real switch.
-    let prev_inner = unsafe { &*prev };
-    let prev_state = prev_inner.state.replace(State::Suspended);
+    // The greenlet that was current steps aside while `g` unwinds, so that a switch to it is a
+    // real (refused) switch. There is none at thread exit (the runtime is gone), and it is `g`
+    // itself when the dispatch loop drops the last handle of a greenlet that just switched away.
+    let prev_inner = if prev.is_null() || prev == g.as_ptr() {
+        None
+    } else {
+        // SAFETY: `prev` was current, so it is alive (see `current`); it stays alive while we
+        // run nested below it.
+        Some(unsafe { &*prev })
+    };
+    let prev_state = prev_inner.map(|p| p.state.replace(State::Suspended));
     inner.state.set(State::Destroying);
     let mut msg = Msg::Throw(Box::new(GreenletExit));
     let mut finished = false;
@@ -414,7 +436,9 @@ pub(crate) fn destroy(g: &Greenlet) {
     *coro = None;
     inner.state.set(State::Dead);
     inner.yielder.set(ptr::null());
-    prev_inner.state.set(prev_state);
+    if let (Some(p), Some(state)) = (prev_inner, prev_state) {
+        p.state.set(state);
+    }
     CURRENT.set(prev);
 }
 

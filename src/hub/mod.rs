@@ -479,6 +479,10 @@ pub fn sleep_until(deadline: Instant) {
 /// `1A`/`1B` and `2A`/`2B` around a yield print `1A 2A 1B 2B`.
 #[doc(alias = "sleep(0)")]
 pub fn yield_now() {
+    if std::thread::panicking() {
+        // Switching is refused while unwinding; do not leave a queued entry behind either.
+        return;
+    }
     let me = crate::current();
     if me.inner().kind == Kind::Hub {
         hub_blocking_misuse();
