@@ -169,7 +169,10 @@ fn runtime_ptr(cell: &'static std::thread::LocalKey<Cell<*const Inner>>) -> *con
     }
     init_runtime();
     let p = cell.get();
-    assert!(!p.is_null(), "the greenlet runtime of this thread has been destroyed");
+    assert!(
+        !p.is_null(),
+        "the greenlet runtime of this thread has been destroyed"
+    );
     p
 }
 
