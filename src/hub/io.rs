@@ -8,6 +8,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -124,9 +125,13 @@ impl Reactor {
 }
 
 /// A descriptor registered with this thread's hub; deregistered when dropped.
+///
+/// Neither `Send` nor `Sync`: the token means something only to the hub of the thread that
+/// made it (dropped on another thread, it would free that hub's slot instead).
 pub(crate) struct IoRegistration {
     token: usize,
     fd: RawFd,
+    _thread_bound: PhantomData<*const ()>,
 }
 
 impl fmt::Debug for IoRegistration {
@@ -151,7 +156,11 @@ impl IoRegistration {
                 )
             });
             match r {
-                Ok(()) => Ok(IoRegistration { token, fd }),
+                Ok(()) => Ok(IoRegistration {
+                    token,
+                    fd,
+                    _thread_bound: PhantomData,
+                }),
                 Err(e) => {
                     hub.io.entries.borrow_mut()[token] = None;
                     hub.io.free.borrow_mut().push(token);
@@ -181,8 +190,12 @@ impl IoRegistration {
             }
             hub.io.parked.set(hub.io.parked.get() + 1);
         });
-        let what = format_args!("{} readiness of fd {}", dir.name(), self.fd).to_string();
-        let r = park(&w, deadline, &what);
+        // Formatted only if the wait ends in `LoopExit`: no allocation per park.
+        let r = park(
+            &w,
+            deadline,
+            &format_args!("{} readiness of fd {}", dir.name(), self.fd),
+        );
         with_hub(|hub| {
             hub.io.parked.set(hub.io.parked.get() - 1);
             if !matches!(r, Ok(true)) {
@@ -198,6 +211,52 @@ impl IoRegistration {
             Ok(false) => Err(BlockError::TimedOut),
             Err(e) => Err(BlockError::LoopExit(e)),
         }
+    }
+}
+
+/// Parks the current greenlet until any of `sources` is ready in its direction, or until
+/// `deadline`: one waiter is pushed onto every wait list involved (as `joinall` does with
+/// joiners), so one greenlet waits on many descriptors at once. Readiness is edge-triggered:
+/// callers check the current state (with `poll(2)`) before calling this, and again after.
+///
+/// # Errors
+/// `TimedOut` / `LoopExit` as [`BlockError`].
+pub(crate) fn wait_any(
+    sources: &[(&IoRegistration, Direction)],
+    deadline: Option<Instant>,
+) -> Result<(), BlockError> {
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(BlockError::TimedOut);
+    }
+    super::check_can_block();
+    let w = waiter();
+    let for_each_list = |f: &dyn Fn(&WaitList)| {
+        with_hub(|hub| {
+            let entries = hub.io.entries.borrow();
+            for (reg, dir) in sources {
+                if let Some(Some(entry)) = entries.get(reg.token) {
+                    f(match dir {
+                        Direction::Read => &entry.readers,
+                        Direction::Write => &entry.writers,
+                    });
+                }
+            }
+        })
+    };
+    for_each_list(&|list| list.push(w.clone()));
+    with_hub(|hub| hub.io.parked.set(hub.io.parked.get() + 1));
+    let r = park(
+        &w,
+        deadline,
+        &format_args!("readiness of {} descriptors", sources.len()),
+    );
+    with_hub(|hub| hub.io.parked.set(hub.io.parked.get() - 1));
+    // Our waiter is stale on every list that did not fire: drop it there.
+    for_each_list(&WaitList::prune);
+    match r {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(BlockError::TimedOut),
+        Err(e) => Err(BlockError::LoopExit(e)),
     }
 }
 
@@ -228,38 +287,5 @@ impl Drop for IoRegistration {
             }
             hub.io.free.borrow_mut().push(token);
         });
-    }
-}
-
-/// Parks until a descriptor that this crate does not own is ready in `dir`, or `timeout`
-/// passes: registers it for the wait and deregisters it after. Returns whether it became ready.
-///
-/// # Errors
-/// Registration errors (an invalid descriptor, or one already registered with this hub by a
-/// green socket: wait on that socket instead), and `LoopExit` as `io::ErrorKind::Other`.
-pub(crate) fn wait_fd(fd: RawFd, dir: Direction, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = super::waitlist::deadline_after(timeout);
-    let interest = match dir {
-        Direction::Read => Interest::READABLE,
-        Direction::Write => Interest::WRITABLE,
-    };
-    let token = with_hub(|hub| hub.io.insert());
-    let registered = with_hub(|hub| {
-        hub.io
-            .registry()?
-            .register(&mut SourceFd(&fd), Token(token), interest)
-    });
-    if let Err(e) = registered {
-        with_hub(|hub| {
-            hub.io.entries.borrow_mut()[token] = None;
-            hub.io.free.borrow_mut().push(token);
-        });
-        return Err(e);
-    }
-    let reg = IoRegistration { token, fd };
-    match reg.wait(dir, deadline) {
-        Ok(()) => Ok(true),
-        Err(BlockError::TimedOut) => Ok(false),
-        Err(BlockError::LoopExit(e)) => Err(io::Error::other(e)),
     }
 }

@@ -29,7 +29,7 @@ use crate::greenlet::{Greenlet, Kind};
 use crate::switch::{self, Msg};
 
 #[allow(unused_imports)] // for greenlet::net, not merged yet
-pub(crate) use self::io::{Direction, IoRegistration, wait_fd};
+pub(crate) use self::io::{Direction, IoRegistration, wait_any};
 pub use self::local::LocalKey;
 pub use self::remote::HubHandle;
 pub(crate) use self::remote::{RemoteWait, RemoteWaker};

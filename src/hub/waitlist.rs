@@ -53,9 +53,19 @@ impl WaitList {
 
     /// Wakes every greenlet parked here.
     pub(crate) fn wake_all(&self) {
-        let all = std::mem::take(&mut *self.queue.borrow_mut());
-        for w in all {
-            w.wake();
+        // Popped one by one so the list keeps its capacity (a socket that parks a greenlet on
+        // every request must not allocate on every park), without holding the borrow while a
+        // waiter is woken or dropped (dropping the last handle of a greenlet runs its
+        // destructors, which may use this list). Waiters pushed meanwhile wait for next time.
+        let n = self.queue.borrow().len();
+        for _ in 0..n {
+            let w = self.queue.borrow_mut().pop_front();
+            match w {
+                Some(w) => {
+                    w.wake();
+                }
+                None => break,
+            }
         }
     }
 
