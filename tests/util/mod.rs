@@ -249,3 +249,57 @@ pub fn run_test_in_child_with(name: &str, envs: &[(&str, &str)]) -> ChildRun {
         }
     }
 }
+
+// Network helpers (tests/net.rs, tests/select.rs, tests/net_faults.rs).
+
+/// A connected green TCP pair over loopback: (client, server side).
+pub fn tcp_pair() -> (greenlet::net::TcpStream, greenlet::net::TcpStream) {
+    let listener = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = greenlet::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server)
+}
+
+/// A green listener on a free loopback port, and its address.
+pub fn listener() -> (greenlet::net::TcpListener, std::net::SocketAddr) {
+    let l = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// Open descriptors of this process (entries of `/proc/self/fd`).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A unique path for a Unix socket in a fresh temporary directory (removed on drop).
+pub struct TempPath {
+    pub dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl TempPath {
+    pub fn new(tag: &str) -> TempPath {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "greenlet-test-{}-{}-{}",
+            std::process::id(),
+            tag,
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sock");
+        TempPath { dir, path }
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A short pause for "nothing should happen meanwhile" checks.
+pub const SHORT: std::time::Duration = std::time::Duration::from_millis(30);
