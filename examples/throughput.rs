@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 const CHUNK: usize = 128 << 10;
 
+/// One set-up: moves `total` bytes, returns the wall-clock time the reader took.
+type Setup = fn(usize) -> Duration;
+
 fn write_all_bytes(mut w: impl Write, total: usize) {
     let buf = vec![0x5Au8; CHUNK];
     let mut left = total;
@@ -92,7 +95,7 @@ fn main() {
     let mib: usize = args.next().map_or(1024, |a| a.parse().expect("size in MiB"));
     let runs: usize = args.next().map_or(3, |a| a.parse().expect("number of runs"));
     let total = mib << 20;
-    let setups: [(&str, fn(usize) -> Duration); 3] =
+    let setups: [(&str, Setup); 3] =
         [("std, 2 threads", run_std), ("green, 2 hubs", run_green_two_hubs), ("green, 1 hub", run_green_one_hub)];
     // Interleaved, so that load from elsewhere hits every set-up alike; best run of each.
     let mut best = [(Duration::MAX, Duration::MAX); 3];
