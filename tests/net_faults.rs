@@ -405,3 +405,45 @@ fn raise_fd_limit() {
     }
     assert!(lim.rlim_cur as usize > CONCURRENT + 100, "needs ulimit -n above {}", CONCURRENT + 100);
 }
+
+#[test]
+fn killing_a_greenlet_parked_on_a_socket_leaves_nothing_behind() {
+    let _g = serial();
+    // Regression: a kill unwinds out of the park; the reactor's count of parked greenlets
+    // must still go down, or the hub thinks I/O is pending forever and a deadlock of the
+    // main greenlet hangs instead of reporting LoopExit.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (client, _server) = tcp_pair();
+        let reader = greenlet::spawn(move || {
+            let _ = (&client).read(&mut [0; 1]);
+        });
+        let selector = greenlet::spawn(|| {
+            let (a, _b) = UnixStream::pair().unwrap();
+            let _ = select(&[&a], &[], None);
+        });
+        greenlet::sleep(util::SHORT);
+        reader.kill().unwrap();
+        selector.kill().unwrap();
+        // A deadlock: a joins b, b joins a.
+        let slot: Rc<std::cell::RefCell<Option<greenlet::JoinHandle<()>>>> = Rc::default();
+        let a = greenlet::spawn({
+            let slot = slot.clone();
+            move || {
+                greenlet::yield_now();
+                let b = slot.borrow().clone().unwrap();
+                let _ = b.join();
+            }
+        });
+        let b = greenlet::spawn({
+            let a = a.clone();
+            move || {
+                let _ = a.join();
+            }
+        });
+        *slot.borrow_mut() = Some(b);
+        tx.send(matches!(a.join(), Err(greenlet::JoinError::LoopExit(_)))).unwrap();
+    });
+    let loop_exit = rx.recv_timeout(Duration::from_secs(10)).expect("the hub hung instead of reporting LoopExit");
+    assert!(loop_exit);
+}

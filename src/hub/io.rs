@@ -190,27 +190,41 @@ impl IoRegistration {
             }
             hub.io.parked.set(hub.io.parked.get() + 1);
         });
+        let woken = Cell::new(false);
+        // Also runs when a kill unwinds out of the park.
+        let _unpark = OnDrop(|| {
+            let _ = super::try_with_hub(|hub| {
+                hub.io.parked.set(hub.io.parked.get() - 1);
+                if !woken.get() {
+                    let entries = hub.io.entries.borrow();
+                    if let Some(Some(entry)) = entries.get(self.token) {
+                        entry.readers.prune();
+                        entry.writers.prune();
+                    }
+                }
+            });
+        });
         // Formatted only if the wait ends in `LoopExit`: no allocation per park.
         let r = park(
             &w,
             deadline,
             &format_args!("{} readiness of fd {}", dir.name(), self.fd),
         );
-        with_hub(|hub| {
-            hub.io.parked.set(hub.io.parked.get() - 1);
-            if !matches!(r, Ok(true)) {
-                let entries = hub.io.entries.borrow();
-                if let Some(Some(entry)) = entries.get(self.token) {
-                    entry.readers.prune();
-                    entry.writers.prune();
-                }
-            }
-        });
+        woken.set(matches!(r, Ok(true)));
         match r {
             Ok(true) => Ok(()),
             Ok(false) => Err(BlockError::TimedOut),
             Err(e) => Err(BlockError::LoopExit(e)),
         }
+    }
+}
+
+/// Runs a closure when dropped, on return or unwinding alike.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
     }
 }
 
@@ -231,7 +245,8 @@ pub(crate) fn wait_any(
     super::check_can_block();
     let w = waiter();
     let for_each_list = |f: &dyn Fn(&WaitList)| {
-        with_hub(|hub| {
+        // `try_`: the cleanup below may run while the thread's hub is being torn down.
+        let _ = super::try_with_hub(|hub| {
             let entries = hub.io.entries.borrow();
             for (reg, dir) in sources {
                 if let Some(Some(entry)) = entries.get(reg.token) {
@@ -241,18 +256,21 @@ pub(crate) fn wait_any(
                     });
                 }
             }
-        })
+        });
     };
     for_each_list(&|list| list.push(w.clone()));
     with_hub(|hub| hub.io.parked.set(hub.io.parked.get() + 1));
+    // Also runs when a kill unwinds out of the park.
+    let _unpark = OnDrop(|| {
+        let _ = super::try_with_hub(|hub| hub.io.parked.set(hub.io.parked.get() - 1));
+        // Our waiter is stale on every list that did not fire: drop it there.
+        for_each_list(&WaitList::prune);
+    });
     let r = park(
         &w,
         deadline,
         &format_args!("readiness of {} descriptors", sources.len()),
     );
-    with_hub(|hub| hub.io.parked.set(hub.io.parked.get() - 1));
-    // Our waiter is stale on every list that did not fire: drop it there.
-    for_each_list(&WaitList::prune);
     match r {
         Ok(true) => Ok(()),
         Ok(false) => Err(BlockError::TimedOut),
