@@ -43,6 +43,9 @@
 //!   `From<greenlet::net::TcpStream> for std::net::TcpStream` gives it back in blocking mode,
 //!   and the raw-descriptor traits (`AsRawFd`, `AsFd`, `FromRawFd`, `IntoRawFd`, `OwnedFd`)
 //!   are all there; likewise for the other five types.
+//! - std's plain types (`SocketAddr`, `IpAddr`, `Shutdown`, …) are re-exported here, so a whole
+//!   `use std::net::{…}` line switches over (`use std::os::unix::net::{…}` becomes
+//!   `use greenlet::net::unix::{…}`).
 //! - Addresses are anything that implements this module's [`ToSocketAddrs`], which has std's
 //!   impls (`SocketAddr`, `(ip, port)`, `"host:port"`, `("host", port)`, slices, …). Host
 //!   names resolve on the thread pool ([`spawn_blocking`](crate::threadpool::spawn_blocking))
@@ -91,7 +94,6 @@ pub(crate) mod wait;
 use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -103,6 +105,8 @@ pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
 pub use self::unix::{UnixDatagram, UnixListener, UnixStream};
 pub use self::wait::{wait_readable, wait_writable};
+// std's address and option types, so that a whole `use std::net::{…}` line can switch over.
+pub use std::net::{AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Options that std keeps on the open file description, which `try_clone` handles share.
 #[derive(Debug, Default)]

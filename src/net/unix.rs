@@ -11,13 +11,17 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::{self, SocketAddr};
+use std::os::unix::net;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 use super::{Io, fd_traits};
+
+// std's Unix socket address type, so that a whole `use std::os::unix::net::{…}` line can
+// switch over.
+pub use std::os::unix::net::SocketAddr;
 
 /// A Unix-domain stream whose blocking calls park only the calling greenlet (std's
 /// [`UnixStream`](std::os::unix::net::UnixStream), green).
