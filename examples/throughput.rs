@@ -45,7 +45,9 @@ fn read_all_bytes(mut r: impl Read, total: usize) {
 fn run_std(total: usize) -> Duration {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let writer = std::thread::spawn(move || write_all_bytes(std::net::TcpStream::connect(addr).unwrap(), total));
+    let writer = std::thread::spawn(move || {
+        write_all_bytes(std::net::TcpStream::connect(addr).unwrap(), total)
+    });
     let (conn, _) = l.accept().unwrap();
     let start = Instant::now();
     read_all_bytes(&conn, total);
@@ -57,7 +59,9 @@ fn run_std(total: usize) -> Duration {
 fn run_green_two_hubs(total: usize) -> Duration {
     let l = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let writer = std::thread::spawn(move || write_all_bytes(greenlet::net::TcpStream::connect(addr).unwrap(), total));
+    let writer = std::thread::spawn(move || {
+        write_all_bytes(greenlet::net::TcpStream::connect(addr).unwrap(), total)
+    });
     let (conn, _) = l.accept().unwrap();
     let start = Instant::now();
     read_all_bytes(&conn, total);
@@ -69,7 +73,9 @@ fn run_green_two_hubs(total: usize) -> Duration {
 fn run_green_one_hub(total: usize) -> Duration {
     let l = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let writer = greenlet::spawn(move || write_all_bytes(greenlet::net::TcpStream::connect(addr).unwrap(), total));
+    let writer = greenlet::spawn(move || {
+        write_all_bytes(greenlet::net::TcpStream::connect(addr).unwrap(), total)
+    });
     let (conn, _) = l.accept().unwrap();
     let start = Instant::now();
     read_all_bytes(&conn, total);
@@ -92,11 +98,18 @@ fn cpu_time() -> Duration {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let mib: usize = args.next().map_or(1024, |a| a.parse().expect("size in MiB"));
-    let runs: usize = args.next().map_or(3, |a| a.parse().expect("number of runs"));
+    let mib: usize = args
+        .next()
+        .map_or(1024, |a| a.parse().expect("size in MiB"));
+    let runs: usize = args
+        .next()
+        .map_or(3, |a| a.parse().expect("number of runs"));
     let total = mib << 20;
-    let setups: [(&str, Setup); 3] =
-        [("std, 2 threads", run_std), ("green, 2 hubs", run_green_two_hubs), ("green, 1 hub", run_green_one_hub)];
+    let setups: [(&str, Setup); 3] = [
+        ("std, 2 threads", run_std),
+        ("green, 2 hubs", run_green_two_hubs),
+        ("green, 1 hub", run_green_one_hub),
+    ];
     // Interleaved, so that load from elsewhere hits every set-up alike; best run of each.
     let mut best = [(Duration::MAX, Duration::MAX); 3];
     for _ in 0..runs.max(1) {
@@ -107,8 +120,14 @@ fn main() {
             best[i] = (best[i].0.min(wall), best[i].1.min(cpu));
         }
     }
-    println!("{mib} MiB over loopback in {} KiB writes, best of {runs} interleaved runs:", CHUNK >> 10);
-    println!("  {:<16} {:>10} {:>9} {:>12} {:>9}", "", "MB/s", "vs std", "CPU s/GiB", "vs std");
+    println!(
+        "{mib} MiB over loopback in {} KiB writes, best of {runs} interleaved runs:",
+        CHUNK >> 10
+    );
+    println!(
+        "  {:<16} {:>10} {:>9} {:>12} {:>9}",
+        "", "MB/s", "vs std", "CPU s/GiB", "vs std"
+    );
     let gib = total as f64 / (1u64 << 30) as f64;
     for (i, (name, _)) in setups.iter().enumerate() {
         let (wall, cpu) = best[i];

@@ -114,7 +114,10 @@ raw!(
 
 impl sealed::Sealed for RawFd {
     fn source(&self) -> Source<'_> {
-        Source { fd: *self, io: None }
+        Source {
+            fd: *self,
+            io: None,
+        }
     }
 }
 
@@ -168,7 +171,10 @@ pub fn select(
                 crate::sleep(t);
                 Ok((Vec::new(), Vec::new()))
             }
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "select with nothing to wait for and no timeout")),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "select with nothing to wait for and no timeout",
+            )),
         };
     }
     let deadline = deadline_after(timeout);
@@ -179,7 +185,9 @@ pub fn select(
         .collect();
     let mut pfds: Vec<libc::pollfd> = sources.iter().map(|&(s, d)| pollfd(s.fd, d)).collect();
     let split = |pfds: &[libc::pollfd]| {
-        let ready = |range: std::ops::Range<usize>| range.filter(|&i| is_ready(&pfds[i])).collect::<Vec<_>>();
+        let ready = |range: std::ops::Range<usize>| {
+            range.filter(|&i| is_ready(&pfds[i])).collect::<Vec<_>>()
+        };
         let (r, w) = (ready(0..read.len()), ready(read.len()..pfds.len()));
         (r, w.into_iter().map(|i| i - read.len()).collect())
     };
@@ -204,7 +212,11 @@ pub fn select(
         .map(|&(s, dir)| {
             let reg = match s.io {
                 Some(io) => io.registration(s.fd)?,
-                None => temps.iter().find(|(fd, _)| *fd == s.fd).map(|(_, r)| r.io()).expect("registered above"),
+                None => temps
+                    .iter()
+                    .find(|(fd, _)| *fd == s.fd)
+                    .map(|(_, r)| r.io())
+                    .expect("registered above"),
             };
             Ok((reg, dir))
         })
@@ -344,11 +356,20 @@ impl<T> Selector<T> {
         }
         // SAFETY: `fd` was just returned by `epoll_create1`, is open, and is owned by nobody else.
         let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Selector { reg: OnceCell::new(), epoll, keys: HashMap::new(), events: Vec::new(), _not_send: PhantomData })
+        Ok(Selector {
+            reg: OnceCell::new(),
+            epoll,
+            keys: HashMap::new(),
+            events: Vec::new(),
+            _not_send: PhantomData,
+        })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: Interest) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events: events.epoll_flags(), u64: fd as u64 };
+        let mut ev = libc::epoll_event {
+            events: events.epoll_flags(),
+            u64: fd as u64,
+        };
         // SAFETY: `self.epoll` is an open epoll descriptor and `ev` a valid event that lives
         // for the call.
         if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) } < 0 {
@@ -365,10 +386,16 @@ impl<T> Selector<T> {
     pub fn register<S: Selectable>(&mut self, fd: S, events: Interest, data: T) -> io::Result<()> {
         let fd = fd.source().fd;
         if events.0 == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no events to register for"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no events to register for",
+            ));
         }
         if self.keys.contains_key(&fd) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("descriptor {fd} is already registered")));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("descriptor {fd} is already registered"),
+            ));
         }
         self.ctl(libc::EPOLL_CTL_ADD, fd, events)?;
         self.keys.insert(fd, (events, data));
@@ -382,7 +409,10 @@ impl<T> Selector<T> {
     pub fn modify<S: Selectable>(&mut self, fd: S, events: Interest, data: T) -> io::Result<()> {
         let fd = fd.source().fd;
         if events.0 == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no events to register for"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no events to register for",
+            ));
         }
         let Some(&(old, _)) = self.keys.get(&fd) else {
             return Err(not_registered(fd));
@@ -409,7 +439,11 @@ impl<T> Selector<T> {
     /// The registration of `fd`, if any.
     pub fn get_key<S: Selectable>(&self, fd: S) -> Option<SelectorKey<'_, T>> {
         let fd = fd.source().fd;
-        self.keys.get(&fd).map(|(events, data)| SelectorKey { fd, events: *events, data })
+        self.keys.get(&fd).map(|(events, data)| SelectorKey {
+            fd,
+            events: *events,
+            data,
+        })
     }
 
     /// How many descriptors are registered.
@@ -430,11 +464,15 @@ impl<T> Selector<T> {
     /// # Errors
     /// As `epoll_wait(2)`; the [`LoopExit`](crate::LoopExit) (kind `Other`) when the hub is
     /// stopped.
-    pub fn select(&mut self, timeout: Option<Duration>) -> io::Result<Vec<(SelectorKey<'_, T>, Interest)>> {
+    pub fn select(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> io::Result<Vec<(SelectorKey<'_, T>, Interest)>> {
         let deadline = deadline_after(timeout);
         let want = self.keys.len().clamp(1, 1024);
         if self.events.len() != want {
-            self.events.resize(want, libc::epoll_event { events: 0, u64: 0 });
+            self.events
+                .resize(want, libc::epoll_event { events: 0, u64: 0 });
         }
         let mut n = self.poll_events()?;
         while n == 0 && timeout != Some(Duration::ZERO) {
@@ -469,7 +507,14 @@ impl<T> Selector<T> {
             }
             let got = Interest(got & events.0);
             if got.0 != 0 {
-                ready.push((SelectorKey { fd, events: *events, data }, got));
+                ready.push((
+                    SelectorKey {
+                        fd,
+                        events: *events,
+                        data,
+                    },
+                    got,
+                ));
             }
         }
         Ok(ready)
@@ -480,7 +525,12 @@ impl<T> Selector<T> {
         loop {
             // SAFETY: `self.events` is a valid, exclusively borrowed buffer of `len` events.
             let n = unsafe {
-                libc::epoll_wait(self.epoll.as_raw_fd(), self.events.as_mut_ptr(), self.events.len() as libc::c_int, 0)
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    self.events.len() as libc::c_int,
+                    0,
+                )
             };
             if n >= 0 {
                 return Ok(n as usize);
@@ -494,14 +544,24 @@ impl<T> Selector<T> {
 }
 
 fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("descriptor {fd} is not registered"))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("descriptor {fd} is not registered"),
+    )
 }
 
 impl<T> fmt::Debug for Selector<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut fds: Vec<_> = self.keys.iter().map(|(fd, (events, _))| (*fd, *events)).collect();
+        let mut fds: Vec<_> = self
+            .keys
+            .iter()
+            .map(|(fd, (events, _))| (*fd, *events))
+            .collect();
         fds.sort_unstable_by_key(|&(fd, _)| fd);
-        f.debug_struct("Selector").field("epoll", &self.epoll).field("registered", &fds).finish()
+        f.debug_struct("Selector")
+            .field("epoll", &self.epoll)
+            .field("registered", &fds)
+            .finish()
     }
 }
 

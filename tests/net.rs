@@ -11,7 +11,9 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use greenlet::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+use greenlet::net::{
+    TcpListener, TcpStream, ToSocketAddrs, UdpSocket, UnixDatagram, UnixListener, UnixStream,
+};
 use util::{TempPath, listener, tcp_pair};
 
 fn echo(mut s: impl Read + Write) {
@@ -36,7 +38,15 @@ fn roundtrip<S: Read + Write>(mut s: S, msg: &[u8]) -> Vec<u8> {
 /// Everything a std socket offers, as bounds: the green types must satisfy them.
 fn std_shaped<S>(_: &S)
 where
-    S: Read + Write + AsRawFd + AsFd + IntoRawFd + FromRawFd + Debug + Into<OwnedFd> + From<OwnedFd>,
+    S: Read
+        + Write
+        + AsRawFd
+        + AsFd
+        + IntoRawFd
+        + FromRawFd
+        + Debug
+        + Into<OwnedFd>
+        + From<OwnedFd>,
     for<'a> &'a S: Read + Write,
 {
 }
@@ -96,7 +106,10 @@ fn tcp_echo_many_greenlets_one_thread() {
             })
         })
         .collect();
-    assert_eq!(greenlet::joinall(&clients, None, None).unwrap().len(), CLIENTS);
+    assert_eq!(
+        greenlet::joinall(&clients, None, None).unwrap().len(),
+        CLIENTS
+    );
     for c in &clients {
         c.join().unwrap();
     }
@@ -141,9 +154,16 @@ fn udp_echo_many_greenlets_one_thread() {
 fn unix_stream_and_datagram_echo() {
     let tmp = TempPath::new("echo");
     let l = UnixListener::bind(&tmp.path).unwrap();
-    assert_eq!(l.local_addr().unwrap().as_pathname(), Some(tmp.path.as_path()));
+    assert_eq!(
+        l.local_addr().unwrap().as_pathname(),
+        Some(tmp.path.as_path())
+    );
     let server = greenlet::spawn(move || {
-        let hs: Vec<_> = l.incoming().take(20).map(|s| greenlet::spawn(move || echo(s.unwrap()))).collect();
+        let hs: Vec<_> = l
+            .incoming()
+            .take(20)
+            .map(|s| greenlet::spawn(move || echo(s.unwrap())))
+            .collect();
         greenlet::joinall(&hs, None, None).unwrap();
     });
     let path = Rc::new(tmp.path.clone());
@@ -204,7 +224,11 @@ fn two_greenlets_reading_one_socket_are_both_served() {
     assert_eq!(got.get(), 0);
     (&client).write_all(b"a").unwrap();
     greenlet::sleep(util::SHORT);
-    assert_eq!(got.get(), 1, "one byte serves one reader; the other waits again");
+    assert_eq!(
+        got.get(),
+        1,
+        "one byte serves one reader; the other waits again"
+    );
     (&client).write_all(b"b").unwrap();
     greenlet::joinall(&readers, Some(Duration::from_secs(10)), None).unwrap();
     assert_eq!(got.get(), 2);
@@ -255,26 +279,46 @@ fn read_and_write_timeouts_give_the_same_error_kind_as_std() {
     client.set_read_timeout(None).unwrap();
 
     // Zero timeouts are refused as std does.
-    assert_eq!(client.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::InvalidInput);
-    assert_eq!(s.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        client
+            .set_read_timeout(Some(Duration::ZERO))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        s.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
 
     // Write timeout: fill the send buffer of a connection nobody reads.
     let (writer, _silent_peer) = tcp_pair();
     writer.set_write_timeout(Some(t)).unwrap();
     let chunk = vec![7u8; 64 * 1024];
-    let err = (0..1024).try_for_each(|_| (&writer).write_all(&chunk)).unwrap_err();
+    let err = (0..1024)
+        .try_for_each(|_| (&writer).write_all(&chunk))
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WouldBlock);
 
     // UDP and Unix sockets too.
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.set_read_timeout(Some(t)).unwrap();
-    assert_eq!(u.recv_from(&mut [0; 4]).unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(
+        u.recv_from(&mut [0; 4]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
     let (a, _b) = UnixStream::pair().unwrap();
     a.set_read_timeout(Some(t)).unwrap();
-    assert_eq!((&a).read(&mut [0; 4]).unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(
+        (&a).read(&mut [0; 4]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
     let (d, _e) = UnixDatagram::pair().unwrap();
     d.set_read_timeout(Some(t)).unwrap();
-    assert_eq!(d.recv(&mut [0; 4]).unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(
+        d.recv(&mut [0; 4]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
 }
 
 #[test]
@@ -293,7 +337,8 @@ fn connect_timeout_against_a_full_backlog() {
     // A listener with a tiny backlog that nobody accepts from: once its queue is full the
     // kernel drops further SYNs, so a connect cannot finish.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     sock.listen(1).unwrap();
     let addr = sock.local_addr().unwrap().as_socket().unwrap();
     let mut held = Vec::new();
@@ -310,7 +355,9 @@ fn connect_timeout_against_a_full_backlog() {
     let e = timed_out.expect("the backlog never filled up");
     assert_eq!(e.kind(), ErrorKind::TimedOut);
     assert_eq!(
-        TcpStream::connect_timeout(&addr, Duration::ZERO).unwrap_err().kind(),
+        TcpStream::connect_timeout(&addr, Duration::ZERO)
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidInput,
         "as std"
     );
@@ -321,12 +368,21 @@ fn connect_errors_are_std_errors() {
     // A port nobody listens on.
     let (l, addr) = listener();
     drop(l);
-    assert_eq!(TcpStream::connect(addr).unwrap_err().kind(), ErrorKind::ConnectionRefused);
+    assert_eq!(
+        TcpStream::connect(addr).unwrap_err().kind(),
+        ErrorKind::ConnectionRefused
+    );
     let empty: &[SocketAddr] = &[];
-    assert_eq!(TcpStream::connect(empty).unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        TcpStream::connect(empty).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     assert!(TcpStream::connect("not an address").is_err());
     let tmp = TempPath::new("nobody");
-    assert_eq!(UnixStream::connect(&tmp.path).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        UnixStream::connect(&tmp.path).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
@@ -335,11 +391,16 @@ fn half_close_peer_reads_eof_and_can_still_write_back() {
     let srv = greenlet::spawn(move || {
         let mut req = Vec::new();
         (&server).read_to_end(&mut req).unwrap(); // ends at the client's FIN
-        (&server).write_all(&req.iter().rev().copied().collect::<Vec<_>>()).unwrap();
+        (&server)
+            .write_all(&req.iter().rev().copied().collect::<Vec<_>>())
+            .unwrap();
     });
     (&client).write_all(b"abc").unwrap();
     client.shutdown(Shutdown::Write).unwrap();
-    assert_eq!((&client).write(b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(
+        (&client).write(b"x").unwrap_err().kind(),
+        ErrorKind::BrokenPipe
+    );
     let mut resp = Vec::new();
     (&client).read_to_end(&mut resp).unwrap();
     assert_eq!(resp, b"cba");
@@ -365,9 +426,18 @@ fn try_clone_shares_options_and_reads_the_same_stream() {
     let (client, server) = tcp_pair();
     let clone = client.try_clone().unwrap();
     assert_ne!(clone.as_raw_fd(), client.as_raw_fd());
-    client.set_read_timeout(Some(Duration::from_millis(15))).unwrap();
-    assert_eq!(clone.read_timeout().unwrap(), Some(Duration::from_millis(15)), "options are shared as in std");
-    assert_eq!((&clone).read(&mut [0; 1]).unwrap_err().kind(), ErrorKind::WouldBlock);
+    client
+        .set_read_timeout(Some(Duration::from_millis(15)))
+        .unwrap();
+    assert_eq!(
+        clone.read_timeout().unwrap(),
+        Some(Duration::from_millis(15)),
+        "options are shared as in std"
+    );
+    assert_eq!(
+        (&clone).read(&mut [0; 1]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
     // The clone has its own registration: reading through either works while both are used.
     let reader = greenlet::spawn(move || {
         clone.set_read_timeout(None).unwrap();
@@ -389,11 +459,17 @@ fn adopting_and_returning_std_sockets() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let std_client = std::net::TcpStream::connect(addr).unwrap();
-    std_client.set_read_timeout(Some(Duration::from_millis(25))).unwrap();
+    std_client
+        .set_read_timeout(Some(Duration::from_millis(25)))
+        .unwrap();
     // The kernel rounds to its tick; std reports the rounded value.
     let std_timeout = std_client.read_timeout().unwrap();
     let green = TcpStream::from(std_client);
-    assert_eq!(green.read_timeout().unwrap(), std_timeout, "adoption keeps std's timeouts");
+    assert_eq!(
+        green.read_timeout().unwrap(),
+        std_timeout,
+        "adoption keeps std's timeouts"
+    );
     let green_listener = TcpListener::from(l);
     let (server, _) = green_listener.accept().unwrap();
     (&server).write_all(b"x").unwrap();
@@ -404,8 +480,14 @@ fn adopting_and_returning_std_sockets() {
     // waiting, not at once).
     let std_again: std::net::TcpStream = green.into();
     let start = Instant::now();
-    assert_eq!((&std_again).read(&mut b).unwrap_err().kind(), ErrorKind::WouldBlock);
-    assert!(start.elapsed() >= Duration::from_millis(20), "blocking mode was restored");
+    assert_eq!(
+        (&std_again).read(&mut b).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(20),
+        "blocking mode was restored"
+    );
 
     // Raw descriptors.
     let fd = TcpStream::from(std_again).into_raw_fd();
@@ -429,7 +511,10 @@ fn adopting_and_returning_std_sockets() {
 fn set_nonblocking_reports_would_block_instead_of_parking() {
     let (client, _server) = tcp_pair();
     client.set_nonblocking(true).unwrap();
-    assert_eq!((&client).read(&mut [0; 1]).unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(
+        (&client).read(&mut [0; 1]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
     let (l, _) = listener();
     l.set_nonblocking(true).unwrap();
     assert_eq!(l.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
@@ -455,7 +540,9 @@ fn peek_options_and_vectored_io() {
         }
     });
     greenlet::yield_now();
-    let n = (&client).write_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"cd")]).unwrap();
+    let n = (&client)
+        .write_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"cd")])
+        .unwrap();
     assert_eq!(n, 4);
     let peeked = peeker.get().unwrap();
     assert!(!peeked.is_empty() && b"abc".starts_with(&peeked));
@@ -467,7 +554,10 @@ fn peek_options_and_vectored_io() {
     }
     assert_eq!((&x, &y), (b"a", b"bcd"));
 
-    let (ua, ub) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+    let (ua, ub) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
     ua.send_to(b"dg", ub.local_addr().unwrap()).unwrap();
     let mut buf = [0; 8];
     let (n, from) = ub.peek_from(&mut buf).unwrap();
@@ -509,7 +599,8 @@ fn host_names_resolve_on_the_thread_pool_while_others_run() {
 fn unix_connect_waits_for_room_in_a_full_backlog() {
     let tmp = TempPath::new("backlog");
     let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&socket2::SockAddr::unix(&tmp.path).unwrap()).unwrap();
+    sock.bind(&socket2::SockAddr::unix(&tmp.path).unwrap())
+        .unwrap();
     sock.listen(1).unwrap();
     let l = UnixListener::from(std::os::unix::net::UnixListener::from(sock));
     // Fill the backlog with connections nobody accepts yet.
@@ -547,7 +638,10 @@ fn a_stopped_hub_ends_a_blocked_read_with_loop_exit() {
         });
         let err = (&client).read(&mut [0; 1]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Other);
-        let exit = err.get_ref().and_then(|e| e.downcast_ref::<greenlet::LoopExit>()).expect("wraps LoopExit");
+        let exit = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<greenlet::LoopExit>())
+            .expect("wraps LoopExit");
         assert!(exit.is_stopped());
     })
     .join()

@@ -41,13 +41,21 @@ fn peer_reset_mid_request_is_a_clean_error() {
     (&client).write_all(&[1; 100]).unwrap(); // a tenth of the request ...
     greenlet::sleep(util::SHORT);
     // ... then an RST instead of the rest.
-    socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO)).unwrap();
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
     drop(client);
     let (read, write) = server.get().unwrap();
     let kind = read.unwrap_err().kind();
-    assert!(matches!(kind, ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof), "{kind:?}");
+    assert!(
+        matches!(kind, ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof),
+        "{kind:?}"
+    );
     let kind = write.unwrap_err().kind();
-    assert!(matches!(kind, ErrorKind::ConnectionReset | ErrorKind::BrokenPipe), "{kind:?}");
+    assert!(
+        matches!(kind, ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+        "{kind:?}"
+    );
     // The hub is fine afterwards.
     let (a, b) = tcp_pair();
     (&a).write_all(b"ok").unwrap();
@@ -84,13 +92,23 @@ fn a_peer_that_stops_reading_parks_the_writer_with_bounded_memory() {
     let rss_before = rss_kib();
     greenlet::sleep(Duration::from_millis(100));
     let stalled_at = written.get();
-    assert!(stalled_at > 0 && stalled_at < TOTAL, "the writer is parked in write after {stalled_at} bytes");
+    assert!(
+        stalled_at > 0 && stalled_at < TOTAL,
+        "the writer is parked in write after {stalled_at} bytes"
+    );
     greenlet::sleep(Duration::from_millis(50));
-    assert_eq!(written.get(), stalled_at, "no progress while the peer does not read");
+    assert_eq!(
+        written.get(),
+        stalled_at,
+        "no progress while the peer does not read"
+    );
     assert!(!writer.is_ready());
     assert!(ticks.get() >= 10, "the hub ran other greenlets meanwhile");
     let grown = rss_kib().saturating_sub(rss_before);
-    assert!(grown < 16 << 10, "RSS grew by {grown} KiB while the writer was parked");
+    assert!(
+        grown < 16 << 10,
+        "RSS grew by {grown} KiB while the writer was parked"
+    );
     // The peer reads again: the writer resumes and finishes.
     let mut buf = vec![0; 256 << 10];
     let mut read = 0;
@@ -184,14 +202,22 @@ fn signals_during_blocking_calls_do_not_surface_as_errors() {
     (&client).read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"after the signals");
     // Timed waits under signals end on time, not early with an error.
-    client.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(30)))
+        .unwrap();
     let start = Instant::now();
-    assert_eq!((&client).read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(
+        (&client).read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
     assert!(start.elapsed() >= Duration::from_millis(30));
     let start = Instant::now();
     greenlet::sleep(Duration::from_millis(30));
     assert!(start.elapsed() >= Duration::from_millis(30));
-    assert_eq!(select(&[&client], &[], Some(Duration::from_millis(20))).unwrap(), (vec![], vec![]));
+    assert_eq!(
+        select(&[&client], &[], Some(Duration::from_millis(20))).unwrap(),
+        (vec![], vec![])
+    );
     done.store(true, Ordering::Release);
     let _ = peer.join().unwrap();
 }
@@ -212,37 +238,97 @@ fn every_blocking_call_has_a_timeout() {
     // Socket timeouts: WouldBlock, as std.
     let (c, _s) = tcp_pair();
     c.set_read_timeout(t).unwrap();
-    check("tcp read", (&c).read(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
-    check("tcp peek", c.peek(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
+    check(
+        "tcp read",
+        (&c).read(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
+    check(
+        "tcp peek",
+        c.peek(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
     let (w, _silent) = tcp_pair();
     w.set_write_timeout(t).unwrap();
-    check("tcp write", (0..1024).try_for_each(|_| (&w).write_all(&[0; 64 << 10])), ErrorKind::WouldBlock);
+    check(
+        "tcp write",
+        (0..1024).try_for_each(|_| (&w).write_all(&[0; 64 << 10])),
+        ErrorKind::WouldBlock,
+    );
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.set_read_timeout(t).unwrap();
-    check("udp recv_from", u.recv_from(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
-    check("udp peek_from", u.peek_from(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
+    check(
+        "udp recv_from",
+        u.recv_from(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
+    check(
+        "udp peek_from",
+        u.peek_from(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
     u.connect(u.local_addr().unwrap()).unwrap();
-    check("udp recv", u.recv(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
-    check("udp peek", u.peek(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
+    check(
+        "udp recv",
+        u.recv(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
+    check(
+        "udp peek",
+        u.peek(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
     let (a, _b) = UnixStream::pair().unwrap();
     a.set_read_timeout(t).unwrap();
-    check("unix read", (&a).read(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
-    check("unix peek", a.peek(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
+    check(
+        "unix read",
+        (&a).read(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
+    check(
+        "unix peek",
+        a.peek(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
     let (d, _e) = UnixDatagram::pair().unwrap();
     d.set_read_timeout(t).unwrap();
-    check("unix recv", d.recv(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
-    check("unix recv_from", d.recv_from(&mut [0; 1]).map(drop), ErrorKind::WouldBlock);
+    check(
+        "unix recv",
+        d.recv(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
+    check(
+        "unix recv_from",
+        d.recv_from(&mut [0; 1]).map(drop),
+        ErrorKind::WouldBlock,
+    );
     d.set_write_timeout(t).unwrap();
-    check("unix send", (0..100_000).try_for_each(|_| d.send(&[0; 1024]).map(drop)), ErrorKind::WouldBlock);
+    check(
+        "unix send",
+        (0..100_000).try_for_each(|_| d.send(&[0; 1024]).map(drop)),
+        ErrorKind::WouldBlock,
+    );
 
     // Calls without a socket timeout of their own: a greenlet Timeout gives TimedOut.
     let (l, _) = listener();
-    check("tcp accept", under_timeout(&|| l.accept().map(drop)), ErrorKind::TimedOut);
+    check(
+        "tcp accept",
+        under_timeout(&|| l.accept().map(drop)),
+        ErrorKind::TimedOut,
+    );
     let tmp = TempPath::new("faults");
     let ul = UnixListener::bind(&tmp.path).unwrap();
-    check("unix accept", under_timeout(&|| ul.accept().map(drop)), ErrorKind::TimedOut);
+    check(
+        "unix accept",
+        under_timeout(&|| ul.accept().map(drop)),
+        ErrorKind::TimedOut,
+    );
     let (c2, _s2) = tcp_pair();
-    check("tcp read (Timeout)", under_timeout(&|| (&c2).read(&mut [0; 1]).map(drop)), ErrorKind::TimedOut);
+    check(
+        "tcp read (Timeout)",
+        under_timeout(&|| (&c2).read(&mut [0; 1]).map(drop)),
+        ErrorKind::TimedOut,
+    );
     // Waits report "not ready" on timeout.
     assert!(!greenlet::net::wait_readable(&c2, t).unwrap());
     assert_eq!(select(&[&c2], &[], t).unwrap(), (vec![], vec![]));
@@ -309,7 +395,10 @@ fn no_descriptor_leaks_over_10000_connections() {
     server.join().unwrap();
     greenlet::sleep(util::SHORT); // let the last server greenlets finish
     let after = fd_count();
-    assert_eq!(after, before, "descriptors leaked over {CONNECTIONS} connections");
+    assert_eq!(
+        after, before,
+        "descriptors leaked over {CONNECTIONS} connections"
+    );
 }
 
 const ROLE: &str = "GREENLET_NET_TEST_ROLE";
@@ -351,13 +440,19 @@ fn ten_thousand_concurrent_connections_on_one_hub() {
     // A backlog as large as the system allows: the clients connect in batches of 500.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.set_reuse_address(true).unwrap();
-    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     sock.listen(4096).unwrap();
     let l = TcpListener::from(std::net::TcpListener::from(sock));
     let addr = l.local_addr().unwrap();
 
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["ten_thousand_concurrent_connections_on_one_hub", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "ten_thousand_concurrent_connections_on_one_hub",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, "client")
         .env(PEER, addr.to_string())
         .stdout(std::process::Stdio::null())
@@ -387,23 +482,38 @@ fn ten_thousand_concurrent_connections_on_one_hub() {
     drop(deadline);
     assert_eq!(done.len(), CONCURRENT);
     assert!(handlers.iter().all(|h| h.get().unwrap() == 0));
-    assert_eq!(peak.get(), CONCURRENT, "all connections were open and served at once");
+    assert_eq!(
+        peak.get(),
+        CONCURRENT,
+        "all connections were open and served at once"
+    );
     let status = child.wait().unwrap();
     assert!(status.success(), "client process: {status}");
-    assert!(fd_count() < 100, "server sockets closed: {} open", fd_count());
+    assert!(
+        fd_count() < 100,
+        "server sockets closed: {} open",
+        fd_count()
+    );
     let _ = l.as_raw_fd();
 }
 
 /// Raises the soft descriptor limit to the hard one.
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid rlimit to fill in and to pass back.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
         lim.rlim_cur = lim.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
-    assert!(lim.rlim_cur as usize > CONCURRENT + 100, "needs ulimit -n above {}", CONCURRENT + 100);
+    assert!(
+        lim.rlim_cur as usize > CONCURRENT + 100,
+        "needs ulimit -n above {}",
+        CONCURRENT + 100
+    );
 }
 
 #[test]
@@ -442,8 +552,11 @@ fn killing_a_greenlet_parked_on_a_socket_leaves_nothing_behind() {
             }
         });
         *slot.borrow_mut() = Some(b);
-        tx.send(matches!(a.join(), Err(greenlet::JoinError::LoopExit(_)))).unwrap();
+        tx.send(matches!(a.join(), Err(greenlet::JoinError::LoopExit(_))))
+            .unwrap();
     });
-    let loop_exit = rx.recv_timeout(Duration::from_secs(10)).expect("the hub hung instead of reporting LoopExit");
+    let loop_exit = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the hub hung instead of reporting LoopExit");
     assert!(loop_exit);
 }

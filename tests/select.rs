@@ -110,10 +110,13 @@ fn wait_on_green_sockets_and_on_their_raw_descriptors() {
 
 #[test]
 fn select_returns_the_ready_ones() {
-    let pairs: Vec<(UnixStream, UnixStream)> = (0..4).map(|_| UnixStream::pair().unwrap()).collect();
+    let pairs: Vec<(UnixStream, UnixStream)> =
+        (0..4).map(|_| UnixStream::pair().unwrap()).collect();
     let readers: Vec<&UnixStream> = pairs.iter().map(|(a, _)| a).collect();
-    let read_set: Vec<&dyn greenlet::select::Selectable> =
-        readers.iter().map(|s| *s as &dyn greenlet::select::Selectable).collect();
+    let read_set: Vec<&dyn greenlet::select::Selectable> = readers
+        .iter()
+        .map(|s| *s as &dyn greenlet::select::Selectable)
+        .collect();
     // Nothing readable: times out with nothing, others run meanwhile.
     let (ticks, h) = ticker();
     let (r, w) = select(&read_set, &[], Some(Duration::from_millis(20))).unwrap();
@@ -139,7 +142,12 @@ fn select_returns_the_ready_ones() {
     // descriptor in both lists.
     let fd0 = pairs[0].0.as_raw_fd();
     let std_pair = std::os::unix::net::UnixStream::pair().unwrap();
-    let (r, w) = select(&[&pairs[1].0, &fd0, &std_pair.0], &[&fd0, &pairs[2].0], None).unwrap();
+    let (r, w) = select(
+        &[&pairs[1].0, &fd0, &std_pair.0],
+        &[&fd0, &pairs[2].0],
+        None,
+    )
+    .unwrap();
     assert_eq!(r, [0]);
     assert_eq!(w, [0, 1]);
 }
@@ -180,12 +188,23 @@ fn select_parks_on_many_until_one_fires() {
 fn select_edge_cases() {
     // Empty lists: a sleep with a timeout, an error without.
     let start = Instant::now();
-    assert_eq!(select(&[], &[], Some(Duration::from_millis(10))).unwrap(), (vec![], vec![]));
+    assert_eq!(
+        select(&[], &[], Some(Duration::from_millis(10))).unwrap(),
+        (vec![], vec![])
+    );
     assert!(start.elapsed() >= Duration::from_millis(10));
-    assert_eq!(select(&[], &[], None).unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        select(&[], &[], None).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     // A closed descriptor.
     let fd = closed_fd();
-    assert_eq!(select(&[&fd], &[], Some(Duration::ZERO)).unwrap_err().raw_os_error(), Some(libc::EBADF));
+    assert_eq!(
+        select(&[&fd], &[], Some(Duration::ZERO))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EBADF)
+    );
     // A greenlet Timeout ends a select like its own timeout.
     let (c, _d) = UnixStream::pair().unwrap();
     let t = greenlet::Timeout::start(Some(Duration::from_millis(10)));
@@ -202,14 +221,24 @@ fn selector_register_modify_unregister() {
     assert!(sel.is_empty());
     sel.register(&a, Interest::READABLE, "a").unwrap();
     sel.register(&b, Interest::READABLE, "b").unwrap();
-    sel.register(raw.0.as_raw_fd(), Interest::READABLE, "raw").unwrap();
+    sel.register(raw.0.as_raw_fd(), Interest::READABLE, "raw")
+        .unwrap();
     assert_eq!(sel.len(), 3);
-    assert_eq!(sel.register(&a, Interest::WRITABLE, "again").unwrap_err().kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        sel.register(&a, Interest::WRITABLE, "again")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::AlreadyExists
+    );
     assert_eq!(sel.get_key(&b).map(|k| *k.data), Some("b"));
 
     // Nothing ready: times out, others run meanwhile.
     let (ticks, h) = ticker();
-    assert!(sel.select(Some(Duration::from_millis(20))).unwrap().is_empty());
+    assert!(
+        sel.select(Some(Duration::from_millis(20)))
+            .unwrap()
+            .is_empty()
+    );
     assert!(ticks.get() > 1);
     h.join().unwrap();
 
@@ -219,7 +248,12 @@ fn selector_register_modify_unregister() {
         greenlet::sleep(Duration::from_millis(5));
         (&bp).write_all(b"!").unwrap();
     });
-    let ready: Vec<(&str, Interest)> = sel.select(None).unwrap().into_iter().map(|(k, ev)| (*k.data, ev)).collect();
+    let ready: Vec<(&str, Interest)> = sel
+        .select(None)
+        .unwrap()
+        .into_iter()
+        .map(|(k, ev)| (*k.data, ev))
+        .collect();
     assert_eq!(ready, [("b", Interest::READABLE)]);
     // Level-triggered: reported again until read.
     assert_eq!(sel.select(Some(Duration::ZERO)).unwrap().len(), 1);
@@ -227,7 +261,8 @@ fn selector_register_modify_unregister() {
     assert!(sel.select(Some(Duration::ZERO)).unwrap().is_empty());
 
     // Modify: a for writing too (always writable), with new data.
-    sel.modify(&a, Interest::READABLE | Interest::WRITABLE, "a-rw").unwrap();
+    sel.modify(&a, Interest::READABLE | Interest::WRITABLE, "a-rw")
+        .unwrap();
     let ready = sel.select(None).unwrap();
     assert_eq!(ready.len(), 1);
     assert_eq!((*ready[0].0.data, ready[0].1), ("a-rw", Interest::WRITABLE));
@@ -237,9 +272,16 @@ fn selector_register_modify_unregister() {
     // Unregister gives the data back; unregistered descriptors are not reported.
     assert_eq!(sel.unregister(&b).unwrap(), "b");
     assert_eq!(sel.unregister(&b).unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(sel.modify(&b, Interest::READABLE, "b").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        sel.modify(&b, Interest::READABLE, "b").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     (&b_peer).write_all(b"?").unwrap();
-    assert!(sel.select(Some(Duration::from_millis(5))).unwrap().is_empty());
+    assert!(
+        sel.select(Some(Duration::from_millis(5)))
+            .unwrap()
+            .is_empty()
+    );
 
     // Raw descriptor from another thread; hang-up reports readable.
     let mut raw_peer = raw.1;
@@ -248,9 +290,17 @@ fn selector_register_modify_unregister() {
         raw_peer.write_all(b"x").unwrap();
     });
     let ready = sel.select(Some(Duration::from_secs(5))).unwrap();
-    assert_eq!(ready.iter().map(|(k, _)| *k.data).collect::<Vec<_>>(), ["raw"]);
+    assert_eq!(
+        ready.iter().map(|(k, _)| *k.data).collect::<Vec<_>>(),
+        ["raw"]
+    );
     drop(a_peer);
-    let mut datas: Vec<&str> = sel.select(Some(Duration::from_secs(5))).unwrap().iter().map(|(k, _)| *k.data).collect();
+    let mut datas: Vec<&str> = sel
+        .select(Some(Duration::from_secs(5)))
+        .unwrap()
+        .iter()
+        .map(|(k, _)| *k.data)
+        .collect();
     datas.sort();
     assert_eq!(datas, ["a", "raw"]);
 }

@@ -106,7 +106,9 @@ pub use self::udp::UdpSocket;
 pub use self::unix::{UnixDatagram, UnixListener, UnixStream};
 pub use self::wait::{wait_readable, wait_writable};
 // std's address and option types, so that a whole `use std::net::{…}` line can switch over.
-pub use std::net::{AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
+pub use std::net::{
+    AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
+};
 
 /// Options that std keeps on the open file description, which `try_clone` handles share.
 #[derive(Debug, Default)]
@@ -143,7 +145,10 @@ impl Registration {
                 // descriptor of a socket they borrow), and it is only borrowed to duplicate it.
                 let dup = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
                 let reg = IoRegistration::new(std::os::fd::AsRawFd::as_raw_fd(&dup))?;
-                Ok(Registration { reg, _dup: Some(dup) })
+                Ok(Registration {
+                    reg,
+                    _dup: Some(dup),
+                })
             }
             Err(e) => Err(e),
         }
@@ -168,7 +173,10 @@ impl fmt::Debug for Io {
 impl Io {
     /// State for a socket with no timeouts.
     pub(crate) fn new() -> Io {
-        Io { reg: OnceCell::new(), options: Rc::default() }
+        Io {
+            reg: OnceCell::new(),
+            options: Rc::default(),
+        }
     }
 
     /// State for an adopted socket that already had these timeouts.
@@ -181,7 +189,10 @@ impl Io {
 
     /// State for a `try_clone` of this socket: its own registration, shared options.
     pub(crate) fn for_clone(&self) -> Io {
-        Io { reg: OnceCell::new(), options: self.options.clone() }
+        Io {
+            reg: OnceCell::new(),
+            options: self.options.clone(),
+        }
     }
 
     /// Whether no clone shares the options (converting back to std may then restore
@@ -238,7 +249,12 @@ impl Io {
     /// The blocking-op loop: try, and only when the kernel says `WouldBlock`, park until the
     /// descriptor is ready and try again. The fast path is the bare system call.
     #[inline]
-    fn run<T>(&self, fd: RawFd, dir: Direction, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    fn run<T>(
+        &self,
+        fd: RawFd,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
         loop {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -269,7 +285,8 @@ impl Io {
         let deadline = deadline_after(timeout);
         let reg = self.registration(fd)?;
         loop {
-            reg.wait(dir, deadline).map_err(|e| blocked_error(e, deadline))?;
+            reg.wait(dir, deadline)
+                .map_err(|e| blocked_error(e, deadline))?;
             loop {
                 match op() {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -291,7 +308,9 @@ pub(crate) fn blocked_error(e: BlockError, deadline: Option<Instant>) -> io::Err
         BlockError::TimedOut if deadline.is_some_and(|d| Instant::now() >= d) => {
             io::Error::from_raw_os_error(libc::EAGAIN)
         }
-        BlockError::TimedOut => io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired"),
+        BlockError::TimedOut => {
+            io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired")
+        }
         BlockError::LoopExit(e) => io::Error::other(e),
     }
 }
@@ -308,7 +327,12 @@ pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
             Err(e) => last_err = Some(e),
         }
     }
-    Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses")))
+    Err(last_err.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
 }
 
 /// Values that resolve to socket addresses: std's `ToSocketAddrs`, with host names looked up
@@ -351,7 +375,14 @@ macro_rules! direct_addrs {
     )*};
 }
 
-direct_addrs!(SocketAddr, SocketAddrV4, SocketAddrV6, (IpAddr, u16), (Ipv4Addr, u16), (Ipv6Addr, u16));
+direct_addrs!(
+    SocketAddr,
+    SocketAddrV4,
+    SocketAddrV6,
+    (IpAddr, u16),
+    (Ipv4Addr, u16),
+    (Ipv6Addr, u16)
+);
 
 impl<'a> ToSocketAddrs for &'a [SocketAddr] {
     type Iter = std::iter::Cloned<std::slice::Iter<'a, SocketAddr>>;
@@ -407,8 +438,9 @@ fn resolve<A>(addr: A) -> io::Result<std::vec::IntoIter<SocketAddr>>
 where
     A: std::net::ToSocketAddrs + Send + 'static,
 {
-    let found = crate::threadpool::spawn_blocking(move || addr.to_socket_addrs().map(Vec::from_iter))
-        .map_err(|e| io::Error::other(format!("name lookup failed: {e}")))??;
+    let found =
+        crate::threadpool::spawn_blocking(move || addr.to_socket_addrs().map(Vec::from_iter))
+            .map_err(|e| io::Error::other(format!("name lookup failed: {e}")))??;
     Ok(found.into_iter())
 }
 

@@ -84,9 +84,19 @@ impl TcpStream {
     /// ```
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
         }
-        connect(addr, Some(Instant::now().checked_add(timeout).unwrap_or_else(far_future)))
+        connect(
+            addr,
+            Some(
+                Instant::now()
+                    .checked_add(timeout)
+                    .unwrap_or_else(far_future),
+            ),
+        )
     }
 
     /// The remote address.
@@ -119,7 +129,10 @@ impl TcpStream {
     /// # Errors
     /// As `dup(2)` (out of descriptors).
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream { io: self.io.for_clone(), inner: self.inner.try_clone()? })
+        Ok(TcpStream {
+            io: self.io.for_clone(),
+            inner: self.inner.try_clone()?,
+        })
     }
 
     /// Bounds each read: when no data comes within `dur`, it fails with `WouldBlock` (std's
@@ -178,7 +191,8 @@ impl TcpStream {
     /// # Errors
     /// As [`read`](Read::read).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(self.inner.as_raw_fd(), || self.inner.peek(buf))
+        self.io
+            .read(self.inner.as_raw_fd(), || self.inner.peek(buf))
     }
 
     /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
@@ -240,11 +254,16 @@ fn far_future() -> Instant {
 /// Connects a new non-blocking socket to `addr`, parking until the handshake ends.
 fn connect(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(*addr), Type::STREAM.nonblocking(), None)?;
-    let stream = TcpStream { io: Io::new(), inner: socket.into() };
+    let stream = TcpStream {
+        io: Io::new(),
+        inner: socket.into(),
+    };
     match SockRef::from(&stream.inner).connect(&(*addr).into()) {
         Ok(()) => return Ok(stream),
         // In progress (EINTR too: the connection goes on asynchronously).
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS)
+                || e.kind() == io::ErrorKind::Interrupted => {}
         Err(e) => return Err(e),
     }
     let reg = stream.io.registration(stream.inner.as_raw_fd())?;
@@ -289,7 +308,8 @@ impl Read for &TcpStream {
     #[inline]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let inner = &self.inner;
-        self.io.read(inner.as_raw_fd(), || (&*inner).read_vectored(bufs))
+        self.io
+            .read(inner.as_raw_fd(), || (&*inner).read_vectored(bufs))
     }
 }
 
@@ -319,7 +339,8 @@ impl Write for &TcpStream {
     #[inline]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let inner = &self.inner;
-        self.io.write(inner.as_raw_fd(), || (&*inner).write_vectored(bufs))
+        self.io
+            .write(inner.as_raw_fd(), || (&*inner).write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -337,7 +358,10 @@ impl From<net::TcpStream> for TcpStream {
     /// Adopts a std stream: puts it in non-blocking mode (which cannot fail on an open
     /// socket; on a closed one the first call reports the error) and keeps its timeouts.
     fn from(inner: net::TcpStream) -> TcpStream {
-        let io = Io::with_timeouts(inner.read_timeout().ok().flatten(), inner.write_timeout().ok().flatten());
+        let io = Io::with_timeouts(
+            inner.read_timeout().ok().flatten(),
+            inner.write_timeout().ok().flatten(),
+        );
         let _ = inner.set_nonblocking(true);
         TcpStream { io, inner }
     }
@@ -383,7 +407,10 @@ impl TcpListener {
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         let inner = each_addr(&addr, |a| net::TcpListener::bind(a))?;
         inner.set_nonblocking(true)?;
-        Ok(TcpListener { io: Io::new(), inner })
+        Ok(TcpListener {
+            io: Io::new(),
+            inner,
+        })
     }
 
     /// The local address (with the port picked for port 0).
@@ -399,7 +426,10 @@ impl TcpListener {
     /// # Errors
     /// As `dup(2)`.
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener { io: self.io.for_clone(), inner: self.inner.try_clone()? })
+        Ok(TcpListener {
+            io: self.io.for_clone(),
+            inner: self.inner.try_clone()?,
+        })
     }
 
     /// Accepts a connection, parking until one comes. The new stream is non-blocking from
@@ -410,12 +440,16 @@ impl TcpListener {
     /// [`Timeout`](crate::Timeout) expires first.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let inner = &self.inner;
-        let (socket, addr) = self
-            .io
-            .read(inner.as_raw_fd(), || SockRef::from(inner).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC))?;
-        let stream = TcpStream { io: Io::new(), inner: socket.into() };
-        let addr =
-            addr.as_socket().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "accepted a non-IP address"))?;
+        let (socket, addr) = self.io.read(inner.as_raw_fd(), || {
+            SockRef::from(inner).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        })?;
+        let stream = TcpStream {
+            io: Io::new(),
+            inner: socket.into(),
+        };
+        let addr = addr.as_socket().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "accepted a non-IP address")
+        })?;
         Ok((stream, addr))
     }
 
@@ -469,7 +503,10 @@ impl From<net::TcpListener> for TcpListener {
     /// Adopts a std listener (putting it in non-blocking mode).
     fn from(inner: net::TcpListener) -> TcpListener {
         let _ = inner.set_nonblocking(true);
-        TcpListener { io: Io::new(), inner }
+        TcpListener {
+            io: Io::new(),
+            inner,
+        }
     }
 }
 

@@ -43,7 +43,10 @@ impl UdpSocket {
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         let inner = each_addr(&addr, |a| net::UdpSocket::bind(a))?;
         inner.set_nonblocking(true)?;
-        Ok(UdpSocket { io: Io::new(), inner })
+        Ok(UdpSocket {
+            io: Io::new(),
+            inner,
+        })
     }
 
     /// Receives one datagram, parking until one comes; returns its length and sender.
@@ -51,7 +54,8 @@ impl UdpSocket {
     /// # Errors
     /// `WouldBlock` when the read timeout expires; else as `recvfrom(2)`.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.read(self.inner.as_raw_fd(), || self.inner.recv_from(buf))
+        self.io
+            .read(self.inner.as_raw_fd(), || self.inner.recv_from(buf))
     }
 
     /// Like [`recv_from`](UdpSocket::recv_from), leaving the datagram in the queue.
@@ -59,7 +63,8 @@ impl UdpSocket {
     /// # Errors
     /// As [`recv_from`](UdpSocket::recv_from).
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.read(self.inner.as_raw_fd(), || self.inner.peek_from(buf))
+        self.io
+            .read(self.inner.as_raw_fd(), || self.inner.peek_from(buf))
     }
 
     /// Sends a datagram to `addr` (its first address), parking while the send buffer is full.
@@ -68,8 +73,13 @@ impl UdpSocket {
     /// `InvalidInput` when `addr` resolves to nothing; else as `sendto(2)`.
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         match addr.to_socket_addrs()?.next() {
-            Some(to) => self.io.write(self.inner.as_raw_fd(), || self.inner.send_to(buf, to)),
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")),
+            Some(to) => self
+                .io
+                .write(self.inner.as_raw_fd(), || self.inner.send_to(buf, to)),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no addresses to send data to",
+            )),
         }
     }
 
@@ -94,7 +104,10 @@ impl UdpSocket {
     /// # Errors
     /// As `dup(2)`.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket { io: self.io.for_clone(), inner: self.inner.try_clone()? })
+        Ok(UdpSocket {
+            io: self.io.for_clone(),
+            inner: self.inner.try_clone()?,
+        })
     }
 
     /// Bounds each receive; on expiry it fails with `WouldBlock` (std's `EAGAIN`).
@@ -267,7 +280,8 @@ impl UdpSocket {
     /// # Errors
     /// `NotConnected` / `DestinationAddrRequired` when not connected; else as `send(2)`.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.write(self.inner.as_raw_fd(), || self.inner.send(buf))
+        self.io
+            .write(self.inner.as_raw_fd(), || self.inner.send(buf))
     }
 
     /// Receives one datagram from the connected address, parking until one comes.
@@ -275,7 +289,8 @@ impl UdpSocket {
     /// # Errors
     /// `WouldBlock` when the read timeout expires; `ConnectionRefused` after an ICMP error.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(self.inner.as_raw_fd(), || self.inner.recv(buf))
+        self.io
+            .read(self.inner.as_raw_fd(), || self.inner.recv(buf))
     }
 
     /// Like [`recv`](UdpSocket::recv), leaving the datagram in the queue.
@@ -283,7 +298,8 @@ impl UdpSocket {
     /// # Errors
     /// As [`recv`](UdpSocket::recv).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(self.inner.as_raw_fd(), || self.inner.peek(buf))
+        self.io
+            .read(self.inner.as_raw_fd(), || self.inner.peek(buf))
     }
 
     /// With `true`, calls that would block fail with `WouldBlock` instead of parking.
@@ -305,7 +321,10 @@ impl fmt::Debug for UdpSocket {
 impl From<net::UdpSocket> for UdpSocket {
     /// Adopts a std socket: puts it in non-blocking mode and keeps its timeouts.
     fn from(inner: net::UdpSocket) -> UdpSocket {
-        let io = Io::with_timeouts(inner.read_timeout().ok().flatten(), inner.write_timeout().ok().flatten());
+        let io = Io::with_timeouts(
+            inner.read_timeout().ok().flatten(),
+            inner.write_timeout().ok().flatten(),
+        );
         let _ = inner.set_nonblocking(true);
         UdpSocket { io, inner }
     }

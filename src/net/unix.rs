@@ -71,7 +71,16 @@ impl UnixStream {
     /// As `socketpair(2)`.
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
-        Ok((UnixStream { io: Io::new(), inner: a.into() }, UnixStream { io: Io::new(), inner: b.into() }))
+        Ok((
+            UnixStream {
+                io: Io::new(),
+                inner: a.into(),
+            },
+            UnixStream {
+                io: Io::new(),
+                inner: b.into(),
+            },
+        ))
     }
 
     /// A second handle on the same stream; options are shared, as in std.
@@ -79,7 +88,10 @@ impl UnixStream {
     /// # Errors
     /// As `dup(2)`.
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream { io: self.io.for_clone(), inner: self.inner.try_clone()? })
+        Ok(UnixStream {
+            io: self.io.for_clone(),
+            inner: self.inner.try_clone()?,
+        })
     }
 
     /// The local address.
@@ -173,7 +185,11 @@ impl UnixStream {
 fn peek(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
     let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Connects a new non-blocking stream socket to `addr`.
@@ -186,7 +202,10 @@ fn connect(addr: &SockAddr) -> io::Result<UnixStream> {
     loop {
         match socket.connect(addr) {
             Ok(()) => {
-                return Ok(UnixStream { io: Io::new(), inner: socket.into() });
+                return Ok(UnixStream {
+                    io: Io::new(),
+                    inner: socket.into(),
+                });
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -200,7 +219,10 @@ fn connect(addr: &SockAddr) -> io::Result<UnixStream> {
             Err(e) => return Err(io::Error::other(e)),
             // A greenlet Timeout ended the pause early.
             Ok(false) if Instant::now() < until => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the greenlet's Timeout expired",
+                ));
             }
             Ok(_) => {}
         }
@@ -224,7 +246,10 @@ fn to_sockaddr(addr: &SocketAddr) -> io::Result<SockAddr> {
             return SockAddr::unix(OsStr::from_bytes(&bytes));
         }
     }
-    Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot connect or bind to an unnamed Unix address"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "cannot connect or bind to an unnamed Unix address",
+    ))
 }
 
 /// A `socket2` Unix address as a std one.
@@ -253,7 +278,8 @@ macro_rules! stream_io {
             #[inline]
             fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
                 let inner = &self.inner;
-                self.io.read(inner.as_raw_fd(), || (&*inner).read_vectored(bufs))
+                self.io
+                    .read(inner.as_raw_fd(), || (&*inner).read_vectored(bufs))
             }
         }
 
@@ -267,7 +293,8 @@ macro_rules! stream_io {
             #[inline]
             fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 let inner = &self.inner;
-                self.io.write(inner.as_raw_fd(), || (&*inner).write_vectored(bufs))
+                self.io
+                    .write(inner.as_raw_fd(), || (&*inner).write_vectored(bufs))
             }
 
             fn flush(&mut self) -> io::Result<()> {
@@ -289,7 +316,10 @@ impl fmt::Debug for UnixStream {
 impl From<net::UnixStream> for UnixStream {
     /// Adopts a std stream: puts it in non-blocking mode and keeps its timeouts.
     fn from(inner: net::UnixStream) -> UnixStream {
-        let io = Io::with_timeouts(inner.read_timeout().ok().flatten(), inner.write_timeout().ok().flatten());
+        let io = Io::with_timeouts(
+            inner.read_timeout().ok().flatten(),
+            inner.write_timeout().ok().flatten(),
+        );
         let _ = inner.set_nonblocking(true);
         UnixStream { io, inner }
     }
@@ -333,7 +363,10 @@ impl UnixListener {
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         let inner = net::UnixListener::bind(path)?;
         inner.set_nonblocking(true)?;
-        Ok(UnixListener { io: Io::new(), inner })
+        Ok(UnixListener {
+            io: Io::new(),
+            inner,
+        })
     }
 
     /// Binds to `addr` (a path or, on Linux, an abstract name).
@@ -343,7 +376,10 @@ impl UnixListener {
     pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
         let inner = net::UnixListener::bind_addr(addr)?;
         inner.set_nonblocking(true)?;
-        Ok(UnixListener { io: Io::new(), inner })
+        Ok(UnixListener {
+            io: Io::new(),
+            inner,
+        })
     }
 
     /// Accepts a connection, parking until one comes.
@@ -352,10 +388,16 @@ impl UnixListener {
     /// As `accept4(2)`; `TimedOut` when a greenlet [`Timeout`](crate::Timeout) expires first.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let inner = &self.inner;
-        let (socket, addr) = self
-            .io
-            .read(inner.as_raw_fd(), || SockRef::from(inner).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC))?;
-        Ok((UnixStream { io: Io::new(), inner: socket.into() }, from_sockaddr(&addr)?))
+        let (socket, addr) = self.io.read(inner.as_raw_fd(), || {
+            SockRef::from(inner).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        })?;
+        Ok((
+            UnixStream {
+                io: Io::new(),
+                inner: socket.into(),
+            },
+            from_sockaddr(&addr)?,
+        ))
     }
 
     /// A second handle on the same listening socket.
@@ -363,7 +405,10 @@ impl UnixListener {
     /// # Errors
     /// As `dup(2)`.
     pub fn try_clone(&self) -> io::Result<UnixListener> {
-        Ok(UnixListener { io: self.io.for_clone(), inner: self.inner.try_clone()? })
+        Ok(UnixListener {
+            io: self.io.for_clone(),
+            inner: self.inner.try_clone()?,
+        })
     }
 
     /// The local address.
@@ -407,7 +452,10 @@ impl From<net::UnixListener> for UnixListener {
     /// Adopts a std listener (putting it in non-blocking mode).
     fn from(inner: net::UnixListener) -> UnixListener {
         let _ = inner.set_nonblocking(true);
-        UnixListener { io: Io::new(), inner }
+        UnixListener {
+            io: Io::new(),
+            inner,
+        }
     }
 }
 
@@ -479,12 +527,24 @@ impl UnixDatagram {
     /// As `socketpair(2)`.
     pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
         let (a, b) = Socket::pair(Domain::UNIX, Type::DGRAM.nonblocking(), None)?;
-        Ok((UnixDatagram { io: Io::new(), inner: a.into() }, UnixDatagram { io: Io::new(), inner: b.into() }))
+        Ok((
+            UnixDatagram {
+                io: Io::new(),
+                inner: a.into(),
+            },
+            UnixDatagram {
+                io: Io::new(),
+                inner: b.into(),
+            },
+        ))
     }
 
     fn adopt(inner: net::UnixDatagram) -> io::Result<UnixDatagram> {
         inner.set_nonblocking(true)?;
-        Ok(UnixDatagram { io: Io::new(), inner })
+        Ok(UnixDatagram {
+            io: Io::new(),
+            inner,
+        })
     }
 
     /// Sets the default destination, and filters incoming datagrams to it.
@@ -508,7 +568,10 @@ impl UnixDatagram {
     /// # Errors
     /// As `dup(2)`.
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram { io: self.io.for_clone(), inner: self.inner.try_clone()? })
+        Ok(UnixDatagram {
+            io: self.io.for_clone(),
+            inner: self.inner.try_clone()?,
+        })
     }
 
     /// The local address.
@@ -532,7 +595,8 @@ impl UnixDatagram {
     /// # Errors
     /// `WouldBlock` when the read timeout expires.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.read(self.inner.as_raw_fd(), || self.inner.recv_from(buf))
+        self.io
+            .read(self.inner.as_raw_fd(), || self.inner.recv_from(buf))
     }
 
     /// Receives one datagram, parking until one comes.
@@ -540,7 +604,8 @@ impl UnixDatagram {
     /// # Errors
     /// `WouldBlock` when the read timeout expires.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(self.inner.as_raw_fd(), || self.inner.recv(buf))
+        self.io
+            .read(self.inner.as_raw_fd(), || self.inner.recv(buf))
     }
 
     /// Like [`recv`](UnixDatagram::recv), leaving the datagram in the queue.
@@ -558,7 +623,8 @@ impl UnixDatagram {
     /// `WouldBlock` when the write timeout expires; else as `sendto(2)`.
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        self.io.write(self.inner.as_raw_fd(), || self.inner.send_to(buf, path))
+        self.io
+            .write(self.inner.as_raw_fd(), || self.inner.send_to(buf, path))
     }
 
     /// Sends a datagram to `addr`, parking while the receiver's queue is full.
@@ -566,7 +632,9 @@ impl UnixDatagram {
     /// # Errors
     /// As [`send_to`](UnixDatagram::send_to).
     pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
-        self.io.write(self.inner.as_raw_fd(), || self.inner.send_to_addr(buf, addr))
+        self.io.write(self.inner.as_raw_fd(), || {
+            self.inner.send_to_addr(buf, addr)
+        })
     }
 
     /// Sends a datagram to the connected address, parking while the receiver's queue is full.
@@ -574,7 +642,8 @@ impl UnixDatagram {
     /// # Errors
     /// As [`send_to`](UnixDatagram::send_to); `NotConnected` when not connected.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.write(self.inner.as_raw_fd(), || self.inner.send(buf))
+        self.io
+            .write(self.inner.as_raw_fd(), || self.inner.send(buf))
     }
 
     /// Bounds each receive; on expiry it fails with `WouldBlock` (std's `EAGAIN`).
@@ -648,7 +717,10 @@ impl fmt::Debug for UnixDatagram {
 impl From<net::UnixDatagram> for UnixDatagram {
     /// Adopts a std socket: puts it in non-blocking mode and keeps its timeouts.
     fn from(inner: net::UnixDatagram) -> UnixDatagram {
-        let io = Io::with_timeouts(inner.read_timeout().ok().flatten(), inner.write_timeout().ok().flatten());
+        let io = Io::with_timeouts(
+            inner.read_timeout().ok().flatten(),
+            inner.write_timeout().ok().flatten(),
+        );
         let _ = inner.set_nonblocking(true);
         UnixDatagram { io, inner }
     }

@@ -98,7 +98,11 @@ pub(crate) fn pollfd(fd: RawFd, dir: Direction) -> libc::pollfd {
         Direction::Read => libc::POLLIN,
         Direction::Write => libc::POLLOUT,
     };
-    libc::pollfd { fd, events, revents: 0 }
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
 }
 
 /// Whether a polled descriptor is ready for what it asked (errors and hang-ups count as
