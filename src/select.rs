@@ -333,6 +333,8 @@ pub struct SelectorKey<'a, T> {
 /// # drop(a_peer);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[doc(alias = "DefaultSelector")]
+#[doc(alias = "selectors")]
 pub struct Selector<T> {
     // Field order matters: the hub registration goes before the epoll descriptor is closed.
     reg: OnceCell<Registration>,

@@ -353,6 +353,7 @@ pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
 /// assert!(("localhost", 80).to_socket_addrs()?.any(|a| a.ip().is_loopback()));
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[doc(alias = "getaddrinfo")]
 pub trait ToSocketAddrs {
     /// The addresses.
     type Iter: Iterator<Item = SocketAddr>;
