@@ -125,8 +125,8 @@ pub(crate) struct Io {
     options: Rc<Options>,
 }
 
-/// A hub registration; `dup` is set when the descriptor itself was taken (see
-/// [`Registration::new`]).
+/// A hub registration, of the descriptor itself or, when that is taken, of a duplicate it
+/// owns (see [`Registration::new`]).
 pub(crate) struct Registration {
     // Field order matters: deregister before closing the duplicate.
     reg: IoRegistration,
@@ -141,8 +141,9 @@ impl Registration {
         match IoRegistration::new(fd) {
             Ok(reg) => Ok(Registration { reg, _dup: None }),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                // SAFETY: `fd` is open for the duration of this call (callers pass the
-                // descriptor of a socket they borrow), and it is only borrowed to duplicate it.
+                // SAFETY: EEXIST means epoll has `fd` registered, so it is open; callers pass
+                // the descriptor of something they borrow for this call, and it is only
+                // borrowed here to duplicate it.
                 let dup = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
                 let reg = IoRegistration::new(std::os::fd::AsRawFd::as_raw_fd(&dup))?;
                 Ok(Registration {
