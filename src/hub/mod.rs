@@ -8,8 +8,6 @@
 //! wake anyone (no ready greenlet, no timer, no registered I/O, no work on other threads), the
 //! main greenlet's blocking call gets [`LoopExit`] instead of hanging.
 
-// Used by greenlet::net, which is not merged yet.
-#[allow(dead_code)]
 mod io;
 mod local;
 mod monitor;
@@ -28,7 +26,6 @@ use crate::error::SwitchError;
 use crate::greenlet::{Greenlet, Kind};
 use crate::switch::{self, Msg};
 
-#[allow(unused_imports)] // for greenlet::net, not merged yet
 pub(crate) use self::io::{Direction, IoRegistration, wait_any};
 pub use self::local::LocalKey;
 pub use self::remote::HubHandle;
@@ -87,7 +84,7 @@ impl Waiter {
         self.token != 0 && self.greenlet.inner().hub.park_token.get() == self.token
     }
 
-    #[allow(dead_code)] // for greenlet::net, not merged yet
+    #[allow(dead_code)] // unused so far (greenlet::net does not need it)
     pub(crate) fn greenlet(&self) -> &Greenlet {
         &self.greenlet
     }

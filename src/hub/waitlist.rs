@@ -41,7 +41,7 @@ impl WaitList {
 
     /// The longest-waiting greenlet still parked here, removed from the list but not woken:
     /// for primitives that hand a resource straight to it (FIFO fairness).
-    #[allow(dead_code)] // for greenlet::net, not merged yet
+    #[allow(dead_code)] // unused so far (greenlet::net does not need it)
     pub(crate) fn pop_live(&self) -> Option<Waiter> {
         loop {
             let w = self.queue.borrow_mut().pop_front()?;
@@ -70,7 +70,7 @@ impl WaitList {
     }
 
     /// Whether a greenlet is still parked here.
-    #[allow(dead_code)] // for greenlet::net, not merged yet
+    #[allow(dead_code)] // unused so far (greenlet::net does not need it)
     pub(crate) fn has_waiters(&self) -> bool {
         self.queue.borrow_mut().retain(Waiter::is_waiting);
         !self.queue.borrow().is_empty()
