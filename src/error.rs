@@ -24,27 +24,35 @@ impl fmt::Display for GreenletExit {
 impl Error for GreenletExit {}
 
 /// A panic caught at the root of a greenlet, handed to its parent instead of aborting.
+///
+/// It is `Send + Sync` (the payload sits behind a mutex), so errors that carry it can travel
+/// inside an `io::Error` or across threads.
 pub struct Panic {
-    payload: Box<dyn Any + Send>,
+    message: Option<String>,
+    payload: std::sync::Mutex<Box<dyn Any + Send>>,
 }
 
 impl Panic {
     pub(crate) fn new(payload: Box<dyn Any + Send>) -> Panic {
-        Panic { payload }
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            Some((*s).to_owned())
+        } else {
+            payload.downcast_ref::<String>().cloned()
+        };
+        Panic {
+            message,
+            payload: std::sync::Mutex::new(payload),
+        }
     }
 
     /// The panic message, when the payload is a string (as with `panic!("...")`).
     pub fn message(&self) -> Option<&str> {
-        if let Some(s) = self.payload.downcast_ref::<&'static str>() {
-            Some(s)
-        } else {
-            self.payload.downcast_ref::<String>().map(String::as_str)
-        }
+        self.message.as_deref()
     }
 
     /// The raw payload, for `std::panic::resume_unwind`.
     pub fn into_payload(self) -> Box<dyn Any + Send> {
-        self.payload
+        self.payload.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -133,5 +141,22 @@ impl Error for SwitchError {
             SwitchError::Thrown(e) => Some(&**e),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors that carry a panic can go inside an `io::Error` (which needs `Send + Sync`).
+    #[test]
+    fn errors_carrying_a_panic_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Panic>();
+        send_sync::<SwitchError>();
+        send_sync::<crate::JoinError>();
+        send_sync::<crate::threadpool::BlockingError>();
+        let e = std::io::Error::other(SwitchError::Panicked(Panic::new(Box::new("boom"))));
+        assert_eq!(e.to_string(), "greenlet panicked: boom");
     }
 }

@@ -117,6 +117,10 @@ pub enum BlockingError {
     /// A [`Timeout`](crate::Timeout) of the calling greenlet ran out first. The function keeps
     /// running on its pool thread; its result is dropped.
     TimedOut,
+    /// The hub was stopped ([`HubHandle::stop`](crate::HubHandle::stop)) or the wait was
+    /// refused (during unwinding) before the function returned; it keeps running on its pool
+    /// thread and its result is dropped.
+    Interrupted(crate::LoopExit),
 }
 
 impl fmt::Display for BlockingError {
@@ -127,6 +131,7 @@ impl fmt::Display for BlockingError {
             BlockingError::TimedOut => {
                 f.write_str("timed out waiting for a blocking function (it keeps running)")
             }
+            BlockingError::Interrupted(e) => write!(f, "waiting for a thread-pool job: {e}"),
         }
     }
 }
@@ -165,10 +170,11 @@ where
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return r.map_err(|p| BlockingError::Panicked(Panic::new(p)));
         }
-        // The waker is outstanding until the job ends, so the hub cannot run dry: this only
-        // returns once woken (or if the hub is stopped, when we simply look again).
+        // The waker is outstanding until the job ends, so the hub cannot run dry: a LoopExit
+        // here is a stop request or a refusal to block, and waiting on would ignore it.
         match wait.wait(None, &"a thread-pool job") {
-            Ok(()) | Err(BlockError::LoopExit(_)) => {}
+            Ok(()) => {}
+            Err(BlockError::LoopExit(e)) => return Err(BlockingError::Interrupted(e)),
             // A `Timeout` of this greenlet ran out. Waiting on would spin through the hub (every
             // later park times out at once) until the job ends: give up, as gevent's
             // `threadpool.apply` raises `Timeout`.

@@ -202,19 +202,26 @@ fn kill_a_greenlet_waiting_on_the_pool() {
     });
 }
 
-/// A stop request from another thread does not abandon a `spawn_blocking` of the main
-/// greenlet: it goes on waiting for the result.
+/// A stop request from another thread ends the main greenlet's `spawn_blocking` wait like any
+/// other blocking call (`Interrupted` with a stopped `LoopExit`); the function itself still
+/// runs to the end on its pool thread.
 #[test]
-fn stop_does_not_lose_a_blocking_result() {
+fn stop_interrupts_a_blocking_wait_and_the_job_still_finishes() {
     setup();
     on_fresh_thread(|| {
         let hub = HubHandle::current().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
         let r = threadpool::spawn_blocking(move || {
             hub.stop();
             std::thread::sleep(Duration::from_millis(10));
+            done_tx.send("kept").unwrap();
             "kept"
         });
-        assert_eq!(r.unwrap(), "kept");
+        match r {
+            Err(threadpool::BlockingError::Interrupted(e)) => assert!(e.is_stopped(), "{e}"),
+            other => panic!("expected an interrupted wait, got {other:?}"),
+        }
+        assert_eq!(done_rx.recv_timeout(Duration::from_secs(10)).unwrap(), "kept");
     });
 }
 

@@ -442,7 +442,12 @@ where
 {
     let found =
         crate::threadpool::spawn_blocking(move || addr.to_socket_addrs().map(Vec::from_iter))
-            .map_err(|e| io::Error::other(format!("name lookup failed: {e}")))??;
+            .map_err(|e| match e {
+                crate::threadpool::BlockingError::TimedOut => {
+                    io::Error::new(io::ErrorKind::TimedOut, e)
+                }
+                e => io::Error::other(e),
+            })??;
     Ok(found.into_iter())
 }
 
