@@ -91,6 +91,7 @@ mod hub;
 pub mod net;
 pub mod pool;
 pub mod select;
+pub mod server;
 mod stack;
 mod switch;
 pub mod sync;

@@ -1,0 +1,299 @@
+//! [`StreamServer`]: a TCP accept loop that runs one greenlet per connection.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::net::{TcpListener, TcpStream};
+use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
+use crate::hub::waitlist::{WaitList, block_on};
+use crate::hub::{JoinHandle, SpawnBuilder};
+
+/// The listen backlog [`StreamServer::bind`] asks for (the kernel caps it at
+/// `net.core.somaxconn`).
+pub const DEFAULT_BACKLOG: i32 = 1024;
+
+type Handler = dyn Fn(TcpStream, SocketAddr);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Made, not started.
+    Idle,
+    /// The accept loop runs.
+    Serving,
+    /// No longer accepting; `stop` is waiting for handlers, or the listener failed.
+    Closing,
+    /// Stopped: every handler is gone.
+    Stopped,
+}
+
+struct Inner {
+    listener: RefCell<Option<Rc<TcpListener>>>,
+    addr: SocketAddr,
+    handler: Rc<Handler>,
+    handlers: Rc<Handlers>,
+    state: Cell<State>,
+    accept_loop: RefCell<Option<JoinHandle<()>>>,
+    /// `serve_forever` callers, woken when the server stops or its listener fails.
+    done: WaitList,
+    /// The error that ended the accept loop, for `serve_forever`.
+    fatal: RefCell<Option<io::Error>>,
+}
+
+/// A TCP server that calls a handler in a new greenlet for every connection (gevent's
+/// `StreamServer`).
+///
+/// The handler is plain straight-line code: it reads and writes its
+/// [`TcpStream`](crate::server) as if blocking, and the hub runs the other connections while
+/// it waits. A panic in a handler ends only that connection (it is logged with the peer's
+/// address). The accept loop survives transient accept errors; when the process runs out of
+/// descriptors (`EMFILE`, `ENFILE`) or kernel memory (`ENOBUFS`, `ENOMEM`) it logs one warning
+/// and retries with a backoff from 5 ms doubling up to 1 s, so it never spins, and serving
+/// resumes once descriptors are free again.
+///
+/// A `StreamServer` is a cheap handle: clones refer to the same server. A started server keeps
+/// serving until [`stop`](StreamServer::stop) is called, whether or not handles remain.
+///
+/// # Examples
+/// An echo server and a client, on one thread:
+/// ```
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+/// use greenlet::server::StreamServer;
+/// # use greenlet::server::net_shim as net;
+///
+/// let server = StreamServer::bind("127.0.0.1:0", |mut conn: net::TcpStream, _peer| {
+///     let mut buf = [0u8; 1024];
+///     loop {
+///         match conn.read(&mut buf) {
+///             Ok(0) | Err(_) => return,
+///             Ok(n) => { let _ = conn.write_all(&buf[..n]); }
+///         }
+///     }
+/// })
+/// .unwrap();
+/// server.start().unwrap();
+///
+/// let mut client = net::TcpStream::connect(server.local_addr()).unwrap();
+/// client.write_all(b"hello").unwrap();
+/// let mut echo = [0u8; 5];
+/// client.read_exact(&mut echo).unwrap();
+/// assert_eq!(&echo, b"hello");
+/// drop(client);
+///
+/// server.stop(Duration::from_secs(1));
+/// ```
+#[derive(Clone)]
+pub struct StreamServer {
+    inner: Rc<Inner>,
+}
+
+impl fmt::Debug for StreamServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServer")
+            .field("addr", &self.inner.addr)
+            .field("state", &self.inner.state.get())
+            .field("handlers", &self.inner.handlers.len())
+            .field("spawn_limit", &self.inner.handlers.limit())
+            .finish()
+    }
+}
+
+impl StreamServer {
+    /// Binds a listener to `addr` (backlog [`DEFAULT_BACKLOG`]) and makes a server that calls
+    /// `handler` for every connection. Nothing is accepted before [`start`](Self::start) or
+    /// [`serve_forever`](Self::serve_forever).
+    ///
+    /// # Errors
+    /// What binding the address returns (address in use, permission, resolution errors).
+    pub fn bind<A, H>(addr: A, handler: H) -> io::Result<StreamServer>
+    where
+        A: ToSocketAddrs,
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        let std = std::net::TcpListener::bind(addr)?;
+        // Binding listened with std's small backlog; listening again only raises it.
+        // SAFETY: `listen` on a descriptor we own; no memory is passed.
+        if unsafe { libc::listen(std.as_raw_fd(), DEFAULT_BACKLOG) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        StreamServer::new(TcpListener::from(std), handler)
+    }
+
+    /// Makes a server that accepts on an existing listener.
+    ///
+    /// # Errors
+    /// If the listener's local address cannot be read (it is not bound).
+    pub fn new<H>(listener: TcpListener, handler: H) -> io::Result<StreamServer>
+    where
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        let addr = listener.local_addr()?;
+        Ok(StreamServer {
+            inner: Rc::new(Inner {
+                listener: RefCell::new(Some(Rc::new(listener))),
+                addr,
+                handler: Rc::new(handler),
+                handlers: Handlers::new(),
+                state: Cell::new(State::Idle),
+                accept_loop: RefCell::new(None),
+                done: WaitList::new(),
+                fatal: RefCell::new(None),
+            }),
+        })
+    }
+
+    /// Limits how many connections are handled at once (gevent's `spawn=Pool(n)`): at the
+    /// limit, the server stops accepting (clients wait in the listen backlog) until a handler
+    /// finishes. `spawn_limit(0)` means no limit, which is the default.
+    ///
+    /// # Examples
+    /// ```
+    /// # use greenlet::server::StreamServer;
+    /// let server = StreamServer::bind("127.0.0.1:0", |_conn, _peer| {}).unwrap().spawn_limit(100);
+    /// ```
+    #[doc(alias = "Pool")]
+    #[doc(alias = "with_pool")]
+    pub fn spawn_limit(self, n: usize) -> StreamServer {
+        self.inner.handlers.set_limit((n > 0).then_some(n));
+        self
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// How many connections are being handled right now.
+    pub fn connection_count(&self) -> usize {
+        self.inner.handlers.len()
+    }
+
+    /// Whether the accept loop is running.
+    pub fn is_serving(&self) -> bool {
+        self.inner.state.get() == State::Serving
+    }
+
+    /// Starts accepting in a new greenlet and returns at once (gevent's `start`). The accept
+    /// loop runs whenever the current greenlet blocks or yields.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the server was already started or stopped; an error if no greenlet
+    /// can be spawned (out of stacks).
+    pub fn start(&self) -> io::Result<()> {
+        if self.inner.state.get() != State::Idle {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "StreamServer: already started or stopped",
+            ));
+        }
+        let listener = self
+            .inner
+            .listener
+            .borrow()
+            .clone()
+            .expect("an idle server has its listener");
+        let inner = self.inner.clone();
+        let name = format!("StreamServer({})", self.inner.addr);
+        let h = SpawnBuilder::new()
+            .name(name)
+            .spawn(move || accept_loop(&inner, &listener))?;
+        *self.inner.accept_loop.borrow_mut() = Some(h);
+        self.inner.state.set(State::Serving);
+        Ok(())
+    }
+
+    /// Starts the server if needed, then blocks the current greenlet until the server is
+    /// stopped (gevent's `serve_forever`). Called from the main greenlet, this runs the hub.
+    ///
+    /// # Errors
+    /// The listener's error if accepting failed for good (`EBADF`, `EINVAL`, `ENOTSOCK`); a
+    /// `LoopExit` (as `io::ErrorKind::Other`) if the hub was stopped.
+    pub fn serve_forever(&self) -> io::Result<()> {
+        if self.inner.state.get() == State::Idle {
+            self.start()?;
+        }
+        let inner = &self.inner;
+        let r = block_on(&inner.done, None, &"StreamServer::serve_forever", || {
+            (inner.state.get() == State::Stopped || inner.fatal.borrow().is_some()).then_some(())
+        });
+        if let Some(e) = inner.fatal.borrow_mut().take() {
+            return Err(e);
+        }
+        r.map_err(|e| io::Error::other(format!("{e:?}")))
+    }
+
+    /// Stops the server (gevent's `stop`): closes the listener at once, so new connections are
+    /// refused, waits up to `timeout` for the connections being handled to finish, then kills
+    /// the handlers still running (they unwind from wherever they block, closing their
+    /// sockets). Returns how many handlers were killed. Stopping a stopped server does nothing.
+    ///
+    /// A handler may stop its own server: it is neither waited for nor killed.
+    pub fn stop(&self, timeout: Duration) -> usize {
+        let inner = &self.inner;
+        if inner.state.get() == State::Stopped {
+            return 0;
+        }
+        inner.state.set(State::Closing);
+        self.close_listener();
+        let killed = inner.handlers.stop(timeout);
+        inner.state.set(State::Stopped);
+        inner.done.wake_all();
+        killed
+    }
+
+    /// Kills the accept loop (unless it is the caller) and drops the listener.
+    fn close_listener(&self) {
+        let h = self.inner.accept_loop.borrow_mut().take();
+        if let Some(h) = h
+            && !h.greenlet().is_current()
+        {
+            let _ = h.kill_timeout(KILL_WAIT);
+        }
+        self.inner.listener.borrow_mut().take();
+    }
+}
+
+fn accept_loop(inner: &Rc<Inner>, listener: &TcpListener) {
+    let mut backoff = AcceptBackoff::new(format!("StreamServer({})", inner.addr));
+    loop {
+        if inner.handlers.acquire().is_err() {
+            return;
+        }
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                backoff.reset();
+                let handler = inner.handler.clone();
+                if let Err(e) = inner.handlers.spawn(peer, move || handler(stream, peer)) {
+                    // Out of stacks: the connection was closed; wait before the next one.
+                    backoff.wait(&e);
+                }
+            }
+            Err(e) => {
+                inner.handlers.release();
+                match classify_accept_error(&e) {
+                    AcceptError::Retry => {}
+                    AcceptError::Exhausted => backoff.wait(&e),
+                    AcceptError::Fatal => {
+                        log::error!(
+                            "StreamServer({}): accept failed, not accepting any more: {e}",
+                            inner.addr
+                        );
+                        *inner.fatal.borrow_mut() = Some(e);
+                        inner.state.set(State::Closing);
+                        inner.done.wake_all();
+                        return;
+                    }
+                    AcceptError::Unknown => {
+                        log::error!("StreamServer({}): accept failed: {e}", inner.addr);
+                        backoff.wait(&e);
+                    }
+                }
+            }
+        }
+    }
+}
