@@ -1,0 +1,333 @@
+//! A small Redis-compatible server: PING, ECHO, SET, GET, DEL, INCR, EXISTS (and QUIT, plus
+//! the CONFIG GET / COMMAND handshakes of redis-cli and redis-benchmark), inline and multibulk
+//! requests, pipelining. The unmodified `redis-cli` and `redis-benchmark` talk to it.
+//!
+//! Each connection is straight-line code in its own greenlet: read into one buffer, run every
+//! complete command in it, write all the replies with one `write`, read again. The keyspace is
+//! an `Rc<RefCell<HashMap>>` shared by all connections: they all run on one thread, so there
+//! is no lock, and no command can be interrupted half-way (a greenlet only switches when it
+//! blocks, and commands never block).
+//!
+//! ```text
+//! cargo run --release --example redis_server 6379
+//! redis-cli -p 6379 set greeting hello; redis-cli -p 6379 get greeting
+//! redis-benchmark -p 6379 -t ping_inline,ping_mbulk,set,get -P 16
+//! cargo run --example redis_server -- --self-test
+//! ```
+
+#[path = "common/resp.rs"]
+mod resp;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::Duration;
+
+use greenlet::server::StreamServer;
+use greenlet::server::net_shim::TcpStream;
+
+/// The keyspace: string keys to string values.
+pub type Db = Rc<RefCell<HashMap<Vec<u8>, Vec<u8>>>>;
+
+/// The initial read buffer of a connection; it grows for large requests, up to
+/// [`MAX_REQUEST`].
+const BUF_SIZE: usize = 16 << 10;
+/// The largest single request (all its arguments) a connection may send.
+const MAX_REQUEST: usize = 2 * resp::MAX_BULK + (64 << 10);
+
+/// Serves one connection until the client quits or closes, or breaks the protocol.
+pub fn handle(conn: TcpStream, db: &Db) {
+    let _ = serve(&conn, db);
+}
+
+fn serve(mut conn: &TcpStream, db: &Db) -> io::Result<()> {
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut out: Vec<u8> = Vec::with_capacity(BUF_SIZE);
+    let mut args: Vec<Range<usize>> = Vec::with_capacity(8);
+    // Unparsed bytes are buf[start..end].
+    let (mut start, mut end) = (0usize, 0usize);
+    loop {
+        let mut close = false;
+        while start < end {
+            match resp::parse(&buf[start..end], &mut args) {
+                Ok(Some(n)) => {
+                    close = execute(&buf[start..start + n], &args, db, &mut out);
+                    start += n;
+                    if close {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.extend_from_slice(e.reply());
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            conn.write_all(&out)?;
+            out.clear();
+            if out.capacity() > 4 * BUF_SIZE {
+                out.shrink_to(BUF_SIZE);
+            }
+        }
+        if close {
+            return Ok(());
+        }
+        if start == end {
+            (start, end) = (0, 0);
+            if buf.len() > BUF_SIZE {
+                buf.truncate(BUF_SIZE);
+                buf.shrink_to_fit();
+            }
+        } else if end == buf.len() {
+            if start > 0 {
+                buf.copy_within(start..end, 0);
+                (start, end) = (0, end - start);
+            } else if buf.len() < MAX_REQUEST {
+                buf.resize((buf.len() * 2).min(MAX_REQUEST), 0);
+            } else {
+                conn.write_all(b"-ERR Protocol error: request too big\r\n")?;
+                return Ok(());
+            }
+        }
+        let n = conn.read(&mut buf[end..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        end += n;
+    }
+}
+
+fn bulk(out: &mut Vec<u8>, v: &[u8]) {
+    let _ = write!(out, "${}\r\n", v.len());
+    out.extend_from_slice(v);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn int(out: &mut Vec<u8>, n: i64) {
+    let _ = write!(out, ":{n}\r\n");
+}
+
+fn wrong_arity(out: &mut Vec<u8>, cmd: &str) {
+    let _ = write!(
+        out,
+        "-ERR wrong number of arguments for '{cmd}' command\r\n"
+    );
+}
+
+/// Runs one command (`args` are ranges of `req`), appending its reply to `out`. Returns
+/// whether the connection is to be closed (QUIT).
+fn execute(req: &[u8], args: &[Range<usize>], db: &Db, out: &mut Vec<u8>) -> bool {
+    let Some(first) = args.first() else {
+        return false; // an empty line or `*0`: nothing to answer
+    };
+    let arg = |i: usize| &req[args[i].clone()];
+    let cmd = &req[first.clone()];
+    let is = |name: &str| cmd.eq_ignore_ascii_case(name.as_bytes());
+    let n = args.len();
+    if is("ping") {
+        match n {
+            1 => out.extend_from_slice(b"+PONG\r\n"),
+            2 => bulk(out, arg(1)),
+            _ => wrong_arity(out, "ping"),
+        }
+    } else if is("get") {
+        if n != 2 {
+            wrong_arity(out, "get");
+        } else {
+            match db.borrow().get(arg(1)) {
+                Some(v) => bulk(out, v),
+                None => out.extend_from_slice(b"$-1\r\n"),
+            }
+        }
+    } else if is("set") {
+        if n < 3 {
+            wrong_arity(out, "set");
+        } else if n > 3 {
+            out.extend_from_slice(b"-ERR syntax error\r\n");
+        } else {
+            let mut db = db.borrow_mut();
+            match db.get_mut(arg(1)) {
+                Some(v) => {
+                    v.clear();
+                    v.extend_from_slice(arg(2));
+                }
+                None => {
+                    db.insert(arg(1).to_vec(), arg(2).to_vec());
+                }
+            }
+            out.extend_from_slice(b"+OK\r\n");
+        }
+    } else if is("echo") {
+        if n != 2 {
+            wrong_arity(out, "echo")
+        } else {
+            bulk(out, arg(1))
+        }
+    } else if is("del") || is("exists") {
+        let del = is("del");
+        if n < 2 {
+            wrong_arity(out, if del { "del" } else { "exists" });
+        } else {
+            let mut db = db.borrow_mut();
+            let count = (1..n)
+                .filter(|&i| {
+                    if del {
+                        db.remove(arg(i)).is_some()
+                    } else {
+                        db.contains_key(arg(i))
+                    }
+                })
+                .count();
+            int(out, count as i64);
+        }
+    } else if is("incr") {
+        if n != 2 {
+            wrong_arity(out, "incr");
+        } else {
+            incr(&mut db.borrow_mut(), arg(1), out);
+        }
+    } else if is("quit") {
+        out.extend_from_slice(b"+OK\r\n");
+        return true;
+    } else if is("config") && n == 3 && arg(1).eq_ignore_ascii_case(b"get") {
+        // redis-benchmark asks for `save` and `appendonly` before it starts: nothing is
+        // saved here.
+        let value: Option<&[u8]> = match arg(2) {
+            p if p.eq_ignore_ascii_case(b"save") => Some(b""),
+            p if p.eq_ignore_ascii_case(b"appendonly") => Some(b"no"),
+            _ => None,
+        };
+        match value {
+            Some(v) => {
+                out.extend_from_slice(b"*2\r\n");
+                bulk(out, arg(2));
+                bulk(out, v);
+            }
+            None => out.extend_from_slice(b"*0\r\n"),
+        }
+    } else if is("command") {
+        // redis-cli asks for command docs: none here.
+        out.extend_from_slice(b"*0\r\n");
+    } else {
+        unknown(out, req, args);
+    }
+    false
+}
+
+fn incr(db: &mut HashMap<Vec<u8>, Vec<u8>>, key: &[u8], out: &mut Vec<u8>) {
+    let old = match db.get(key) {
+        None => 0,
+        Some(v) => match std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            Some(i) if v.first() != Some(&b'+') => i,
+            _ => {
+                out.extend_from_slice(b"-ERR value is not an integer or out of range\r\n");
+                return;
+            }
+        },
+    };
+    let Some(new) = old.checked_add(1) else {
+        out.extend_from_slice(b"-ERR increment or decrement would overflow\r\n");
+        return;
+    };
+    let v = db.entry(key.to_vec()).or_default();
+    v.clear();
+    let _ = write!(v, "{new}");
+    int(out, new);
+}
+
+/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as redis-server says it,
+/// with names cut short and made printable.
+fn unknown(out: &mut Vec<u8>, req: &[u8], args: &[Range<usize>]) {
+    let show = |r: &Range<usize>| -> String {
+        String::from_utf8_lossy(&req[r.clone()])
+            .chars()
+            .take(128)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
+    let _ = write!(
+        out,
+        "-ERR unknown command '{}', with args beginning with: ",
+        show(&args[0])
+    );
+    for a in args.iter().skip(1).take(8) {
+        let _ = write!(out, "'{}' ", show(a));
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Starts the server on `port` (0: any free port) and prints where it listens.
+pub fn start(port: u16) -> io::Result<StreamServer> {
+    let db: Db = Rc::default();
+    let server = StreamServer::bind(("127.0.0.1", port), move |conn, _peer: SocketAddr| {
+        handle(conn, &db)
+    })?;
+    println!("listening on {}", server.local_addr());
+    server.start()?;
+    Ok(server)
+}
+
+/// Sends `request` on a new connection and reads until the server closes it.
+fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<String> {
+    let mut conn = TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.write_all(request)?;
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got)?;
+    Ok(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// The tour's short self-run: the server on a free port; one client greenlet pipelines a few
+/// commands (multibulk and inline) and QUIT, another sends garbage; prints the replies.
+pub fn demo() {
+    let server = start(0).expect("bind 127.0.0.1:0");
+    let addr = server.local_addr();
+    let client = greenlet::spawn(move || {
+        let request = b"*3\r\n$3\r\nSET\r\n$7\r\ncounter\r\n$2\r\n41\r\n\
+                        INCR counter\r\n\
+                        *2\r\n$3\r\nGET\r\n$7\r\ncounter\r\n\
+                        EXISTS counter nosuchkey\r\n\
+                        ECHO \"hello world\"\r\n\
+                        PING\r\n\
+                        QUIT\r\n";
+        exchange(addr, request)
+    });
+    let garbage = greenlet::spawn(move || exchange(addr, b"*1\r\n$x\r\n"));
+    let replies = client.get().expect("client greenlet").expect("exchange");
+    println!(
+        "SET, INCR, GET, EXISTS, ECHO, PING, QUIT pipelined -> {:?}",
+        replies
+    );
+    let reply = garbage
+        .get()
+        .expect("client greenlet")
+        .expect("garbage exchange");
+    println!(
+        "garbage -> {:?}, then the server closed the connection",
+        reply.trim_end()
+    );
+    server.stop(Duration::from_secs(1));
+    println!("server stopped");
+}
+
+fn main() {
+    let arg = std::env::args().nth(1).unwrap_or_else(|| "6379".into());
+    if arg == "--self-test" {
+        demo();
+        return;
+    }
+    let port: u16 = arg.parse().expect("usage: redis_server PORT | --self-test");
+    let server = start(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
+    if let Err(e) = server.serve_forever() {
+        eprintln!("redis_server: {e}");
+    }
+}
