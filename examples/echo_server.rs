@@ -1,0 +1,64 @@
+//! The reference article's gevent echo server (section 1.2): one greenlet per connection,
+//! each running the blocking-looking `handle_request` loop.
+//!
+//! ```text
+//! cargo run --example echo_server 8001           # then: cargo run --example echo_clients 8001
+//! cargo run --example echo_server -- --self-test  # a short self-run
+//! ```
+//!
+//! Python's version, for comparison:
+//!
+//! ```python
+//! def server(port):
+//!     s = socket.socket()
+//!     s.bind(('0.0.0.0', port))
+//!     s.listen(500)
+//!     while True:
+//!         cli, addr = s.accept()
+//!         gevent.spawn(handle_request, cli)
+//! ```
+
+#[path = "common/echo.rs"]
+mod echo;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use greenlet::server::net_shim::TcpStream;
+
+/// The tour's short self-run: the server on a free port and three client greenlets, each
+/// sending one line and reading the echo.
+pub fn demo() {
+    let server = echo::start(0, true).expect("bind 127.0.0.1:0");
+    let addr = server.local_addr();
+    let clients: Vec<_> = (0..3)
+        .map(|i| {
+            greenlet::spawn(move || {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let msg = format!("hello {i}");
+                s.write_all(msg.as_bytes()).unwrap();
+                let mut echo = vec![0; msg.len()];
+                s.read_exact(&mut echo).unwrap();
+                println!("client {i} got back {:?}", String::from_utf8_lossy(&echo));
+            })
+        })
+        .collect();
+    greenlet::joinall(&clients, Some(Duration::from_secs(10)), None).expect("clients finish");
+    server.stop(Duration::from_secs(1));
+    println!("server stopped");
+}
+
+fn main() {
+    let arg = std::env::args().nth(1).unwrap_or_else(|| "8001".into());
+    if arg == "--self-test" {
+        demo();
+        return;
+    }
+    let port: u16 = arg.parse().expect("usage: echo_server PORT | --self-test");
+    let server =
+        echo::start(port, true).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
+    if let Err(e) = server.serve_forever() {
+        eprintln!("echo_server: {e}");
+    }
+}
