@@ -15,7 +15,7 @@
 mod http;
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use greenlet::server::StreamServer;
@@ -78,6 +78,7 @@ fn serve(mut conn: &TcpStream) -> io::Result<()> {
             out.clear();
         }
         if close {
+            lingering_close(conn);
             return Ok(());
         }
         if start == end {
@@ -92,6 +93,17 @@ fn serve(mut conn: &TcpStream) -> io::Result<()> {
         }
         end += n;
     }
+}
+
+/// Closes a connection the client may still be sending on: stop sending, then read and drop
+/// what arrives for up to a second. Closing with unread input would make the kernel reset the
+/// connection, which can destroy the last answer before the client reads it.
+fn lingering_close(mut conn: &TcpStream) {
+    let _ = conn.shutdown(Shutdown::Write);
+    let _ = greenlet::with_timeout(Duration::from_secs(1), || {
+        let mut sink = [0u8; 4096];
+        while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+    });
 }
 
 /// Starts the server on `port` (0: any free port) and prints where it listens.

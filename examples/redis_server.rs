@@ -21,7 +21,7 @@ mod resp;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
@@ -76,6 +76,7 @@ fn serve(mut conn: &TcpStream, db: &Db) -> io::Result<()> {
             }
         }
         if close {
+            lingering_close(conn);
             return Ok(());
         }
         if start == end {
@@ -92,6 +93,7 @@ fn serve(mut conn: &TcpStream, db: &Db) -> io::Result<()> {
                 buf.resize((buf.len() * 2).min(MAX_REQUEST), 0);
             } else {
                 conn.write_all(b"-ERR Protocol error: request too big\r\n")?;
+                lingering_close(conn);
                 return Ok(());
             }
         }
@@ -263,6 +265,17 @@ fn unknown(out: &mut Vec<u8>, req: &[u8], args: &[Range<usize>]) {
         let _ = write!(out, "'{}' ", show(a));
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Closes a connection the client may still be sending on: stop sending, then read and drop
+/// what arrives for up to a second. Closing with unread input would make the kernel reset the
+/// connection, which can destroy the last answer before the client reads it.
+fn lingering_close(mut conn: &TcpStream) {
+    let _ = conn.shutdown(Shutdown::Write);
+    let _ = greenlet::with_timeout(Duration::from_secs(1), || {
+        let mut sink = [0u8; 4096];
+        while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+    });
 }
 
 /// Starts the server on `port` (0: any free port) and prints where it listens.

@@ -1,0 +1,684 @@
+//! The network examples, run as the programs they are: each is started on port 0, reports
+//! where it listens, and is driven by plain blocking clients, by the article's Python clients
+//! (`tests/py/`), and by real third-party clients (curl, wrk, redis-cli, redis-benchmark)
+//! when those are installed (the test says so and skips that part when one is missing).
+//!
+//! Every client socket has a timeout and every server process is killed when its test ends.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+/// Builds examples one at a time when they are missing (cargo test builds them already; a
+/// filtered run may not have).
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// The path of example `name`, built if needed.
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/examples_net-<hash> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let path = dir.join(name);
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.parent().unwrap().ends_with("release") {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "cargo build --example {name}"
+        );
+    }
+    path
+}
+
+/// Whether `program` is on the PATH; prints a note when it is not.
+fn have(program: &str, purpose: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()));
+    if !found {
+        println!("note: {program} is not installed: skipping {purpose}");
+    }
+    found
+}
+
+/// An example server process, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// What the server printed after its first line (drained by a thread, so that a
+    /// chatty server never blocks on a full pipe).
+    output: std::sync::Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts example `name` with port 0 and reads the `listening on ADDR` line.
+    fn start(name: &str) -> Server {
+        let mut child = Command::new(example(name))
+            .arg("0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut first).unwrap();
+        let output = std::sync::Arc::new(Mutex::new(String::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
+                out.push_str(&line);
+                out.push('\n');
+            }
+        });
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: expected `listening on ADDR` first, got {first:?}"));
+        Server {
+            child,
+            addr,
+            output,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.set_write_timeout(Some(T)).unwrap();
+        s
+    }
+
+    /// What the server printed so far, after its first line.
+    fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command to completion, killing it after 60 s.
+fn run(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn read_all(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+// ---- self-runs (what the tour shows) ----
+
+fn self_test(name: &str, expect: &[&str]) {
+    let out = run(Command::new(example(name)).arg("--self-test"));
+    let text = stdout_of(&out);
+    assert!(
+        out.status.success(),
+        "{name} --self-test failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("listening on 127.0.0.1:"),
+        "{name}: {text}"
+    );
+    for e in expect {
+        assert!(
+            text.contains(e),
+            "{name} --self-test: expected {e:?} in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn self_runs() {
+    self_test(
+        "echo_server",
+        &["client 2 got back \"hello 2\"", "server stopped"],
+    );
+    self_test(
+        "echo_clients",
+        &["100 clients x 3 messages: 300 echoes checked"],
+    );
+    self_test(
+        "http_hello",
+        &[
+            "3 x `200 OK`, 2 bodies",
+            "garbage -> \"HTTP/1.1 400 Bad Request\"",
+        ],
+    );
+    self_test(
+        "redis_server",
+        &[r#"+OK\r\n:42\r\n$2\r\n42\r\n:1\r\n$11\r\nhello world\r\n+PONG\r\n+OK\r\n"#],
+    );
+    self_test("concurrent_fetch", &["sequential cost", "concurrent cost"]);
+}
+
+// ---- echo ----
+
+#[test]
+fn echo_server_echoes_and_half_closes() {
+    let server = Server::start("echo_server");
+    let mut a = server.connect();
+    let mut b = server.connect();
+    for i in 0..5 {
+        for (s, who) in [(&mut a, "a"), (&mut b, "b")] {
+            let msg = format!("hello {who} {i}");
+            s.write_all(msg.as_bytes()).unwrap();
+            let mut got = vec![0; msg.len()];
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(got, msg.as_bytes());
+        }
+    }
+    // The article's server shuts its sending side down when the client is done.
+    a.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut a), "");
+    let mut got = [0u8; 4];
+    b.write_all(b"last").unwrap();
+    b.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"last");
+    // It prints what it receives, as the article's does.
+    let deadline = Instant::now() + T;
+    while !server.output().contains("recv: \"last\"") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let printed = server.output();
+    assert!(
+        printed.contains("recv: \"hello a 0\"") && printed.contains("recv: \"last\""),
+        "{printed}"
+    );
+}
+
+#[test]
+fn echo_clients_against_echo_server() {
+    let server = Server::start("echo_server");
+    let out = run(Command::new(example("echo_clients")).args([&server.port(), "100", "3"]));
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("100 clients x 3 messages: 300 echoes checked"),
+        "{text}"
+    );
+    assert!(text.contains("[99]recv from server: hello 2"), "{text}");
+}
+
+// ---- HTTP ----
+
+const HELLO: &str =
+    "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+
+#[test]
+fn http_pipelined_requests_are_answered_in_order() {
+    let server = Server::start("http_hello");
+    let mut s = server.connect();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD / HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello=world\
+          DELETE / HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let got = read_all(&mut s);
+    let head_only = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\n";
+    let not_allowed = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 19\r\n\r\nMethod Not Allowed\n";
+    assert_eq!(
+        got,
+        [HELLO, head_only, not_allowed, not_allowed, HELLO].concat()
+    );
+}
+
+#[test]
+fn http_keep_alive_and_requests_split_across_reads() {
+    let server = Server::start("http_hello");
+    let mut s = server.connect();
+    for _ in 0..3 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut got = vec![0; HELLO.len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(got, HELLO.as_bytes());
+    }
+    // One byte at a time: the parser waits for the rest.
+    for b in b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" {
+        s.write_all(&[*b]).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut got = vec![0; HELLO.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, HELLO.as_bytes());
+    // HTTP/1.0 closes after the answer unless asked otherwise.
+    let mut old = server.connect();
+    old.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(read_all(&mut old), HELLO);
+}
+
+#[test]
+fn http_garbage_gets_an_error_and_a_close_while_others_are_served() {
+    let server = Server::start("http_hello");
+    let mut good = server.connect();
+    let cases: [(&[u8], &str); 5] = [
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+            "400 Bad Request",
+        ),
+        (b"GET / HTTP/1.1\r\nNo colon\r\n\r\n", "400 Bad Request"),
+        (b"GET / HTTP/9.9\r\n\r\n", "505 HTTP Version Not Supported"),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "501 Not Implemented",
+        ),
+        (&[b'A'; 9000], "431 Request Header Fields Too Large"),
+    ];
+    for (garbage, status) in cases {
+        let mut bad = server.connect();
+        bad.write_all(garbage).unwrap();
+        let got = read_all(&mut bad);
+        assert!(
+            got.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{got:?}"
+        );
+        assert!(got.contains("Connection: close"), "{got:?}");
+        // The keep-alive client opened before is still served.
+        good.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut ok = vec![0; HELLO.len()];
+        good.read_exact(&mut ok).unwrap();
+        assert_eq!(ok, HELLO.as_bytes());
+    }
+    // A client that connects and says nothing, or hangs up half-way, harms nobody.
+    let _silent = server.connect();
+    let mut half = server.connect();
+    half.write_all(b"GET / HT").unwrap();
+    drop(half);
+    good.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut ok = vec![0; HELLO.len()];
+    good.read_exact(&mut ok).unwrap();
+}
+
+#[test]
+fn http_curl_interop() {
+    if !have("curl", "the curl interop test") {
+        return;
+    }
+    let server = Server::start("http_hello");
+    let url = format!("http://{}/", server.addr);
+    // Two URLs in one curl run: the second request reuses the kept-alive connection.
+    let out = run(Command::new("curl").args(["-sS", "-v", "--max-time", "10", &url, &url]));
+    let (body, log) = (
+        stdout_of(&out),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{log}");
+    assert_eq!(body, "Hello, World!Hello, World!");
+    assert!(log.contains("< HTTP/1.1 200 OK"), "{log}");
+    assert!(
+        log.to_lowercase().contains("re-using existing connection"),
+        "curl reused the connection:\n{log}"
+    );
+}
+
+#[test]
+fn http_wrk_interop() {
+    if !have("wrk", "the wrk interop test") {
+        return;
+    }
+    let server = Server::start("http_hello");
+    let out =
+        run(Command::new("wrk").args(["-t1", "-c50", "-d1s", &format!("http://{}/", server.addr)]));
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Requests/sec"), "{text}");
+    assert!(!text.contains("Non-2xx"), "{text}");
+    assert!(!text.contains("Socket errors"), "{text}");
+}
+
+// ---- RESP ----
+
+/// Reads one RESP reply and renders it compactly: `+OK`, `-ERR ...`, `:1`, `$value`, `$nil`,
+/// `*[a,b]`.
+fn reply(r: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let line = line.trim_end_matches("\r\n");
+    let (kind, rest) = line.split_at(1);
+    match kind {
+        "+" | "-" | ":" => line.to_owned(),
+        "$" => {
+            let n: i64 = rest.parse().unwrap();
+            if n < 0 {
+                return "$nil".into();
+            }
+            let mut data = vec![0; n as usize + 2];
+            r.read_exact(&mut data).unwrap();
+            assert_eq!(&data[n as usize..], b"\r\n");
+            format!("${}", String::from_utf8_lossy(&data[..n as usize]))
+        }
+        "*" => {
+            let n: usize = rest.parse().unwrap();
+            let items: Vec<String> = (0..n).map(|_| reply(r)).collect();
+            format!("*[{}]", items.join(","))
+        }
+        _ => panic!("not a RESP reply: {line:?}"),
+    }
+}
+
+fn replies(r: &mut BufReader<TcpStream>, n: usize) -> Vec<String> {
+    (0..n).map(|_| reply(r)).collect()
+}
+
+fn mbulk(args: &[&str]) -> String {
+    let mut s = format!("*{}\r\n", args.len());
+    for a in args {
+        s += &format!("${}\r\n{a}\r\n", a.len());
+    }
+    s
+}
+
+#[test]
+fn redis_every_command_inline_and_multibulk() {
+    let server = Server::start("redis_server");
+    let s = server.connect();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut ask = |req: String| -> String {
+        w.write_all(req.as_bytes()).unwrap();
+        reply(&mut r)
+    };
+    assert_eq!(ask("PING\r\n".into()), "+PONG");
+    assert_eq!(ask(mbulk(&["PING"])), "+PONG");
+    assert_eq!(ask(mbulk(&["ping", "hi"])), "$hi");
+    assert_eq!(ask(mbulk(&["ECHO", "a\r\nb"])), "$a\r\nb");
+    assert_eq!(ask("echo \"two words\"\r\n".into()), "$two words");
+    assert_eq!(ask(mbulk(&["GET", "k"])), "$nil");
+    assert_eq!(ask(mbulk(&["SET", "k", "v1"])), "+OK");
+    assert_eq!(ask("set k v2\r\n".into()), "+OK");
+    assert_eq!(ask("GET k\r\n".into()), "$v2");
+    assert_eq!(ask(mbulk(&["EXISTS", "k", "nope", "k"])), ":2");
+    assert_eq!(ask(mbulk(&["INCR", "n"])), ":1");
+    assert_eq!(ask("INCR n\r\n".into()), ":2");
+    assert_eq!(
+        ask(mbulk(&["INCR", "k"])),
+        "-ERR value is not an integer or out of range"
+    );
+    assert_eq!(ask(mbulk(&["SET", "big", "9223372036854775807"])), "+OK");
+    assert_eq!(
+        ask(mbulk(&["INCR", "big"])),
+        "-ERR increment or decrement would overflow"
+    );
+    assert_eq!(ask(mbulk(&["DEL", "k", "n", "nope"])), ":2");
+    assert_eq!(ask(mbulk(&["EXISTS", "k"])), ":0");
+    assert_eq!(
+        ask(mbulk(&["GET"])),
+        "-ERR wrong number of arguments for 'get' command"
+    );
+    assert_eq!(ask(mbulk(&["SET", "a", "b", "c"])), "-ERR syntax error");
+    assert_eq!(
+        ask(mbulk(&["FLUSHALL", "x"])),
+        "-ERR unknown command 'FLUSHALL', with args beginning with: 'x' "
+    );
+    // Empty lines and empty multibulks are skipped without a reply, as redis-server does.
+    assert_eq!(ask("\r\n*0\r\nPING\r\n".into()), "+PONG");
+    assert_eq!(
+        ask(mbulk(&["CONFIG", "GET", "appendonly"])),
+        "*[$appendonly,$no]"
+    );
+    assert_eq!(ask(mbulk(&["QUIT"])), "+OK");
+    let mut rest = Vec::new();
+    assert_eq!(
+        r.read_to_end(&mut rest).unwrap(),
+        0,
+        "QUIT closes the connection"
+    );
+}
+
+#[test]
+fn redis_pipelining_answers_in_order() {
+    let server = Server::start("redis_server");
+    let s = server.connect();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut batch = String::new();
+    for i in 0..200 {
+        batch += &mbulk(&["SET", &format!("key{i}"), &format!("value{i}")]);
+        batch += &format!("GET key{i}\r\n");
+        batch += &mbulk(&["INCR", "counter"]);
+    }
+    // One large write, and the same again split into tiny pieces.
+    w.write_all(batch.as_bytes()).unwrap();
+    let got = replies(&mut r, 600);
+    for i in 0..200 {
+        assert_eq!(
+            got[3 * i..3 * i + 3],
+            [
+                "+OK".to_string(),
+                format!("$value{i}"),
+                format!(":{}", i + 1)
+            ]
+        );
+    }
+    for chunk in batch.as_bytes().chunks(7) {
+        w.write_all(chunk).unwrap();
+    }
+    let got = replies(&mut r, 600);
+    assert_eq!(got[599], ":400");
+    // A value bigger than the initial read buffer.
+    let big = "x".repeat(100_000);
+    w.write_all(mbulk(&["SET", "big", &big]).as_bytes())
+        .unwrap();
+    w.write_all(mbulk(&["GET", "big"]).as_bytes()).unwrap();
+    assert_eq!(replies(&mut r, 2), ["+OK".to_string(), format!("${big}")]);
+}
+
+#[test]
+fn redis_garbage_gets_an_error_and_a_close_while_others_are_served() {
+    let server = Server::start("redis_server");
+    let s = server.connect();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    w.write_all(mbulk(&["SET", "survivor", "yes"]).as_bytes())
+        .unwrap();
+    assert_eq!(reply(&mut r), "+OK");
+    let cases: [(&[u8], &str); 6] = [
+        (b"*x\r\n", "-ERR Protocol error: invalid multibulk length"),
+        (b"*1\r\n+PING\r\n", "-ERR Protocol error: expected '$'"),
+        (b"*1\r\n$-3\r\n", "-ERR Protocol error: invalid bulk length"),
+        (
+            b"*1\r\n$4\r\nPINGPONG",
+            "-ERR Protocol error: bulk string not followed by CRLF",
+        ),
+        (
+            b"ECHO \"unbalanced\r\n",
+            "-ERR Protocol error: unbalanced quotes in request",
+        ),
+        (
+            &[b'z'; 70_000],
+            "-ERR Protocol error: too big inline request",
+        ),
+    ];
+    for (garbage, error) in cases {
+        let bad = server.connect();
+        let mut bw = bad.try_clone().unwrap();
+        bw.write_all(garbage).unwrap();
+        let mut br = BufReader::new(bad);
+        assert_eq!(reply(&mut br), error);
+        let mut rest = Vec::new();
+        assert_eq!(
+            br.read_to_end(&mut rest).unwrap(),
+            0,
+            "the server closes after a protocol error"
+        );
+        // The well-behaved client is still served, and the keyspace is intact.
+        w.write_all(b"GET survivor\r\n").unwrap();
+        assert_eq!(reply(&mut r), "$yes");
+    }
+    // Binary noise from many clients at once.
+    let noisy: Vec<TcpStream> = (0..20u8)
+        .map(|i| {
+            let mut s = server.connect();
+            let _ = s.write_all(&[b'*', 0xff, i, 0, b'\r', b'\n']);
+            s
+        })
+        .collect();
+    drop(noisy);
+    w.write_all(b"PING\r\n").unwrap();
+    assert_eq!(reply(&mut r), "+PONG");
+}
+
+#[test]
+fn redis_cli_interop() {
+    if !have("redis-cli", "the redis-cli interop test") {
+        return;
+    }
+    let server = Server::start("redis_server");
+    let port = server.port();
+    let cli = |args: &[&str]| -> String {
+        let out = run(Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args));
+        assert!(
+            out.status.success(),
+            "redis-cli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout_of(&out).trim_end().to_owned()
+    };
+    assert_eq!(cli(&["PING"]), "PONG");
+    assert_eq!(cli(&["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(cli(&["GET", "greeting"]), "hello world");
+    assert_eq!(cli(&["INCR", "visits"]), "1");
+    assert_eq!(cli(&["INCR", "visits"]), "2");
+    assert_eq!(cli(&["EXISTS", "greeting", "visits", "nope"]), "2");
+    assert_eq!(cli(&["ECHO", "hi"]), "hi");
+    assert_eq!(cli(&["DEL", "greeting"]), "1");
+    assert_eq!(cli(&["GET", "greeting"]), "");
+    assert!(cli(&["NOSUCH"]).starts_with("ERR unknown command 'NOSUCH'"));
+    // Many commands piped through one connection.
+    let mut child = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    for i in 0..100 {
+        writeln!(input, "INCR piped").unwrap();
+        if i == 99 {
+            writeln!(input, "GET piped").unwrap();
+        }
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout_of(&out).lines().last(), Some("100"));
+}
+
+#[test]
+fn redis_benchmark_interop() {
+    if !have("redis-benchmark", "the redis-benchmark interop test") {
+        return;
+    }
+    let server = Server::start("redis_server");
+    for pipeline in ["1", "16"] {
+        let out = run(Command::new("redis-benchmark").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port(),
+            "-c",
+            "20",
+            "-n",
+            "5000",
+            "-P",
+            pipeline,
+            "-t",
+            "ping_inline,ping_mbulk,set,get",
+            "--csv",
+        ]));
+        let (text, err) = (
+            stdout_of(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{text}{err}");
+        assert!(
+            !err.contains("WARNING"),
+            "redis-benchmark complained: {err}"
+        );
+        for test in ["PING_INLINE", "PING_MBULK", "SET", "GET"] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("\"{test}\"")))
+                .unwrap_or_else(|| {
+                    panic!("no {test} result from redis-benchmark -P {pipeline}:\n{text}{err}")
+                });
+            let rps: f64 = line.split('"').nth(3).unwrap().parse().unwrap();
+            assert!(rps > 0.0, "{line}");
+        }
+    }
+}
+
+// ---- concurrent fetch ----
+
+#[test]
+fn concurrent_fetch_prints_both_costs() {
+    let out = run(Command::new(example("concurrent_fetch")).arg("0"));
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("listening on 127.0.0.1:").count(), 3, "{text}");
+    assert_eq!(
+        text.matches("16384 bytes received from").count(),
+        6,
+        "{text}"
+    );
+    let cost = |label: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("{label}: {text}"));
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    // Sequentially the delays (0.3 + 0.5 + 0.2 s) add up: a lower bound, not a speed check.
+    assert!(cost("sequential cost") >= 1.0, "{text}");
+    assert!(cost("concurrent cost") >= 0.5, "{text}");
+}
