@@ -110,6 +110,50 @@ fn spawn_limit_caps_concurrent_handlers() {
 }
 
 #[test]
+fn a_shared_pool_bounds_two_servers_together() {
+    let pool = greenlet::pool::Pool::new(2);
+    let running = Rc::new(Cell::new(0usize));
+    let peak = Rc::new(Cell::new(0usize));
+    let make = || {
+        let (r, p) = (running.clone(), peak.clone());
+        StreamServer::bind("127.0.0.1:0", move |mut conn: TcpStream, _| {
+            r.set(r.get() + 1);
+            p.set(p.get().max(r.get()));
+            greenlet::sleep(Duration::from_millis(10));
+            r.set(r.get() - 1);
+            let _ = conn.write_all(b"ok");
+        })
+        .unwrap()
+        .with_pool(&pool)
+    };
+    let (a, b) = (make(), make());
+    a.start().unwrap();
+    b.start().unwrap();
+    let clients: Vec<_> = (0..10)
+        .map(|i| {
+            let addr = if i % 2 == 0 {
+                a.local_addr()
+            } else {
+                b.local_addr()
+            };
+            greenlet::spawn(move || {
+                let mut s = connect(addr);
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).unwrap();
+                assert_eq!(got, b"ok");
+            })
+        })
+        .collect();
+    for c in &clients {
+        c.get_timeout(T).expect("client finished");
+    }
+    assert_eq!(peak.get(), 2, "both servers together stay within the pool");
+    assert!(pool.is_empty());
+    a.stop(T);
+    b.stop(T);
+}
+
+#[test]
 fn stop_refuses_new_clients_waits_for_handlers_and_kills_the_rest() {
     let finished = Rc::new(Cell::new(0));
     let unwound = Rc::new(Cell::new(0));

@@ -11,6 +11,7 @@ use super::net::UdpSocket;
 use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
 use crate::hub::waitlist::{WaitList, block_on};
 use crate::hub::{JoinHandle, SpawnBuilder};
+use crate::pool::Pool;
 
 /// The largest datagram the server receives whole (larger ones are truncated by the kernel).
 const MAX_DATAGRAM: usize = 65536;
@@ -160,6 +161,13 @@ impl DatagramServer {
     #[doc(alias = "Pool")]
     pub fn spawn_limit(self, n: usize) -> DatagramServer {
         self.inner.handlers.set_limit((n > 0).then_some(n));
+        self
+    }
+
+    /// Runs the handlers in `pool` as well: the server receives only while the pool has
+    /// room (see [`StreamServer::with_pool`](super::StreamServer::with_pool)).
+    pub fn with_pool(self, pool: &Pool) -> DatagramServer {
+        self.inner.handlers.set_pool(pool.clone());
         self
     }
 

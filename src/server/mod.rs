@@ -41,7 +41,8 @@
 //!   returns, so the same greenlet can go on (run clients, tests, a second server).
 //! - [`spawn_limit(n)`](StreamServer::spawn_limit) caps how many connections are handled at
 //!   once (gevent's `spawn=Pool(n)`): at the cap the server stops accepting and lets clients
-//!   wait in the kernel's listen backlog.
+//!   wait in the kernel's listen backlog. [`with_pool`](StreamServer::with_pool) does the same
+//!   with a [`Pool`](crate::pool::Pool) that other servers or other work share.
 //! - [`stop(timeout)`](StreamServer::stop) closes the listener (new clients are refused), gives
 //!   the running handlers `timeout` to finish, then kills the rest: each unwinds from whatever
 //!   it was blocked on, dropping (closing) its socket.
@@ -103,6 +104,8 @@ use std::time::Duration;
 use crate::error::GreenletExit;
 use crate::hub::waitlist::{BlockError, WaitList, block_on};
 use crate::hub::{JoinHandle, SpawnBuilder, joinall, killall};
+use crate::pool::Pool;
+use crate::sync::WaitError;
 
 /// How long [`Handlers::stop`] waits for killed handlers to finish unwinding.
 pub(crate) const KILL_WAIT: Duration = Duration::from_secs(1);
@@ -119,6 +122,8 @@ pub(crate) struct Handlers {
     /// Slots taken: handlers running plus the one the accept loop may hold while accepting.
     used: Cell<usize>,
     freed: WaitList,
+    /// A pool the handlers also join (shared with other servers or work).
+    pool: RefCell<Option<Pool>>,
 }
 
 impl fmt::Debug for Handlers {
@@ -138,6 +143,7 @@ impl Handlers {
             limit: Cell::new(None),
             used: Cell::new(0),
             freed: WaitList::new(),
+            pool: RefCell::new(None),
         })
     }
 
@@ -150,11 +156,15 @@ impl Handlers {
         self.limit.get()
     }
 
+    pub(crate) fn set_pool(&self, pool: Pool) {
+        *self.pool.borrow_mut() = Some(pool);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.map.borrow().len()
     }
 
-    /// Waits for a free slot and takes it.
+    /// Waits for a free slot (and room in the pool, if any) and takes it.
     pub(crate) fn acquire(&self) -> Result<(), BlockError> {
         block_on(
             &self.freed,
@@ -167,6 +177,13 @@ impl Handlers {
                     .then_some(())
             },
         )?;
+        let pool = self.pool.borrow().clone();
+        if let Some(pool) = pool {
+            pool.wait_available().map_err(|e| match e {
+                WaitError::TimedOut => BlockError::TimedOut,
+                WaitError::LoopExit(e) => BlockError::LoopExit(e),
+            })?;
+        }
         self.used.set(self.used.get() + 1);
         Ok(())
     }
@@ -195,7 +212,7 @@ impl Handlers {
             handlers: self.clone(),
             key,
         };
-        let h = SpawnBuilder::new().spawn(move || {
+        let body = move || {
             let _active = active;
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
                 if payload.is::<GreenletExit>() {
@@ -206,7 +223,20 @@ impl Handlers {
                     panic_message(&*payload)
                 );
             }
-        })?;
+        };
+        let pool = self.pool.borrow().clone();
+        let h = match pool {
+            None => SpawnBuilder::new().spawn(body)?,
+            // Spawning into the pool waits for room if another user of the pool took the
+            // room `acquire` saw, so the pool's size is never exceeded.
+            Some(pool) => match panic::catch_unwind(AssertUnwindSafe(|| pool.spawn(body))) {
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) => return Err(io::Error::other(e)),
+                Err(payload) if payload.is::<GreenletExit>() => panic::resume_unwind(payload),
+                // Pool::spawn panics when no stack can be had.
+                Err(payload) => return Err(io::Error::other(panic_message(&*payload).to_owned())),
+            },
+        };
         // The greenlet has not run yet (spawning only schedules it), so it is still running.
         self.map.borrow_mut().insert(key, h);
         Ok(())

@@ -12,6 +12,7 @@ use super::net::{TcpListener, TcpStream};
 use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
 use crate::hub::waitlist::{WaitList, block_on};
 use crate::hub::{JoinHandle, SpawnBuilder};
+use crate::pool::Pool;
 
 /// The listen backlog [`StreamServer::bind`] asks for (the kernel caps it at
 /// `net.core.somaxconn`).
@@ -157,9 +158,27 @@ impl StreamServer {
     /// let server = StreamServer::bind("127.0.0.1:0", |_conn, _peer| {}).unwrap().spawn_limit(100);
     /// ```
     #[doc(alias = "Pool")]
-    #[doc(alias = "with_pool")]
     pub fn spawn_limit(self, n: usize) -> StreamServer {
         self.inner.handlers.set_limit((n > 0).then_some(n));
+        self
+    }
+
+    /// Runs the handlers in `pool` as well (gevent's `spawn=pool`): the server accepts only
+    /// while the pool has room, so one pool can bound several servers, or a server together
+    /// with other work. [`stop`](Self::stop) still concerns only this server's handlers.
+    ///
+    /// # Examples
+    /// ```
+    /// use greenlet::pool::Pool;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let pool = Pool::new(1000);
+    /// let a = StreamServer::bind("127.0.0.1:0", |_conn, _peer| {}).unwrap().with_pool(&pool);
+    /// let b = StreamServer::bind("127.0.0.1:0", |_conn, _peer| {}).unwrap().with_pool(&pool);
+    /// // a and b together handle at most 1000 connections at once.
+    /// ```
+    pub fn with_pool(self, pool: &Pool) -> StreamServer {
+        self.inner.handlers.set_pool(pool.clone());
         self
     }
 
