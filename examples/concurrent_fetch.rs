@@ -11,6 +11,8 @@
 //! cargo run --example concurrent_fetch -- --self-test
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/http.rs"]
 mod http;
 
@@ -147,15 +149,12 @@ pub fn demo() {
     );
 }
 
-fn main() {
-    let arg = std::env::args().nth(1).unwrap_or_else(|| "8100".into());
-    if arg == "--self-test" {
-        demo();
-        return;
-    }
-    let port: u16 = arg
-        .parse()
-        .expect("usage: concurrent_fetch PORT | --self-test");
+/// Starts its servers from the port given as first argument (0: free ports), or self-runs.
+pub fn main() {
+    let port = match cli::mode("concurrent_fetch", 8100) {
+        cli::Mode::SelfRun => return demo(),
+        cli::Mode::Port(port, _) => port,
+    };
     run(
         port,
         &[

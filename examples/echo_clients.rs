@@ -9,6 +9,8 @@
 //! cargo run --example echo_clients -- --self-test
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/echo.rs"]
 mod echo;
 
@@ -69,17 +71,16 @@ pub fn demo() {
     server.stop(Duration::from_secs(1));
 }
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let arg = args.next().unwrap_or_else(|| "8001".into());
-    if arg == "--self-test" {
-        demo();
-        return;
-    }
+/// Connects to the port given as first argument (0: starts its own echo server), with the
+/// number of clients and rounds as optional second and third arguments; or self-runs.
+pub fn main() {
+    let (port, rest) = match cli::mode("echo_clients", 8001) {
+        cli::Mode::SelfRun => return demo(),
+        cli::Mode::Port(port, rest) => (port, rest),
+    };
     let usage = "usage: echo_clients PORT [CLIENTS [ROUNDS]] | --self-test";
-    let port: u16 = arg.parse().expect(usage);
-    let clients: usize = args.next().map_or(100, |a| a.parse().expect(usage));
-    let rounds: usize = args.next().map_or(3, |a| a.parse().expect(usage));
+    let clients: usize = rest.first().map_or(100, |a| a.parse().expect(usage));
+    let rounds: usize = rest.get(1).map_or(3, |a| a.parse().expect(usage));
     let server = (port == 0).then(|| echo::start(0, false).expect("bind 127.0.0.1:0"));
     let addr = match &server {
         Some(s) => s.local_addr(),

@@ -18,6 +18,8 @@
 //!         gevent.spawn(handle_request, cli)
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/echo.rs"]
 mod echo;
 
@@ -49,13 +51,12 @@ pub fn demo() {
     println!("server stopped");
 }
 
-fn main() {
-    let arg = std::env::args().nth(1).unwrap_or_else(|| "8001".into());
-    if arg == "--self-test" {
-        demo();
-        return;
-    }
-    let port: u16 = arg.parse().expect("usage: echo_server PORT | --self-test");
+/// Serves on the port given as first argument (8001 by default), or self-runs.
+pub fn main() {
+    let port = match cli::mode("echo_server", 8001) {
+        cli::Mode::SelfRun => return demo(),
+        cli::Mode::Port(port, _) => port,
+    };
     let server =
         echo::start(port, true).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
     if let Err(e) = server.serve_forever() {

@@ -11,6 +11,8 @@
 //! cargo run --example http_hello -- --self-test      # a short self-run
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/http.rs"]
 mod http;
 
@@ -155,13 +157,12 @@ pub fn demo() {
     println!("server stopped");
 }
 
-fn main() {
-    let arg = std::env::args().nth(1).unwrap_or_else(|| "8080".into());
-    if arg == "--self-test" {
-        demo();
-        return;
-    }
-    let port: u16 = arg.parse().expect("usage: http_hello PORT | --self-test");
+/// Serves on the port given as first argument (8080 by default), or self-runs.
+pub fn main() {
+    let port = match cli::mode("http_hello", 8080) {
+        cli::Mode::SelfRun => return demo(),
+        cli::Mode::Port(port, _) => port,
+    };
     let server = start(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
     if let Err(e) = server.serve_forever() {
         eprintln!("http_hello: {e}");

@@ -15,6 +15,8 @@
 //! cargo run --example redis_server -- --self-test
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/resp.rs"]
 mod resp;
 
@@ -332,13 +334,12 @@ pub fn demo() {
     println!("server stopped");
 }
 
-fn main() {
-    let arg = std::env::args().nth(1).unwrap_or_else(|| "6379".into());
-    if arg == "--self-test" {
-        demo();
-        return;
-    }
-    let port: u16 = arg.parse().expect("usage: redis_server PORT | --self-test");
+/// Serves on the port given as first argument (6379 by default), or self-runs.
+pub fn main() {
+    let port = match cli::mode("redis_server", 6379) {
+        cli::Mode::SelfRun => return demo(),
+        cli::Mode::Port(port, _) => port,
+    };
     let server = start(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
     if let Err(e) = server.serve_forever() {
         eprintln!("redis_server: {e}");

@@ -1,0 +1,36 @@
+//! The command line shared by the network examples: `NAME PORT [more...]` serves on PORT (0:
+//! any free port), `NAME --self-test` runs the short self-run. Run inside another program
+//! (the tour includes the examples' files and calls their `main`), they self-run too.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+/// What to do, from `std::env::args()`.
+pub enum Mode {
+    /// Serve (or connect) on this port, with the remaining arguments.
+    Port(u16, Vec<String>),
+    /// The short self-run.
+    SelfRun,
+}
+
+/// Parses the command line of example `name`, whose default port is `default_port`.
+///
+/// # Panics
+/// With a usage line when the port is not a number.
+pub fn mode(name: &str, default_port: u16) -> Mode {
+    let mut args = std::env::args();
+    let exe = args.next().unwrap_or_default();
+    if Path::new(&exe).file_stem().is_none_or(|stem| stem != name) {
+        return Mode::SelfRun; // running inside the tour
+    }
+    let rest: Vec<String> = args.collect();
+    match rest.first().map(String::as_str) {
+        Some("--self-test") => Mode::SelfRun,
+        None => Mode::Port(default_port, Vec::new()),
+        Some(port) => match port.parse() {
+            Ok(p) => Mode::Port(p, rest[1..].to_vec()),
+            Err(_) => panic!("usage: {name} PORT (0: any free port) | --self-test"),
+        },
+    }
+}
