@@ -3,11 +3,11 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::net::UdpSocket;
+use super::net::{ToSocketAddrs, UdpSocket};
 use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
 use crate::hub::waitlist::{WaitList, block_on};
 use crate::hub::{JoinHandle, SpawnBuilder};

@@ -3,12 +3,12 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::net::{TcpListener, TcpStream};
+use super::net::{TcpListener, TcpStream, ToSocketAddrs};
 use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
 use crate::hub::waitlist::{WaitList, block_on};
 use crate::hub::{JoinHandle, SpawnBuilder};
@@ -116,7 +116,10 @@ impl StreamServer {
         A: ToSocketAddrs,
         H: Fn(TcpStream, SocketAddr) + 'static,
     {
-        let std = std::net::TcpListener::bind(addr)?;
+        // Names resolve the green way (`net::ToSocketAddrs`); std binds the first address
+        // that works.
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+        let std = std::net::TcpListener::bind(&addrs[..])?;
         // Binding listened with std's small backlog; listening again only raises it.
         // SAFETY: `listen` on a descriptor we own; no memory is passed.
         if unsafe { libc::listen(std.as_raw_fd(), DEFAULT_BACKLOG) } != 0 {
