@@ -42,7 +42,7 @@
 //! - [`spawn_limit(n)`](StreamServer::spawn_limit) caps how many connections are handled at
 //!   once (gevent's `spawn=Pool(n)`): at the cap the server stops accepting and lets clients
 //!   wait in the kernel's listen backlog. [`with_pool`](StreamServer::with_pool) does the same
-//!   with a [`Pool`](crate::pool::Pool) that other servers or other work share.
+//!   with a [`Pool`] that other servers or other work share.
 //! - [`stop(timeout)`](StreamServer::stop) closes the listener (new clients are refused), gives
 //!   the running handlers `timeout` to finish, then kills the rest: each unwinds from whatever
 //!   it was blocked on, dropping (closing) its socket.
