@@ -9,36 +9,16 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
 
-/// Builds examples one at a time when they are missing (cargo test builds them already; a
-/// filtered run may not have).
-static BUILD: Mutex<()> = Mutex::new(());
+mod util;
 
 /// The path of example `name`, built if needed.
 fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/examples_net-<hash> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(name);
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.parent().unwrap().ends_with("release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "cargo build --example {name}"
-        );
-    }
-    path
+    util::example_binary(name)
 }
 
 /// Whether `program` is on the PATH; prints a note when it is not.
@@ -57,7 +37,7 @@ struct Server {
     addr: SocketAddr,
     /// What the server printed after its first line (drained by a thread, so that a
     /// chatty server never blocks on a full pipe).
-    output: std::sync::Arc<Mutex<String>>,
+    output: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -73,7 +53,7 @@ impl Server {
         let mut first = String::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         stdout.read_line(&mut first).unwrap();
-        let output = std::sync::Arc::new(Mutex::new(String::new()));
+        let output = Arc::new(Mutex::new(String::new()));
         let sink = output.clone();
         std::thread::spawn(move || {
             for line in stdout.lines() {
