@@ -21,16 +21,16 @@ pub enum Mode {
 pub fn mode(name: &str, default_port: u16) -> Mode {
     let mut args = std::env::args();
     let exe = args.next().unwrap_or_default();
-    if Path::new(&exe).file_stem().is_none_or(|stem| stem != name) {
-        return Mode::SelfRun; // running inside the tour
-    }
     let rest: Vec<String> = args.collect();
+    let inside_another_program = Path::new(&exe).file_stem().is_none_or(|stem| stem != name);
     match rest.first().map(String::as_str) {
         Some("--self-test") => Mode::SelfRun,
+        Some(port) if port.parse::<u16>().is_ok() => {
+            Mode::Port(port.parse().unwrap_or(default_port), rest[1..].to_vec())
+        }
+        // The tour passes its own arguments (demo names), or none.
+        _ if inside_another_program => Mode::SelfRun,
         None => Mode::Port(default_port, Vec::new()),
-        Some(port) => match port.parse() {
-            Ok(p) => Mode::Port(p, rest[1..].to_vec()),
-            Err(_) => panic!("usage: {name} PORT (0: any free port) | --self-test"),
-        },
+        Some(_) => panic!("usage: {name} PORT (0: any free port) | --self-test"),
     }
 }
