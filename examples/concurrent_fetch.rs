@@ -19,8 +19,8 @@ mod http;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
+use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
-use greenlet::server::net_shim::TcpStream;
 
 /// A page of this many bytes is what each server sends.
 const PAGE: usize = 16 * 1024;

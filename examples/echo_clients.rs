@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use greenlet::server::net_shim::TcpStream;
+use greenlet::net::TcpStream;
 
 /// `sock_conn()`: one client. Returns how many echoes it checked.
 fn sock_conn(id: usize, addr: SocketAddr, rounds: usize, verbose: bool) -> io::Result<usize> {

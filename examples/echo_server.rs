@@ -26,7 +26,7 @@ mod echo;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use greenlet::server::net_shim::TcpStream;
+use greenlet::net::TcpStream;
 
 /// The tour's short self-run: the server on a free port and three client greenlets, each
 /// sending one line and reading the echo.

@@ -21,8 +21,8 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
+use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
-use greenlet::server::net_shim::TcpStream;
 
 use self::http::Parse;
 

@@ -28,8 +28,8 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 
+use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
-use greenlet::server::net_shim::TcpStream;
 
 /// The keyspace: string keys to string values.
 pub type Db = Rc<RefCell<HashMap<Vec<u8>, Vec<u8>>>>;

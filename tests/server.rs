@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use greenlet::server::net_shim::{TcpStream, UdpSocket};
+use greenlet::net::{TcpStream, UdpSocket};
 use greenlet::server::{DatagramServer, StreamServer};
 
 const T: Duration = Duration::from_secs(10);

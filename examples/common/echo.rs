@@ -6,8 +6,8 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
+use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
-use greenlet::server::net_shim::TcpStream;
 
 /// `handle_request(conn)`: echo what comes until the client is done, then shut down the
 /// sending side and close. With `verbose`, prints every chunk as the article does.

@@ -86,7 +86,7 @@ struct Inner {
 /// ```
 /// use std::time::Duration;
 /// use greenlet::server::DatagramServer;
-/// # use greenlet::server::net_shim as net;
+/// use greenlet::net;
 ///
 /// let server = DatagramServer::bind("127.0.0.1:0", |data, _peer, reply| {
 ///     let _ = reply.send(data);

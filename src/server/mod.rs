@@ -16,7 +16,7 @@
 //! use std::io::{Read, Write};
 //! use std::net::Shutdown;
 //! use greenlet::server::StreamServer;
-//! # use greenlet::server::net_shim as net;
+//! use greenlet::net;
 //!
 //! fn handle_request(mut conn: net::TcpStream, _peer: std::net::SocketAddr) {
 //!     let mut buf = [0u8; 1024];
@@ -51,7 +51,7 @@
 //! use std::io::{Read, Write};
 //! use std::time::Duration;
 //! use greenlet::server::StreamServer;
-//! # use greenlet::server::net_shim as net;
+//! use greenlet::net;
 //!
 //! // A handler that never returns by itself: it waits for a byte that never comes.
 //! let server = StreamServer::bind("127.0.0.1:0", |mut conn: net::TcpStream, _| {
@@ -81,12 +81,9 @@
 //! 1 s) instead of spinning, so serving resumes once descriptors are free again.
 
 mod datagram;
-#[doc(hidden)]
-pub mod net_shim;
 mod stream;
 
-/// The green sockets the servers use (to become `crate::net` once it lands).
-use self::net_shim as net;
+use crate::net;
 
 pub use self::datagram::{DatagramServer, Reply};
 pub use self::stream::{DEFAULT_BACKLOG, StreamServer};

@@ -49,7 +49,7 @@ struct Inner {
 /// `StreamServer`).
 ///
 /// The handler is plain straight-line code: it reads and writes its
-/// [`TcpStream`](crate::server) as if blocking, and the hub runs the other connections while
+/// [`TcpStream`](crate::net::TcpStream) as if blocking, and the hub runs the other connections while
 /// it waits. A panic in a handler ends only that connection (it is logged with the peer's
 /// address). The accept loop survives transient accept errors; when the process runs out of
 /// descriptors (`EMFILE`, `ENFILE`) or kernel memory (`ENOBUFS`, `ENOMEM`) it logs one warning
@@ -65,7 +65,7 @@ struct Inner {
 /// use std::io::{Read, Write};
 /// use std::time::Duration;
 /// use greenlet::server::StreamServer;
-/// # use greenlet::server::net_shim as net;
+/// use greenlet::net;
 ///
 /// let server = StreamServer::bind("127.0.0.1:0", |mut conn: net::TcpStream, _peer| {
 ///     let mut buf = [0u8; 1024];
