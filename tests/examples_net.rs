@@ -175,6 +175,25 @@ fn self_runs() {
         &[r#"+OK\r\n:42\r\n$2\r\n42\r\n:1\r\n$11\r\nhello world\r\n+PONG\r\n+OK\r\n"#],
     );
     self_test("concurrent_fetch", &["sequential cost", "concurrent cost"]);
+    self_test(
+        "select_server",
+        &[
+            "received \"in parts.\"",
+            "after reading no data",
+            "select loop stopped",
+        ],
+    );
+    self_test(
+        "select_client",
+        &["received \"in parts.\"", "received in all:"],
+    );
+    self_test(
+        "selectors_echo",
+        &[
+            "client 2 got back \"hello from client 2\"",
+            "selector loop stopped",
+        ],
+    );
 }
 
 // ---- echo ----
@@ -223,6 +242,119 @@ fn echo_clients_against_echo_server() {
         "{text}"
     );
     assert!(text.contains("[99]recv from server: hello 2"), "{text}");
+}
+
+// ---- the article's Python clients against the select, selectors and gevent-style servers ----
+
+fn py_script(name: &str) -> String {
+    format!("{}/tests/py/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `python3 tests/py/SCRIPT args...` with `input` on its stdin.
+fn python(script: &str, args: &[&str], input: &str) -> String {
+    let mut child = Command::new("python3")
+        .arg(py_script(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout_of(&out);
+    assert!(
+        out.status.success(),
+        "python3 {script} {args:?}:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// The article's select client (2.3) gets each of its messages back on both sockets.
+fn check_select_client(server: &Server) {
+    let text = python("select_client.py", &[&server.port()], "");
+    for message in ["This is the message. ", "It will be sent ", "in parts."] {
+        assert_eq!(
+            text.matches(&format!("received \"b'{message}'\"")).count(),
+            2,
+            "{message:?} echoed on both sockets:\n{text}"
+        );
+    }
+}
+
+/// The article's echo clients (1.2): the interactive one fed from stdin, and 100 threads.
+fn check_echo_clients(server: &Server) {
+    let text = python("echo_client.py", &[&server.port()], "abc\nhello world\n");
+    assert!(
+        text.contains("Received b'abc'") && text.contains("Received b'hello world'"),
+        "{text}"
+    );
+    let text = python("threaded_clients.py", &[&server.port(), "100", "3"], "");
+    assert!(text.contains("ok 300 of 300"), "{text}");
+}
+
+#[test]
+fn select_server_with_the_articles_python_clients() {
+    if !have("python3", "the article's Python clients") {
+        return;
+    }
+    let server = Server::start("select_server");
+    check_select_client(&server);
+    check_echo_clients(&server);
+    let deadline = Instant::now() + T;
+    while server.output().matches("after reading no data").count() < 103
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = server.output();
+    assert!(log.contains("new connection from 127.0.0.1:"), "{log}");
+    assert!(
+        log.contains("received \"This is the message. \" from"),
+        "{log}"
+    );
+    assert!(log.contains("output queue for"), "{log}");
+    assert_eq!(log.matches("after reading no data").count(), 103, "{log}");
+}
+
+#[test]
+fn select_client_against_select_server() {
+    let server = Server::start("select_server");
+    let out = run(Command::new(example("select_client")).arg(server.port()));
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("received \"in parts.\"").count(), 2, "{text}");
+}
+
+#[test]
+fn selectors_echo_with_the_articles_python_clients() {
+    if !have("python3", "the article's Python clients") {
+        return;
+    }
+    let server = Server::start("selectors_echo");
+    check_echo_clients(&server);
+    check_select_client(&server);
+}
+
+#[test]
+fn echo_server_with_the_articles_python_clients() {
+    if !have("python3", "the article's Python clients") {
+        return;
+    }
+    let server = Server::start("echo_server");
+    check_echo_clients(&server);
+    check_select_client(&server);
 }
 
 // ---- HTTP ----
