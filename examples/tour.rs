@@ -23,6 +23,15 @@ demos! {
     "baozi.rs" => baozi: "a producer feeding two consumer generators with send (article 1)",
     "gevent_sleep.rs" => gevent_sleep: "two greenlets handing control over through the hub with sleep(0) (article 1.2)",
     "sleep_sort.rs" => sleep_sort: "the hub's timers waking sleeping greenlets in deadline order",
+    "alive.rs" => alive: "parked greenlets and what each costs in memory (1,000 here; pass 1000000 to the example)",
+    "echo_server.rs" => echo_server: "the article's gevent echo server, one greenlet per connection (article 1.2)",
+    "echo_clients.rs" => echo_clients: "100 concurrent echo clients as greenlets on one thread (article 1.2)",
+    "select_server.rs" => select_server: "the article's select() echo server, on greenlet::select (article 2.3)",
+    "select_client.rs" => select_client: "the article's select() client (article 2.3)",
+    "selectors_echo.rs" => selectors_echo: "the article's selectors echo server, on greenlet::select::Selector (article 2.4)",
+    "http_hello.rs" => http_hello: "an HTTP/1.1 keep-alive hello server, pipelined requests answered in order",
+    "redis_server.rs" => redis_server: "a RESP server that redis-cli and redis-benchmark talk to",
+    "concurrent_fetch.rs" => concurrent_fetch: "fetching URLs one after another, then concurrently (article 1.2)",
 }
 
 fn main() {

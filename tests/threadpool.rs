@@ -221,7 +221,10 @@ fn stop_interrupts_a_blocking_wait_and_the_job_still_finishes() {
             Err(threadpool::BlockingError::Interrupted(e)) => assert!(e.is_stopped(), "{e}"),
             other => panic!("expected an interrupted wait, got {other:?}"),
         }
-        assert_eq!(done_rx.recv_timeout(Duration::from_secs(10)).unwrap(), "kept");
+        assert_eq!(
+            done_rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+            "kept"
+        );
     });
 }
 
