@@ -6,6 +6,10 @@
 //! `pub fn main()`; the tour includes its code as a module and runs it on a fresh thread, so
 //! every demo starts with a fresh hub. Adding a demo is one line in the `demos!` list below.
 
+// Each demo is also a binary of its own and includes the shared helpers of examples/common as
+// its own modules; gathered here, those files are loaded once per demo that uses them.
+#![allow(clippy::duplicate_mod)]
+
 macro_rules! demos {
     ($($file:literal => $name:ident: $what:literal,)*) => {
         $(
