@@ -4,7 +4,6 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -121,10 +120,7 @@ impl StreamServer {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         let std = std::net::TcpListener::bind(&addrs[..])?;
         // Binding listened with std's small backlog; listening again only raises it.
-        // SAFETY: `listen` on a descriptor we own; no memory is passed.
-        if unsafe { libc::listen(std.as_raw_fd(), DEFAULT_BACKLOG) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        socket2::SockRef::from(&std).listen(DEFAULT_BACKLOG)?;
         StreamServer::new(TcpListener::from(std), handler)
     }
 
