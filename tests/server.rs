@@ -500,3 +500,56 @@ fn accept_backs_off_on_emfile_and_resumes() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+// ---- reads as a server's handlers do them: short reads, then more data or end of file ----
+
+/// After a short read (less than the buffer), data sent later is still read: what a server
+/// that skipped the read which would say `EAGAIN` must keep doing.
+#[test]
+fn data_arriving_after_a_short_read_is_read() {
+    let listener = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let writer = greenlet::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        for chunk in [&b"one"[..], b"two", b"three"] {
+            s.write_all(chunk).unwrap();
+            greenlet::sleep(Duration::from_millis(5));
+        }
+    });
+    let mut s = connect(addr);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while got.len() < 11 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"onetwothree");
+    assert_eq!(s.read(&mut buf).unwrap(), 0);
+    writer.get_timeout(T).unwrap();
+}
+
+/// Data and the peer's close arrive together (one readiness event): after the short read of
+/// the data, the end of file comes at once, without waiting for another event.
+#[test]
+fn end_of_file_right_behind_the_data_is_seen() {
+    let server = StreamServer::bind("127.0.0.1:0", |mut conn: TcpStream, _| {
+        let mut req = [0u8; 4];
+        conn.read_exact(&mut req).unwrap();
+        conn.write_all(b"answer").unwrap();
+        // Dropping the stream closes it right behind the answer.
+    })
+    .unwrap();
+    server.start().unwrap();
+    for _ in 0..20 {
+        let mut s = connect(server.local_addr());
+        s.write_all(b"ask!").unwrap();
+        greenlet::sleep(Duration::from_millis(2)); // answer and FIN both arrive meanwhile
+        let start = Instant::now();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"answer");
+        assert!(start.elapsed() < T, "read_to_end waited for its timeout");
+    }
+    server.stop(T);
+}
