@@ -396,7 +396,14 @@ impl Drop for Greenlet {
             && self.inner().state.get() == State::Suspended
             && self.inner().kind == Kind::Coroutine
         {
-            switch::destroy(self);
+            if switch::in_hub() {
+                // The hub is running and may hold borrows of its own state (a wait list it is
+                // waking); the greenlet's destructors may need that state. Destroy it at the
+                // hub's next safe point instead.
+                crate::hub::defer_destroy(self.clone());
+            } else {
+                switch::destroy(self);
+            }
         }
     }
 }

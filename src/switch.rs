@@ -148,6 +148,15 @@ pub(crate) fn current_kind() -> Kind {
     unsafe { (*current_ptr()).kind }
 }
 
+/// Whether the hub itself is running (the dispatch loop is in the hub's step). Never creates
+/// the runtime, so it is safe during thread exit.
+#[inline]
+pub(crate) fn in_hub() -> bool {
+    let cur = CURRENT.get();
+    // SAFETY: a non-null CURRENT points into a live greenlet (see `current`).
+    !cur.is_null() && unsafe { (*cur).kind } == Kind::Hub
+}
+
 /// This thread's hub pseudo-greenlet.
 #[inline]
 pub(crate) fn hub_greenlet() -> Greenlet {

@@ -216,6 +216,9 @@ pub(crate) struct Hub {
     remote: remote::RemoteState,
     token_seq: Cell<u64>,
     monitor: monitor::Monitor,
+    /// Suspended greenlets whose last handle went while the hub was running: destroyed at the
+    /// start of the hub's next step, when it holds no borrow of its own state.
+    doomed: RefCell<Vec<Greenlet>>,
 }
 
 impl fmt::Debug for Hub {
@@ -238,11 +241,13 @@ impl Hub {
             remote: remote::RemoteState::default(),
             token_seq: Cell::new(0),
             monitor: monitor::Monitor::from_env(),
+            doomed: RefCell::new(Vec::new()),
         }
     }
 
     /// Picks the next greenlet to resume; blocks in mio when nothing is ready.
     fn next(&self) -> (Greenlet, Msg) {
+        self.destroy_doomed();
         loop {
             if self.batch_left.get() > 0 {
                 self.batch_left.set(self.batch_left.get() - 1);
@@ -261,6 +266,19 @@ impl Hub {
                 return (switch::main_greenlet(), Msg::failure(exit));
             }
             self.batch_left.set(self.ready.borrow().len());
+        }
+    }
+
+    /// Destroys the greenlets handed to [`defer_destroy`]; no borrow of hub state is held here.
+    #[inline]
+    fn destroy_doomed(&self) {
+        if self.doomed.borrow().is_empty() {
+            return;
+        }
+        loop {
+            let g = self.doomed.borrow_mut().pop();
+            let Some(g) = g else { break };
+            switch::destroy(&g);
         }
     }
 
@@ -336,6 +354,12 @@ impl Hub {
 pub(crate) fn next(msg: Msg) -> (Greenlet, Msg) {
     drop(msg);
     with_hub(Hub::next)
+}
+
+/// Keeps `g` (whose last other handle just went, while the hub was running) until the hub can
+/// destroy it safely.
+pub(crate) fn defer_destroy(g: Greenlet) {
+    with_hub(|hub| hub.doomed.borrow_mut().push(g));
 }
 
 /// Prepares the current greenlet to park: the returned waiter wakes it once.
