@@ -192,7 +192,7 @@ fn stop_refuses_new_clients_waits_for_handlers_and_kills_the_rest() {
     }
     assert_eq!(server.connection_count(), 2);
 
-    let killed = server.stop(Duration::from_millis(300));
+    let killed = server.stop(Duration::from_secs(1));
     assert_eq!(killed, 1, "the stuck handler is killed");
     assert_eq!(finished.get(), 1, "the slow handler was allowed to finish");
     assert_eq!(unwound.get(), 2, "both handlers' destructors ran");
@@ -276,6 +276,36 @@ fn a_panicking_handler_ends_only_its_connection() {
         assert_eq!(round_trip(&mut good, b"fine"), b"fine");
     }
     assert!(server.is_serving());
+    server.stop(T);
+}
+
+/// CPU time of the calling thread (the one whose hub runs the server), in microseconds.
+fn thread_cpu_micros() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_THREAD is valid on Linux.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+#[test]
+fn a_listener_left_non_blocking_is_served_without_spinning() {
+    let listener = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let server = StreamServer::new(listener, echo_handler).unwrap();
+    server.start().unwrap();
+    // Idle: the accept loop parks (a loop retrying WouldBlock would use the whole 200 ms).
+    let before = thread_cpu_micros();
+    greenlet::sleep(Duration::from_millis(200));
+    let used = thread_cpu_micros() - before;
+    assert!(
+        used < 100_000,
+        "the idle accept loop used {used} µs of CPU in 200 ms"
+    );
+    let mut s = connect(server.local_addr());
+    assert_eq!(round_trip(&mut s, b"still served"), b"still served");
+    drop(s);
     server.stop(T);
 }
 

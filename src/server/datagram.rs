@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::net::{ToSocketAddrs, UdpSocket};
 use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
-use crate::hub::waitlist::{WaitList, block_on};
+use crate::hub::waitlist::{BlockError, WaitList, block_on};
 use crate::hub::{JoinHandle, SpawnBuilder};
 use crate::pool::Pool;
 
@@ -141,6 +141,8 @@ impl DatagramServer {
         H: Fn(&[u8], SocketAddr, &Reply) + 'static,
     {
         let addr = socket.local_addr()?;
+        // The receive loop parks while nothing comes (a non-blocking socket would spin).
+        socket.set_nonblocking(false)?;
         Ok(DatagramServer {
             inner: Rc::new(Inner {
                 socket: RefCell::new(Some(Rc::new(socket))),
@@ -229,7 +231,12 @@ impl DatagramServer {
         if let Some(e) = inner.fatal.borrow_mut().take() {
             return Err(e);
         }
-        r.map_err(|e| io::Error::other(format!("{e:?}")))
+        r.map_err(|e| match e {
+            BlockError::LoopExit(e) => io::Error::other(e),
+            BlockError::TimedOut => {
+                io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired")
+            }
+        })
     }
 
     /// Stops receiving and closes the socket, waits up to `timeout` for running handlers, then

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::net::{TcpListener, TcpStream, ToSocketAddrs};
 use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
-use crate::hub::waitlist::{WaitList, block_on};
+use crate::hub::waitlist::{BlockError, WaitList, block_on};
 use crate::hub::{JoinHandle, SpawnBuilder};
 use crate::pool::Pool;
 
@@ -124,15 +124,28 @@ impl StreamServer {
         StreamServer::new(TcpListener::from(std), handler)
     }
 
-    /// Makes a server that accepts on an existing listener.
+    /// Makes a server that accepts on an existing listener (for a backlog or socket options
+    /// of your own). A listener put in non-blocking mode is put back in (green) blocking mode.
     ///
     /// # Errors
     /// If the listener's local address cannot be read (it is not bound).
+    ///
+    /// # Examples
+    /// ```
+    /// use greenlet::net::TcpListener;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let server = StreamServer::new(listener, |_conn, _peer| {}).unwrap();
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// ```
     pub fn new<H>(listener: TcpListener, handler: H) -> io::Result<StreamServer>
     where
         H: Fn(TcpStream, SocketAddr) + 'static,
     {
         let addr = listener.local_addr()?;
+        // The accept loop parks while nobody connects (a non-blocking listener would spin).
+        listener.set_nonblocking(false)?;
         Ok(StreamServer {
             inner: Rc::new(Inner {
                 listener: RefCell::new(Some(Rc::new(listener))),
@@ -242,7 +255,12 @@ impl StreamServer {
         if let Some(e) = inner.fatal.borrow_mut().take() {
             return Err(e);
         }
-        r.map_err(|e| io::Error::other(format!("{e:?}")))
+        r.map_err(|e| match e {
+            BlockError::LoopExit(e) => io::Error::other(e),
+            BlockError::TimedOut => {
+                io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired")
+            }
+        })
     }
 
     /// Stops the server (gevent's `stop`): closes the listener at once, so new connections are
