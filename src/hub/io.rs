@@ -72,8 +72,8 @@ impl Reactor {
     }
 
     /// Polls mio for at most `timeout` (`None`: until something happens) and wakes the
-    /// greenlets parked on ready descriptors. Returns whether the cross-thread waker fired.
-    pub(crate) fn poll(&self, timeout: Option<Duration>, remote: &super::remote::RemoteState) {
+    /// greenlets parked on ready descriptors. Remote wake-ups are drained by the caller.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) {
         let mut poll_slot = self.poll.borrow_mut();
         let Some(poll) = poll_slot.as_mut() else {
             // Nothing was ever registered: only timers can be waited for.
@@ -93,7 +93,7 @@ impl Reactor {
         let entries = self.entries.borrow();
         for event in events.iter() {
             if event.token() == WAKER_TOKEN {
-                remote.mark_woken();
+                // Remote wake-ups are read from their queue after the poll (`RemoteState::drain`).
                 continue;
             }
             let Some(Some(entry)) = entries.get(event.token().0) else {

@@ -83,11 +83,6 @@ impl Waiter {
     pub(crate) fn is_waiting(&self) -> bool {
         self.token != 0 && self.greenlet.inner().hub.park_token.get() == self.token
     }
-
-    #[allow(dead_code)] // unused so far (greenlet::net does not need it)
-    pub(crate) fn greenlet(&self) -> &Greenlet {
-        &self.greenlet
-    }
 }
 
 impl fmt::Debug for Waiter {
@@ -318,7 +313,7 @@ impl Hub {
 
     fn poll(&self, timeout: Option<Duration>) {
         self.resumes_since_poll.set(0);
-        self.io.poll(timeout, &self.remote);
+        self.io.poll(timeout);
         self.remote.drain();
     }
 
@@ -515,13 +510,6 @@ pub fn yield_now() {
     }
     // We were ready, so no LoopExit; a kill unwinds from `receive`.
     let _ = crate::greenlet::receive(msg);
-}
-
-/// The number of greenlets ready to run and timers pending on this thread's hub, for tests
-/// and diagnostics.
-#[allow(dead_code)] // a diagnostic, unused for now
-pub(crate) fn stats() -> (usize, usize) {
-    with_hub(|hub| (hub.ready.borrow().len(), hub.timers.borrow().len()))
 }
 
 /// Configures this thread's hub before its first use.

@@ -97,8 +97,6 @@ impl RemoteState {
         }
     }
 
-    pub(crate) fn mark_woken(&self) {}
-
     pub(crate) fn stop_requested(&self) -> bool {
         self.shared
             .get()

@@ -39,18 +39,6 @@ impl WaitList {
         }
     }
 
-    /// The longest-waiting greenlet still parked here, removed from the list but not woken:
-    /// for primitives that hand a resource straight to it (FIFO fairness).
-    #[allow(dead_code)] // unused so far (greenlet::net does not need it)
-    pub(crate) fn pop_live(&self) -> Option<Waiter> {
-        loop {
-            let w = self.queue.borrow_mut().pop_front()?;
-            if w.is_waiting() {
-                return Some(w);
-            }
-        }
-    }
-
     /// Wakes every greenlet parked here.
     pub(crate) fn wake_all(&self) {
         // Popped one by one so the list keeps its capacity (a socket that parks a greenlet on
@@ -67,13 +55,6 @@ impl WaitList {
                 None => break,
             }
         }
-    }
-
-    /// Whether a greenlet is still parked here.
-    #[allow(dead_code)] // unused so far (greenlet::net does not need it)
-    pub(crate) fn has_waiters(&self) -> bool {
-        self.queue.borrow_mut().retain(Waiter::is_waiting);
-        !self.queue.borrow().is_empty()
     }
 
     /// Drops entries whose greenlets have moved on (timed out, killed).
