@@ -451,6 +451,40 @@ where
     Ok(found.into_iter())
 }
 
+/// Inside a green socket type's `impl`: std's `set_write_timeout`, `read_timeout` and
+/// `write_timeout`, over the type's shared `io` state (std's socket keeps a copy, so that a
+/// conversion back to std finds it). `$op` names what a write is on this type, for the docs.
+macro_rules! timeout_accessors {
+    ($op:literal) => {
+        #[doc = concat!("Bounds each ", $op, ": when it cannot go ahead within `dur`, it fails with")]
+        /// `WouldBlock`. `None` waits forever.
+        ///
+        /// # Errors
+        /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+        pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+            self.inner.set_write_timeout(dur)?;
+            self.io.set_write_timeout(dur);
+            Ok(())
+        }
+
+        /// The read timeout.
+        ///
+        /// # Errors
+        /// Never; the `Result` is std's signature.
+        pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(self.io.read_timeout())
+        }
+
+        /// The write timeout.
+        ///
+        /// # Errors
+        /// Never; the `Result` is std's signature.
+        pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(self.io.write_timeout())
+        }
+    };
+}
+
 /// Implements the descriptor traits and the std conversions for a green socket type
 /// `$green { io, inner: $std }`.
 macro_rules! fd_traits {
@@ -521,3 +555,4 @@ macro_rules! fd_traits {
 }
 
 pub(crate) use fd_traits;
+pub(crate) use timeout_accessors;

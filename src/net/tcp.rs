@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockRef, Socket, Type};
 
-use super::{Io, ToSocketAddrs, blocked_error, each_addr, fd_traits};
+use super::{Io, ToSocketAddrs, blocked_error, each_addr, fd_traits, timeout_accessors};
 use crate::hub::Direction;
 use crate::hub::waitlist::BlockError;
 
@@ -159,32 +159,7 @@ impl TcpStream {
         Ok(())
     }
 
-    /// Bounds each write: when the peer does not make room within `dur`, it fails with
-    /// `WouldBlock`. `None` waits forever.
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(dur)?;
-        self.io.set_write_timeout(dur);
-        Ok(())
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never; the `Result` is std's signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never; the `Result` is std's signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    timeout_accessors!("write");
 
     /// Reads without removing the data from the queue; parks until some is there.
     ///

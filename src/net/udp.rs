@@ -6,7 +6,7 @@ use std::net::{self, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use super::{Io, ToSocketAddrs, each_addr, fd_traits};
+use super::{Io, ToSocketAddrs, each_addr, fd_traits, timeout_accessors};
 
 /// A UDP socket whose blocking calls park only the calling greenlet (std's
 /// [`UdpSocket`](std::net::UdpSocket), green).
@@ -120,31 +120,7 @@ impl UdpSocket {
         Ok(())
     }
 
-    /// Bounds each send; on expiry it fails with `WouldBlock`.
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(dur)?;
-        self.io.set_write_timeout(dur);
-        Ok(())
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never; the `Result` is std's signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never; the `Result` is std's signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    timeout_accessors!("send");
 
     /// Sets `SO_BROADCAST`.
     ///

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
-use super::{Io, fd_traits};
+use super::{Io, fd_traits, timeout_accessors};
 
 // std's Unix socket address type, so that a whole `use std::os::unix::net::{…}` line can
 // switch over.
@@ -120,31 +120,7 @@ impl UnixStream {
         Ok(())
     }
 
-    /// Bounds each write; on expiry it fails with `WouldBlock`.
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(dur)?;
-        self.io.set_write_timeout(dur);
-        Ok(())
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never; the `Result` is std's signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never; the `Result` is std's signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    timeout_accessors!("write");
 
     /// With `true`, calls that would block fail with `WouldBlock` instead of parking.
     ///
@@ -656,31 +632,7 @@ impl UnixDatagram {
         Ok(())
     }
 
-    /// Bounds each send; on expiry it fails with `WouldBlock`.
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(dur)?;
-        self.io.set_write_timeout(dur);
-        Ok(())
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never; the `Result` is std's signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never; the `Result` is std's signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.write_timeout())
-    }
+    timeout_accessors!("send");
 
     /// With `true`, calls that would block fail with `WouldBlock` instead of parking.
     ///
