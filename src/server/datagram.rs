@@ -1,16 +1,13 @@
 //! [`DatagramServer`]: a UDP receive loop that runs one greenlet per datagram.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::lifecycle::Lifecycle;
 use super::net::{ToSocketAddrs, UdpSocket};
-use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
-use crate::hub::waitlist::{BlockError, WaitList, block_on};
-use crate::hub::{JoinHandle, SpawnBuilder};
 use crate::pool::Pool;
 
 /// The largest datagram the server receives whole (larger ones are truncated by the kernel).
@@ -54,23 +51,9 @@ impl fmt::Debug for Reply {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Idle,
-    Serving,
-    Closing,
-    Stopped,
-}
-
 struct Inner {
-    socket: RefCell<Option<Rc<UdpSocket>>>,
-    addr: SocketAddr,
+    life: Lifecycle<UdpSocket>,
     handler: Rc<Handler>,
-    handlers: Rc<Handlers>,
-    state: Cell<State>,
-    recv_loop: RefCell<Option<JoinHandle<()>>>,
-    done: WaitList,
-    fatal: RefCell<Option<io::Error>>,
 }
 
 /// A UDP server that calls a handler in a new greenlet for every datagram (gevent's
@@ -108,12 +91,9 @@ pub struct DatagramServer {
 
 impl fmt::Debug for DatagramServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatagramServer")
-            .field("addr", &self.inner.addr)
-            .field("state", &self.inner.state.get())
-            .field("handlers", &self.inner.handlers.len())
-            .field("spawn_limit", &self.inner.handlers.limit())
-            .finish()
+        let mut d = f.debug_struct("DatagramServer");
+        self.inner.life.debug_fields(&mut d);
+        d.finish()
     }
 }
 
@@ -145,14 +125,8 @@ impl DatagramServer {
         socket.set_nonblocking(false)?;
         Ok(DatagramServer {
             inner: Rc::new(Inner {
-                socket: RefCell::new(Some(Rc::new(socket))),
-                addr,
+                life: Lifecycle::new("DatagramServer", addr, socket),
                 handler: Rc::new(handler),
-                handlers: Handlers::new(),
-                state: Cell::new(State::Idle),
-                recv_loop: RefCell::new(None),
-                done: WaitList::new(),
-                fatal: RefCell::new(None),
             }),
         })
     }
@@ -162,30 +136,30 @@ impl DatagramServer {
     /// default.
     #[doc(alias = "Pool")]
     pub fn spawn_limit(self, n: usize) -> DatagramServer {
-        self.inner.handlers.set_limit((n > 0).then_some(n));
+        self.inner.life.handlers.set_limit((n > 0).then_some(n));
         self
     }
 
     /// Runs the handlers in `pool` as well: the server receives only while the pool has
     /// room (see [`StreamServer::with_pool`](super::StreamServer::with_pool)).
     pub fn with_pool(self, pool: &Pool) -> DatagramServer {
-        self.inner.handlers.set_pool(pool.clone());
+        self.inner.life.handlers.set_pool(pool.clone());
         self
     }
 
     /// The address the server receives on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.addr
+        self.inner.life.addr
     }
 
     /// How many handlers are running right now.
     pub fn handler_count(&self) -> usize {
-        self.inner.handlers.len()
+        self.inner.life.handlers.len()
     }
 
     /// Whether the receive loop is running.
     pub fn is_serving(&self) -> bool {
-        self.inner.state.get() == State::Serving
+        self.inner.life.is_serving()
     }
 
     /// Starts receiving in a new greenlet and returns at once.
@@ -193,26 +167,10 @@ impl DatagramServer {
     /// # Errors
     /// `InvalidInput` if already started or stopped; an error if no greenlet can be spawned.
     pub fn start(&self) -> io::Result<()> {
-        if self.inner.state.get() != State::Idle {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "DatagramServer: already started or stopped",
-            ));
-        }
-        let socket = self
-            .inner
-            .socket
-            .borrow()
-            .clone()
-            .expect("an idle server has its socket");
         let inner = self.inner.clone();
-        let name = format!("DatagramServer({})", self.inner.addr);
-        let h = SpawnBuilder::new()
-            .name(name)
-            .spawn(move || recv_loop(&inner, socket))?;
-        *self.inner.recv_loop.borrow_mut() = Some(h);
-        self.inner.state.set(State::Serving);
-        Ok(())
+        self.inner
+            .life
+            .start(move |socket| recv_loop(&inner, socket))
     }
 
     /// Starts the server if needed and blocks the current greenlet until it is stopped.
@@ -221,52 +179,23 @@ impl DatagramServer {
     /// The socket's error if receiving failed for good; a `LoopExit` (as
     /// `io::ErrorKind::Other`) if the hub was stopped.
     pub fn serve_forever(&self) -> io::Result<()> {
-        if self.inner.state.get() == State::Idle {
-            self.start()?;
-        }
-        let inner = &self.inner;
-        let r = block_on(&inner.done, None, &"DatagramServer::serve_forever", || {
-            (inner.state.get() == State::Stopped || inner.fatal.borrow().is_some()).then_some(())
-        });
-        if let Some(e) = inner.fatal.borrow_mut().take() {
-            return Err(e);
-        }
-        r.map_err(|e| match e {
-            BlockError::LoopExit(e) => io::Error::other(e),
-            BlockError::TimedOut => {
-                io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired")
-            }
-        })
+        self.inner.life.serve_forever(|| self.start())
     }
 
     /// Stops receiving and closes the socket, waits up to `timeout` for running handlers, then
     /// kills the rest; returns how many were killed. Handlers still holding a [`Reply`] keep
     /// the socket open until they end.
     pub fn stop(&self, timeout: Duration) -> usize {
-        let inner = &self.inner;
-        if inner.state.get() == State::Stopped {
-            return 0;
-        }
-        inner.state.set(State::Closing);
-        let h = inner.recv_loop.borrow_mut().take();
-        if let Some(h) = h
-            && !h.greenlet().is_current()
-        {
-            let _ = h.kill_timeout(KILL_WAIT);
-        }
-        inner.socket.borrow_mut().take();
-        let killed = inner.handlers.stop(timeout);
-        inner.state.set(State::Stopped);
-        inner.done.wake_all();
-        killed
+        self.inner.life.stop(timeout)
     }
 }
 
 fn recv_loop(inner: &Rc<Inner>, socket: Rc<UdpSocket>) {
-    let mut backoff = AcceptBackoff::new(format!("DatagramServer({})", inner.addr));
+    let life = &inner.life;
+    let mut backoff = life.backoff();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        if inner.handlers.acquire().is_err() {
+        if life.handlers.acquire().is_err() {
             return;
         }
         match socket.recv_from(&mut buf) {
@@ -278,7 +207,7 @@ fn recv_loop(inner: &Rc<Inner>, socket: Rc<UdpSocket>) {
                     socket: socket.clone(),
                     peer,
                 };
-                if let Err(e) = inner
+                if let Err(e) = life
                     .handlers
                     .spawn(peer, move || handler(&data, peer, &reply))
                 {
@@ -286,24 +215,8 @@ fn recv_loop(inner: &Rc<Inner>, socket: Rc<UdpSocket>) {
                 }
             }
             Err(e) => {
-                inner.handlers.release();
-                match classify_accept_error(&e) {
-                    AcceptError::Retry => {}
-                    AcceptError::Exhausted => backoff.wait(&e),
-                    AcceptError::Fatal => {
-                        log::error!(
-                            "DatagramServer({}): receiving failed, stopping: {e}",
-                            inner.addr
-                        );
-                        *inner.fatal.borrow_mut() = Some(e);
-                        inner.state.set(State::Closing);
-                        inner.done.wake_all();
-                        return;
-                    }
-                    AcceptError::Unknown => {
-                        log::error!("DatagramServer({}): receiving failed: {e}", inner.addr);
-                        backoff.wait(&e);
-                    }
+                if !life.on_error(e, "receive", &mut backoff) {
+                    return;
                 }
             }
         }

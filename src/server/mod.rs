@@ -81,6 +81,7 @@
 //! 1 s) instead of spinning, so serving resumes once descriptors are free again.
 
 mod datagram;
+mod lifecycle;
 mod stream;
 
 use crate::net;

@@ -1,16 +1,13 @@
 //! [`StreamServer`]: a TCP accept loop that runs one greenlet per connection.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::lifecycle::Lifecycle;
 use super::net::{TcpListener, TcpStream, ToSocketAddrs};
-use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
-use crate::hub::waitlist::{BlockError, WaitList, block_on};
-use crate::hub::{JoinHandle, SpawnBuilder};
 use crate::pool::Pool;
 
 /// The listen backlog [`StreamServer::bind`] asks for (the kernel caps it at
@@ -19,29 +16,9 @@ pub const DEFAULT_BACKLOG: i32 = 1024;
 
 type Handler = dyn Fn(TcpStream, SocketAddr);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Made, not started.
-    Idle,
-    /// The accept loop runs.
-    Serving,
-    /// No longer accepting; `stop` is waiting for handlers, or the listener failed.
-    Closing,
-    /// Stopped: every handler is gone.
-    Stopped,
-}
-
 struct Inner {
-    listener: RefCell<Option<Rc<TcpListener>>>,
-    addr: SocketAddr,
+    life: Lifecycle<TcpListener>,
     handler: Rc<Handler>,
-    handlers: Rc<Handlers>,
-    state: Cell<State>,
-    accept_loop: RefCell<Option<JoinHandle<()>>>,
-    /// `serve_forever` callers, woken when the server stops or its listener fails.
-    done: WaitList,
-    /// The error that ended the accept loop, for `serve_forever`.
-    fatal: RefCell<Option<io::Error>>,
 }
 
 /// A TCP server that calls a handler in a new greenlet for every connection (gevent's
@@ -94,12 +71,9 @@ pub struct StreamServer {
 
 impl fmt::Debug for StreamServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StreamServer")
-            .field("addr", &self.inner.addr)
-            .field("state", &self.inner.state.get())
-            .field("handlers", &self.inner.handlers.len())
-            .field("spawn_limit", &self.inner.handlers.limit())
-            .finish()
+        let mut d = f.debug_struct("StreamServer");
+        self.inner.life.debug_fields(&mut d);
+        d.finish()
     }
 }
 
@@ -148,14 +122,8 @@ impl StreamServer {
         listener.set_nonblocking(false)?;
         Ok(StreamServer {
             inner: Rc::new(Inner {
-                listener: RefCell::new(Some(Rc::new(listener))),
-                addr,
+                life: Lifecycle::new("StreamServer", addr, listener),
                 handler: Rc::new(handler),
-                handlers: Handlers::new(),
-                state: Cell::new(State::Idle),
-                accept_loop: RefCell::new(None),
-                done: WaitList::new(),
-                fatal: RefCell::new(None),
             }),
         })
     }
@@ -171,7 +139,7 @@ impl StreamServer {
     /// ```
     #[doc(alias = "Pool")]
     pub fn spawn_limit(self, n: usize) -> StreamServer {
-        self.inner.handlers.set_limit((n > 0).then_some(n));
+        self.inner.life.handlers.set_limit((n > 0).then_some(n));
         self
     }
 
@@ -190,23 +158,23 @@ impl StreamServer {
     /// // a and b together handle at most 1000 connections at once.
     /// ```
     pub fn with_pool(self, pool: &Pool) -> StreamServer {
-        self.inner.handlers.set_pool(pool.clone());
+        self.inner.life.handlers.set_pool(pool.clone());
         self
     }
 
     /// The address the server listens on (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.addr
+        self.inner.life.addr
     }
 
     /// How many connections are being handled right now.
     pub fn connection_count(&self) -> usize {
-        self.inner.handlers.len()
+        self.inner.life.handlers.len()
     }
 
     /// Whether the accept loop is running.
     pub fn is_serving(&self) -> bool {
-        self.inner.state.get() == State::Serving
+        self.inner.life.is_serving()
     }
 
     /// Starts accepting in a new greenlet and returns at once (gevent's `start`). The accept
@@ -216,26 +184,10 @@ impl StreamServer {
     /// `InvalidInput` if the server was already started or stopped; an error if no greenlet
     /// can be spawned (out of stacks).
     pub fn start(&self) -> io::Result<()> {
-        if self.inner.state.get() != State::Idle {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "StreamServer: already started or stopped",
-            ));
-        }
-        let listener = self
-            .inner
-            .listener
-            .borrow()
-            .clone()
-            .expect("an idle server has its listener");
         let inner = self.inner.clone();
-        let name = format!("StreamServer({})", self.inner.addr);
-        let h = SpawnBuilder::new()
-            .name(name)
-            .spawn(move || accept_loop(&inner, &listener))?;
-        *self.inner.accept_loop.borrow_mut() = Some(h);
-        self.inner.state.set(State::Serving);
-        Ok(())
+        self.inner
+            .life
+            .start(move |listener| accept_loop(&inner, &listener))
     }
 
     /// Starts the server if needed, then blocks the current greenlet until the server is
@@ -245,22 +197,7 @@ impl StreamServer {
     /// The listener's error if accepting failed for good (`EBADF`, `EINVAL`, `ENOTSOCK`); a
     /// `LoopExit` (as `io::ErrorKind::Other`) if the hub was stopped.
     pub fn serve_forever(&self) -> io::Result<()> {
-        if self.inner.state.get() == State::Idle {
-            self.start()?;
-        }
-        let inner = &self.inner;
-        let r = block_on(&inner.done, None, &"StreamServer::serve_forever", || {
-            (inner.state.get() == State::Stopped || inner.fatal.borrow().is_some()).then_some(())
-        });
-        if let Some(e) = inner.fatal.borrow_mut().take() {
-            return Err(e);
-        }
-        r.map_err(|e| match e {
-            BlockError::LoopExit(e) => io::Error::other(e),
-            BlockError::TimedOut => {
-                io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired")
-            }
-        })
+        self.inner.life.serve_forever(|| self.start())
     }
 
     /// Stops the server (gevent's `stop`): closes the listener at once, so new connections are
@@ -270,64 +207,29 @@ impl StreamServer {
     ///
     /// A handler may stop its own server: it is neither waited for nor killed.
     pub fn stop(&self, timeout: Duration) -> usize {
-        let inner = &self.inner;
-        if inner.state.get() == State::Stopped {
-            return 0;
-        }
-        inner.state.set(State::Closing);
-        self.close_listener();
-        let killed = inner.handlers.stop(timeout);
-        inner.state.set(State::Stopped);
-        inner.done.wake_all();
-        killed
-    }
-
-    /// Kills the accept loop (unless it is the caller) and drops the listener.
-    fn close_listener(&self) {
-        let h = self.inner.accept_loop.borrow_mut().take();
-        if let Some(h) = h
-            && !h.greenlet().is_current()
-        {
-            let _ = h.kill_timeout(KILL_WAIT);
-        }
-        self.inner.listener.borrow_mut().take();
+        self.inner.life.stop(timeout)
     }
 }
 
 fn accept_loop(inner: &Rc<Inner>, listener: &TcpListener) {
-    let mut backoff = AcceptBackoff::new(format!("StreamServer({})", inner.addr));
+    let life = &inner.life;
+    let mut backoff = life.backoff();
     loop {
-        if inner.handlers.acquire().is_err() {
+        if life.handlers.acquire().is_err() {
             return;
         }
         match listener.accept() {
             Ok((stream, peer)) => {
                 backoff.reset();
                 let handler = inner.handler.clone();
-                if let Err(e) = inner.handlers.spawn(peer, move || handler(stream, peer)) {
+                if let Err(e) = life.handlers.spawn(peer, move || handler(stream, peer)) {
                     // Out of stacks: the connection was closed; wait before the next one.
                     backoff.wait(&e);
                 }
             }
             Err(e) => {
-                inner.handlers.release();
-                match classify_accept_error(&e) {
-                    AcceptError::Retry => {}
-                    AcceptError::Exhausted => backoff.wait(&e),
-                    AcceptError::Fatal => {
-                        log::error!(
-                            "StreamServer({}): accept failed, not accepting any more: {e}",
-                            inner.addr
-                        );
-                        *inner.fatal.borrow_mut() = Some(e);
-                        inner.state.set(State::Closing);
-                        inner.done.wake_all();
-                        return;
-                    }
-                    AcceptError::Unknown => {
-                        log::error!("StreamServer({}): accept failed: {e}", inner.addr);
-                        backoff.wait(&e);
-                    }
+                if !life.on_error(e, "accept", &mut backoff) {
+                    return;
                 }
             }
         }
