@@ -485,10 +485,16 @@ macro_rules! timeout_accessors {
     };
 }
 
-/// Implements the descriptor traits and the std conversions for a green socket type
-/// `$green { io, inner: $std }`.
+/// Implements `Debug` (std's, of the socket inside), the descriptor traits and the std
+/// conversions for a green socket type `$green { io, inner: $std }`.
 macro_rules! fd_traits {
     ($green:ident, $std:ty) => {
+        impl std::fmt::Debug for $green {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.inner, f)
+            }
+        }
+
         impl std::os::fd::AsRawFd for $green {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
                 std::os::fd::AsRawFd::as_raw_fd(&self.inner)

@@ -1,6 +1,5 @@
 //! Green TCP: [`TcpListener`], [`TcpStream`] and [`Incoming`], shaped like std's.
 
-use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -323,12 +322,6 @@ impl Write for &TcpStream {
     }
 }
 
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
-    }
-}
-
 impl From<net::TcpStream> for TcpStream {
     /// Adopts a std stream: puts it in non-blocking mode (which cannot fail on an open
     /// socket; on a closed one the first call reports the error) and keeps its timeouts.
@@ -465,12 +458,6 @@ impl TcpListener {
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.io.set_nonblocking(nonblocking);
         Ok(())
-    }
-}
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
     }
 }
 

@@ -6,7 +6,6 @@
 //! `use greenlet::net::unix::{UnixStream, Incoming}`.
 
 use std::ffi::OsStr;
-use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
@@ -283,12 +282,6 @@ macro_rules! stream_io {
 stream_io!(UnixStream);
 stream_io!(&UnixStream);
 
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
-    }
-}
-
 impl From<net::UnixStream> for UnixStream {
     /// Adopts a std stream: puts it in non-blocking mode and keeps its timeouts.
     fn from(inner: net::UnixStream) -> UnixStream {
@@ -415,12 +408,6 @@ impl UnixListener {
     /// An endless iterator of accepted connections.
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
-    }
-}
-
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
     }
 }
 
@@ -657,12 +644,6 @@ impl UnixDatagram {
     /// As `shutdown(2)`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
-    }
-}
-
-impl fmt::Debug for UnixDatagram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
     }
 }
 
