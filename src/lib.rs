@@ -1,6 +1,31 @@
 //! Python's greenlet + gevent for Rust: stackful coroutines with explicit `switch()`, and a hub
 //! that runs straight-line, blocking-looking code for thousands of connections on one OS thread.
 //!
+//! # Four things to know first
+//!
+//! - **Blocking outside this crate blocks every greenlet.** All greenlets of a thread share it:
+//!   a call that blocks the OS thread (a crate built on `std::net`, `std::thread::sleep`, a
+//!   blocking C library) stops the hub and every other greenlet until it returns. Use the green
+//!   types ([`net`], [`sync`], [`sleep`]), run the call with [`threadpool::spawn_blocking`], or
+//!   build with the `monkey` feature, which makes std's blocking socket calls cooperate.
+//! - **A `std::sync::Mutex` held across a green call can deadlock the hub.** A greenlet that
+//!   blocks (parks) while holding it lets the others run on the same thread; the first of them
+//!   that locks the same mutex blocks the OS thread, and with it the holder, forever. Between
+//!   greenlets use [`sync::Lock`] (or keep std's lock only around code that does not block).
+//! - **A [`Timeout`] makes blocking calls fail, it does not raise.** Rust has no exception to
+//!   throw into a greenlet: while a `Timeout` is alive, each blocking call of its greenlet gives
+//!   up at the deadline with its own timeout error (`JoinError::TimedOut`, an `io::Error` of
+//!   kind `TimedOut`, ...), and the code between calls runs on; [`with_timeout`] tells whether it
+//!   fired.
+//! - **[`net::ToSocketAddrs`] is its own trait.** std's resolves host names with a blocking
+//!   `getaddrinfo` on the calling thread, which would stop the hub; this one has std's
+//!   implementations (addresses, `(ip, port)`, `"host:port"`, ...) but resolves names on the
+//!   thread pool. A type of yours that implements only std's trait is resolved with it first
+//!   (`std::net::ToSocketAddrs::to_socket_addrs(&x)?.collect::<Vec<_>>()`, which blocks).
+//!
+//! How it is built (the trampoline, the hub's loop, stacks, the soundness rules) is in
+//! [`architecture`].
+//!
 //! # Greenlets: explicit switching
 //!
 //! A [`Greenlet`] is a function running on its own small stack. Any greenlet can
@@ -75,7 +100,6 @@
 //! more), carved out of large shared mappings and pooled per thread, so that a million parked
 //! greenlets fit in one process on a default Linux kernel. A stack overflow is reported with
 //! the greenlet's name and stack size, then aborts: it is never silent corruption.
-//! Python's greenlet + gevent for Rust.
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -107,6 +131,9 @@ pub use crate::hub::{
     wait_all, with_timeout, yield_now,
 };
 pub use crate::stack::DEFAULT_STACK_SIZE;
+
+#[doc = include_str!("../ARCHITECTURE.md")]
+pub mod architecture {}
 
 /// The README's examples, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]

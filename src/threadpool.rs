@@ -47,7 +47,17 @@ static POOL: Pool = Pool {
     max: AtomicUsize::new(DEFAULT_MAX_THREADS),
 };
 
-/// Sets the most threads the pool may run at once (at least 1).
+/// Sets the most threads the pool may run at once (at least 1), for the whole process; the last
+/// setting wins. Lowering it stops no thread: no new one starts while the pool is at or above
+/// the limit, and the threads already running go on taking jobs until each has been idle for
+/// ten seconds, as every pool thread does.
+///
+/// # Examples
+/// ```
+/// greenlet::threadpool::set_max_threads(4);
+/// greenlet::threadpool::set_max_threads(2);
+/// assert_eq!(greenlet::threadpool::max_threads(), 2);
+/// ```
 pub fn set_max_threads(n: usize) {
     POOL.max.store(n.max(1), Ordering::Relaxed);
 }

@@ -432,11 +432,11 @@ fn main_cannot_get_a_parent() {
     assert_eq!(main.parent(), None);
 }
 
-/// Regression (no Python counterpart; DESIGN.md: "never hold a `RefCell` borrow across a
-/// switch"): `set_parent` must not drop the old parent while it holds the borrow of the parent
-/// link. When that was the old parent's last handle and the old parent is suspended, dropping it
-/// destroys it, which runs its destructors; one that reads the child's parent must not find the
-/// link still borrowed.
+/// Regression (no Python counterpart; ARCHITECTURE.md, soundness rule 2: "no `RefCell` borrow
+/// across a switch"): `set_parent` must not drop the old parent while it holds the borrow of the
+/// parent link. When that was the old parent's last handle and the old parent is suspended,
+/// dropping it destroys it, which runs its destructors; one that reads the child's parent must
+/// not find the link still borrowed.
 #[test]
 fn set_parent_drops_the_old_parent_outside_the_borrow() {
     let readable: Rc<Cell<Option<bool>>> = Rc::default();

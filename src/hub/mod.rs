@@ -541,8 +541,13 @@ impl HubBuilder {
         self
     }
 
-    /// Sets how many OS threads [`spawn_blocking`](crate::threadpool::spawn_blocking) may use
-    /// (process-wide; the first setting wins).
+    /// Sets how many OS threads [`spawn_blocking`](crate::threadpool::spawn_blocking) may use.
+    ///
+    /// The pool is process-wide, so this is [`threadpool::set_max_threads`]: the last setting
+    /// wins, from whichever thread it comes (gevent's `threadpool.maxsize` is a setter too).
+    /// Lowering it starts no new thread until the pool is below the limit; see there.
+    ///
+    /// [`threadpool::set_max_threads`]: crate::threadpool::set_max_threads
     pub fn threadpool_size(mut self, threads: usize) -> HubBuilder {
         self.threadpool_size = Some(threads);
         self

@@ -1,5 +1,5 @@
-//! OS threads: what green threads exist to avoid. Spawned with a 64 KiB stack, like the peers in
-//! `../shared/peers`, so that the figure is the kernel's cost and not a big default stack.
+//! OS threads: what green threads exist to avoid. Spawned with a 64 KiB stack, the size of a
+//! greenlet's, so that the figure is the kernel's cost and not a big default stack.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
