@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use greenlet::sync::{
     AsyncError, AsyncResult, BoundedSemaphore, Channel, Event, LifoQueue, Lock, PriorityQueue,
-    Queue, RLock, RecvError, ReleaseError, Semaphore, SendError, TryRecvError, TrySendError,
-    WaitError, channel, sync_channel,
+    Queue, RLock, RecvError, ReleaseError, Semaphore, SemaphoreGuard, SendError, TryRecvError,
+    TrySendError, WaitError, channel, sync_channel,
 };
 use greenlet::{JoinError, LoopExit, Timeout, joinall, sleep, spawn, yield_now};
 
@@ -799,7 +799,7 @@ fn channel_ping_pong() {
 #[test]
 fn semaphore_fair_or_hangs() {
     fn acquire_then_exit(sem: Semaphore, should_quit: Rc<Cell<bool>>) {
-        sem.acquire().unwrap();
+        sem.acquire().unwrap().forget();
         should_quit.set(true);
     }
     fn acquire_then_spawn(sem: Semaphore, should_quit: Rc<Cell<bool>>) {
@@ -807,8 +807,9 @@ fn semaphore_fair_or_hangs() {
             return;
         }
         // Never satisfied for the last one: the test ends in LoopExit.
-        if sem.acquire().is_err() {
-            return;
+        match sem.acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => return,
         }
         let g = spawn(move || release_then_spawn(sem, should_quit));
         let _ = g.join();
@@ -853,7 +854,7 @@ fn semaphore_hands_permits_to_waiters_in_order() {
         .map(|i| {
             let (sem, log) = (sem.clone(), log.clone());
             spawn(move || {
-                sem.acquire().unwrap();
+                sem.acquire().unwrap().forget();
                 log.push(i);
             })
         })
@@ -862,13 +863,13 @@ fn semaphore_hands_permits_to_waiters_in_order() {
     for _ in 0..5 {
         sem.release();
         // Barging: the permit is already spoken for.
-        assert!(!sem.try_acquire());
+        assert!(sem.try_acquire().is_none());
     }
     assert_eq!(sem.available_permits(), 0);
     joinall(&waiters, None, None).unwrap();
     assert_eq!(log.events(), ["0", "1", "2", "3", "4"]);
     sem.release();
-    assert!(sem.try_acquire());
+    assert!(sem.try_acquire().is_some());
 }
 
 /// A killed or timed-out waiter does not take a permit with it.
@@ -877,15 +878,15 @@ fn semaphore_waiter_that_leaves_takes_no_permit() {
     let sem = Semaphore::new(0);
     let killed = {
         let sem = sem.clone();
-        spawn(move || sem.acquire())
+        spawn(move || sem.acquire().map(SemaphoreGuard::forget))
     };
     let impatient = {
         let sem = sem.clone();
-        spawn(move || sem.acquire_timeout(Duration::from_millis(1)))
+        spawn(move || sem.acquire_timeout(Duration::from_millis(1)).map(drop))
     };
     let patient = {
         let sem = sem.clone();
-        spawn(move || sem.acquire())
+        spawn(move || sem.acquire().map(SemaphoreGuard::forget))
     };
     yield_now();
     killed.kill().unwrap();
@@ -902,8 +903,8 @@ fn semaphore_waiter_that_leaves_takes_no_permit() {
 fn semaphore_try_and_timeout_forms() {
     let sem = Semaphore::new(0);
     assert!(sem.is_locked());
-    assert!(!sem.try_acquire());
-    assert_eq!(sem.acquire_timeout(SHORT), Err(WaitError::TimedOut));
+    assert!(sem.try_acquire().is_none());
+    assert_eq!(sem.acquire_timeout(SHORT).unwrap_err(), WaitError::TimedOut);
     let started = Instant::now();
     match sem.acquire() {
         Err(WaitError::LoopExit(e)) => assert_loop_exit(&e, started),
@@ -912,23 +913,70 @@ fn semaphore_try_and_timeout_forms() {
     sem.release();
     sem.release();
     assert_eq!(sem.available_permits(), 2);
-    sem.acquire_timeout(SHORT).unwrap();
-    sem.acquire().unwrap();
+    let a = sem.acquire_timeout(SHORT).unwrap();
+    let b = sem.acquire().unwrap();
+    assert_eq!(sem.available_permits(), 0);
+    drop((a, b));
+    assert_eq!(sem.available_permits(), 2);
 }
 
 #[test]
 fn bounded_semaphore_over_release_is_an_error() {
     let sem = BoundedSemaphore::new(2);
     assert_eq!(sem.release(), Err(ReleaseError::Overflow { limit: 2 }));
-    sem.acquire().unwrap();
-    assert!(sem.try_acquire());
-    assert!(!sem.try_acquire());
-    assert_eq!(sem.acquire_timeout(SHORT), Err(WaitError::TimedOut));
+    sem.acquire().unwrap().forget();
+    sem.try_acquire().unwrap().forget();
+    assert!(sem.try_acquire().is_none());
+    assert_eq!(sem.acquire_timeout(SHORT).unwrap_err(), WaitError::TimedOut);
     sem.release().unwrap();
     sem.release().unwrap();
     let err = sem.release().unwrap_err();
     assert!(err.to_string().contains("released too many times"), "{err}");
     assert_eq!(sem.available_permits(), 2);
+}
+
+/// Regression: a greenlet killed while it held a permit kept it (measured: 0 of 1 permits
+/// left); its guard now gives it back as the kill unwinds its stack, and the next waiter gets it.
+#[test]
+fn semaphore_permit_of_a_killed_holder_comes_back() {
+    for bounded in [false, true] {
+        let (sem, bsem) = (Semaphore::new(1), BoundedSemaphore::new(1));
+        let holder = {
+            let (sem, bsem) = (sem.clone(), bsem.clone());
+            spawn(move || {
+                let _a = sem.acquire().unwrap();
+                let _b = bsem.acquire().unwrap();
+                sleep(Duration::from_secs(3600));
+            })
+        };
+        let next = {
+            let (sem, bsem) = (sem.clone(), bsem.clone());
+            spawn(move || {
+                if bounded {
+                    bsem.acquire().map(drop)
+                } else {
+                    sem.acquire().map(drop)
+                }
+            })
+        };
+        yield_now();
+        assert_eq!((sem.available_permits(), bsem.available_permits()), (0, 0));
+        holder.kill().unwrap();
+        next.get().unwrap().unwrap();
+        assert_eq!((sem.available_permits(), bsem.available_permits()), (1, 1));
+    }
+}
+
+/// A guard given back after the permit was released by hand does not push a bounded
+/// semaphore over its limit.
+#[test]
+fn bounded_semaphore_guard_after_manual_release_stays_bounded() {
+    let sem = BoundedSemaphore::new(1);
+    let guard = sem.acquire().unwrap();
+    sem.release().unwrap();
+    drop(guard);
+    assert_eq!(sem.available_permits(), 1);
+    assert!(format!("{:?}", sem.try_acquire().unwrap()).contains("SemaphoreGuard"));
 }
 
 #[test]

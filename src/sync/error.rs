@@ -20,7 +20,7 @@ use crate::hub::waitlist::BlockError;
 /// use greenlet::sync::{Semaphore, WaitError};
 ///
 /// let sem = Semaphore::new(0);
-/// assert_eq!(sem.acquire_timeout(Duration::from_millis(1)), Err(WaitError::TimedOut));
+/// assert_eq!(sem.acquire_timeout(Duration::from_millis(1)).unwrap_err(), WaitError::TimedOut);
 /// // Nothing else runs on this thread, so nothing could ever release it:
 /// let err = sem.acquire().unwrap_err();
 /// assert!(err.to_string().contains("would block forever"));

@@ -93,6 +93,6 @@ pub use self::error::{
 pub use self::event::{AsyncResult, Event};
 pub use self::lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use self::queue::{LifoQueue, PriorityQueue, Queue};
-pub use self::semaphore::{BoundedSemaphore, Semaphore};
+pub use self::semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 pub use self::sender::AsyncSender;
 pub use self::storage::Iter;

@@ -128,8 +128,13 @@ impl fmt::Debug for SemCore {
 }
 
 /// A counting semaphore (gevent's `Semaphore`): [`acquire`](Semaphore::acquire) takes a
-/// permit, blocking the greenlet while there is none; [`release`](Semaphore::release) returns
-/// one. Waiters are served first come, first served.
+/// permit, blocking the greenlet while there is none, and returns a [`SemaphoreGuard`] that
+/// gives the permit back when dropped. Waiters are served first come, first served.
+///
+/// The guard is gevent's `with sem:`: the permit comes back however the holder leaves its scope,
+/// a panic or a kill included, so a killed holder never keeps its permit. gevent's manual form
+/// is here too: [`SemaphoreGuard::forget`] keeps the permit taken, and
+/// [`release`](Semaphore::release) (from any greenlet) gives one back.
 ///
 /// Clones are handles on the same semaphore.
 ///
@@ -143,16 +148,33 @@ impl fmt::Debug for SemCore {
 /// let workers: Vec<_> = (0..5).map(|_| {
 ///     let (sem, running, most) = (sem.clone(), running.clone(), most.clone());
 ///     greenlet::spawn(move || {
-///         sem.acquire().unwrap();
+///         let _permit = sem.acquire().unwrap(); // given back at the end of the scope
 ///         running.set(running.get() + 1);
 ///         most.set(most.get().max(running.get()));
 ///         greenlet::yield_now();
 ///         running.set(running.get() - 1);
-///         sem.release();
 ///     })
 /// }).collect();
 /// greenlet::joinall(&workers, None, None).unwrap();
 /// assert_eq!(most.get(), 2);
+/// assert_eq!(sem.available_permits(), 2);
+/// ```
+///
+/// A holder that is killed gives its permit back as its stack unwinds:
+/// ```
+/// use std::time::Duration;
+/// use greenlet::sync::Semaphore;
+///
+/// let sem = Semaphore::new(1);
+/// let s = sem.clone();
+/// let holder = greenlet::spawn(move || {
+///     let _permit = s.acquire().unwrap();
+///     greenlet::sleep(Duration::from_secs(3600));
+/// });
+/// greenlet::yield_now(); // it takes the permit and sleeps
+/// assert_eq!(sem.available_permits(), 0);
+/// holder.kill().unwrap();
+/// assert_eq!(sem.available_permits(), 1);
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
@@ -167,7 +189,7 @@ impl Semaphore {
         }
     }
 
-    /// Takes a permit, waiting for one as long as needed.
+    /// Takes a permit, waiting for one as long as needed; the guard gives it back when dropped.
     ///
     /// # Errors
     /// [`WaitError::LoopExit`] when nothing could ever release one;
@@ -176,11 +198,14 @@ impl Semaphore {
     /// # Examples
     /// ```
     /// let sem = greenlet::sync::Semaphore::new(1);
-    /// sem.acquire().unwrap();
+    /// let permit = sem.acquire().unwrap();
     /// assert!(sem.acquire().is_err()); // main would wait forever: LoopExit
+    /// drop(permit);
+    /// assert_eq!(sem.available_permits(), 1);
     /// ```
-    pub fn acquire(&self) -> Result<(), WaitError> {
-        self.core.acquire(None, &"Semaphore::acquire")
+    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, WaitError> {
+        self.core.acquire(None, &"Semaphore::acquire")?;
+        Ok(SemaphoreGuard::new(&self.core))
     }
 
     /// Takes a permit if one is free right now (gevent's `acquire(blocking=False)`).
@@ -188,12 +213,16 @@ impl Semaphore {
     /// # Examples
     /// ```
     /// let sem = greenlet::sync::Semaphore::new(1);
-    /// assert!(sem.try_acquire());
-    /// assert!(!sem.try_acquire());
+    /// let permit = sem.try_acquire().unwrap();
+    /// assert!(sem.try_acquire().is_none());
+    /// drop(permit);
+    /// assert!(sem.try_acquire().is_some());
     /// ```
     #[doc(alias = "acquire(blocking=False)")]
-    pub fn try_acquire(&self) -> bool {
-        self.core.try_acquire()
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .try_acquire()
+            .then(|| SemaphoreGuard::new(&self.core))
     }
 
     /// Takes a permit, waiting at most `timeout` (gevent's `acquire(timeout=...)`).
@@ -208,16 +237,21 @@ impl Semaphore {
     /// assert!(sem.acquire_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
     /// ```
     #[doc(alias = "acquire(timeout)")]
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>, WaitError> {
         self.core
-            .acquire(deadline_after(Some(timeout)), &"Semaphore::acquire_timeout")
+            .acquire(deadline_after(Some(timeout)), &"Semaphore::acquire_timeout")?;
+        Ok(SemaphoreGuard::new(&self.core))
     }
 
-    /// Returns a permit; the longest-waiting greenlet gets it directly.
+    /// Gives a permit back by hand (gevent's `release()`), for one kept with
+    /// [`SemaphoreGuard::forget`]; the longest-waiting greenlet gets it directly. Any greenlet
+    /// may release, and an unbounded semaphore takes more permits than it started with.
     ///
     /// # Examples
     /// ```
-    /// let sem = greenlet::sync::Semaphore::new(0);
+    /// let sem = greenlet::sync::Semaphore::new(1);
+    /// sem.acquire().unwrap().forget(); // gevent's sem.acquire()
+    /// assert_eq!(sem.available_permits(), 0);
     /// sem.release();
     /// assert_eq!(sem.available_permits(), 1);
     /// ```
@@ -257,13 +291,17 @@ impl fmt::Debug for Semaphore {
 /// A semaphore that may not be released more times than it was acquired (gevent's
 /// `BoundedSemaphore`): an over-release is a [`ReleaseError`], not a silent extra permit.
 ///
+/// [`acquire`](BoundedSemaphore::acquire) returns a [`SemaphoreGuard`], as
+/// [`Semaphore`]'s does.
+///
 /// # Examples
 /// ```
 /// use greenlet::sync::{BoundedSemaphore, ReleaseError};
 ///
 /// let sem = BoundedSemaphore::new(1);
-/// sem.acquire().unwrap();
-/// sem.release().unwrap();
+/// drop(sem.acquire().unwrap()); // taken and given back
+/// sem.acquire().unwrap().forget(); // taken by hand...
+/// sem.release().unwrap(); // ...and given back by hand
 /// assert_eq!(sem.release(), Err(ReleaseError::Overflow { limit: 1 }));
 /// ```
 #[derive(Clone)]
@@ -279,32 +317,37 @@ impl BoundedSemaphore {
         }
     }
 
-    /// Takes a permit, waiting for one as long as needed.
+    /// Takes a permit, waiting for one as long as needed; the guard gives it back when dropped.
     ///
     /// # Errors
     /// As [`Semaphore::acquire`].
-    pub fn acquire(&self) -> Result<(), WaitError> {
-        self.core.acquire(None, &"BoundedSemaphore::acquire")
+    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, WaitError> {
+        self.core.acquire(None, &"BoundedSemaphore::acquire")?;
+        Ok(SemaphoreGuard::new(&self.core))
     }
 
     /// Takes a permit if one is free right now.
     #[doc(alias = "acquire(blocking=False)")]
-    pub fn try_acquire(&self) -> bool {
-        self.core.try_acquire()
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .try_acquire()
+            .then(|| SemaphoreGuard::new(&self.core))
     }
 
     /// Takes a permit, waiting at most `timeout`.
     ///
     /// # Errors
     /// As [`Semaphore::acquire_timeout`].
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>, WaitError> {
         self.core.acquire(
             deadline_after(Some(timeout)),
             &"BoundedSemaphore::acquire_timeout",
-        )
+        )?;
+        Ok(SemaphoreGuard::new(&self.core))
     }
 
-    /// Returns a permit; the longest-waiting greenlet gets it directly.
+    /// Gives a permit back by hand (gevent's `release()`), for one kept with
+    /// [`SemaphoreGuard::forget`]; the longest-waiting greenlet gets it directly.
     ///
     /// # Errors
     /// [`ReleaseError::Overflow`] when every permit is already free.
@@ -337,6 +380,60 @@ impl fmt::Debug for BoundedSemaphore {
             .field("permits", &self.core.permits())
             .field("limit", &self.core.limit)
             .field("waiting", &self.core.waiting())
+            .finish()
+    }
+}
+
+/// A permit taken from a [`Semaphore`] or a [`BoundedSemaphore`]; dropping it gives the permit
+/// back (to the longest-waiting greenlet, if any).
+///
+/// Made by `acquire`, `try_acquire` and `acquire_timeout`. Because the permit comes back in the
+/// guard's destructor, a holder that panics or is killed gives it back as its stack unwinds.
+#[must_use = "the permit is given back as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    core: &'a SemCore,
+}
+
+impl<'a> SemaphoreGuard<'a> {
+    fn new(core: &'a SemCore) -> SemaphoreGuard<'a> {
+        SemaphoreGuard { core }
+    }
+
+    /// Keeps the permit taken without a guard: gevent's manual `acquire()`, to be paired with a
+    /// `release()` later, by this greenlet or another.
+    ///
+    /// # Examples
+    /// ```
+    /// use greenlet::sync::Semaphore;
+    ///
+    /// let sem = Semaphore::new(1);
+    /// sem.acquire().unwrap().forget();
+    /// let s = sem.clone();
+    /// let releaser = greenlet::spawn(move || s.release()); // any greenlet may release
+    /// releaser.join().unwrap();
+    /// assert_eq!(sem.available_permits(), 1);
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        // A bounded semaphore refuses only if someone released this permit by hand already
+        // (with `release` instead of `forget` + `release`): the count stays at its limit.
+        if self.core.release().is_err() {
+            log::error!(
+                "greenlet::sync::SemaphoreGuard dropped after its permit was given back by `release`"
+            );
+        }
+    }
+}
+
+impl fmt::Debug for SemaphoreGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard")
+            .field("available_permits", &self.core.permits())
             .finish()
     }
 }
