@@ -1,10 +1,15 @@
-# Shared by http.sh and ping.sh: paths, the machine line, and ratio lines.
+# Shared by http.sh and ping.sh: building the servers, measuring one, the machine line, ratios.
+#
+# Everything measured comes from this repository: the crate's examples and the bench crate's
+# own mio, tokio and may servers (`bench __serve <runtime> <http|resp> <port>`). Set PEERS to a
+# directory holding more peers to measure them in the same run, when present:
+#   $PEERS/go/bin/httphello          Go's net/http hello server (http.sh)
+#   $PEERS/py/gevent_http.py         gevent's hello server (http.sh; needs python3 + gevent)
+#   $PEERS/py/gevent_ping.py         gevent's RESP PING server (ping.sh; needs python3 + gevent)
+# Each takes its port as the only argument.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PEERS=${PEERS:-$(cd "$ROOT/../shared/peers" 2>/dev/null && pwd)}
-if [ -z "$PEERS" ] || [ ! -x "$PEERS/http_peers.sh" ]; then
-  echo "peers not found: set PEERS to the shared/peers directory" >&2
-  exit 1
-fi
+PEERS=${PEERS:-}
+TCK=$(getconf CLK_TCK)
 
 # Builds one example of this crate in release mode; prints its path.
 build_example() {
@@ -16,6 +21,16 @@ build_example() {
   echo "$ROOT/target/release/examples/$1"
 }
 
+# Builds the bench crate (its hidden __serve subcommand runs the mio, tokio and may servers).
+build_bench() {
+  local log
+  if ! log=$(cargo build --release --manifest-path "$ROOT/Cargo.toml" -p bench 2>&1); then
+    echo "$log" >&2
+    exit 1
+  fi
+  echo "$ROOT/target/release/bench"
+}
+
 machine() {
   local cpu
   cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
@@ -23,7 +38,41 @@ machine() {
   echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-# Reads the peers' table on stdin, echoes it, then prints NAME's CPU/request and req/s
+# Waits up to 10 s for something to accept on 127.0.0.1:PORT; fails if PID died first.
+wait_port() {
+  local port=$1 pid=$2 i
+  for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# The server's user + system CPU so far, in clock ticks.
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# Starts CMD..., waits for PORT, runs the client command in CLIENT (a string, eval'd) while
+# sampling the server's CPU, and stops the server. Sets OUT to the client's output and TICKS to
+# the server's CPU ticks over the client's run. Fails (with a note) if the server did not start.
+# usage: measure PORT CLIENT CMD...
+measure() {
+  local port=$1 client=$2 pid t0 t1; shift 2
+  "$@" >/dev/null 2>&1 &
+  pid=$!
+  if ! wait_port "$port" "$pid"; then
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    echo "  (could not start: $*)" >&2
+    return 1
+  fi
+  t0=$(cpu_ticks "$pid")
+  OUT=$(eval "$client" 2>&1)
+  t1=$(cpu_ticks "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  TICKS=$((t1 - t0))
+}
+
+# Reads the result lines on stdin, echoes them, then prints NAME's CPU/request and req/s
 # relative to the row named FLOOR: ratio_lines NAME FLOOR
 ratio_lines() {
   awk -v me="$1" -v floor="$2" '
