@@ -94,6 +94,12 @@
 //! [`with_timeout`] bound any blocking call; [`threadpool::spawn_blocking`] runs work that has
 //! no green form on OS threads while the hub carries on.
 //!
+//! # The operating system
+//!
+//! [`signal::Signals`] lets a greenlet wait for Unix signals (`SIGTERM`, `SIGHUP`, ...) as it
+//! waits for a socket: the handler only wakes the hub, and the greenlet handles the signal in
+//! ordinary code.
+//!
 //! # Stacks
 //!
 //! Each greenlet gets a guarded [`DEFAULT_STACK_SIZE`] stack ([`Builder::stack_size`] for
@@ -116,6 +122,7 @@ pub mod net;
 pub mod pool;
 pub mod select;
 pub mod server;
+pub mod signal;
 mod stack;
 mod switch;
 pub mod sync;

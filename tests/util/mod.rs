@@ -303,3 +303,50 @@ impl Drop for TempPath {
 
 /// A short pause for "nothing should happen meanwhile" checks.
 pub const SHORT: std::time::Duration = std::time::Duration::from_millis(30);
+
+/// A greenlet that counts loop turns of the hub (sleeping 1 ms between counts) until dropped:
+/// a test that waits in some call and then sees the count grow proves the hub kept running
+/// other greenlets during that wait.
+pub struct Ticker {
+    ticks: Rc<Cell<u64>>,
+    handle: Option<greenlet::JoinHandle<()>>,
+}
+
+impl Ticker {
+    /// Starts the ticking greenlet on this thread's hub.
+    pub fn start() -> Ticker {
+        let ticks: Rc<Cell<u64>> = Rc::default();
+        let t = ticks.clone();
+        let handle = greenlet::spawn(move || {
+            loop {
+                greenlet::sleep(std::time::Duration::from_millis(1));
+                t.set(t.get() + 1);
+            }
+        });
+        Ticker {
+            ticks,
+            handle: Some(handle),
+        }
+    }
+
+    /// How many times it has ticked so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.get()
+    }
+
+    /// Parks the calling greenlet until the ticker has ticked `n` more times.
+    pub fn wait_ticks(&self, n: u64) {
+        let target = self.ticks() + n;
+        while self.ticks() < target {
+            greenlet::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.kill();
+        }
+    }
+}
