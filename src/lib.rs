@@ -120,6 +120,7 @@ mod greenlet;
 mod hub;
 pub mod net;
 pub mod pool;
+pub mod runtime;
 pub mod select;
 pub mod server;
 pub mod signal;
@@ -132,6 +133,7 @@ mod value;
 pub use crate::error::{GreenletExit, Panic, SwitchError};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
+pub use crate::runtime::{RemoteJoinHandle, Runtime};
 pub use crate::hub::{
     Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit,
     SpawnBuilder, Timeout, iwait, joinall, killall, sleep, sleep_until, spawn, spawn_later, wait,

@@ -157,6 +157,15 @@ pub(crate) fn in_hub() -> bool {
     !cur.is_null() && unsafe { (*cur).kind } == Kind::Hub
 }
 
+/// Whether no greenlet other than main runs on this thread (its own code, or nothing yet).
+/// Never creates the runtime.
+#[inline]
+pub(crate) fn outside_greenlets() -> bool {
+    let cur = CURRENT.get();
+    // SAFETY: a non-null CURRENT points into a live greenlet (see `current`).
+    cur.is_null() || unsafe { (*cur).kind } == Kind::Main
+}
+
 /// This thread's hub pseudo-greenlet.
 #[inline]
 pub(crate) fn hub_greenlet() -> Greenlet {

@@ -16,6 +16,7 @@ mod spawn;
 mod timeout;
 mod timer;
 pub(crate) mod waitlist;
+mod xthread;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -29,7 +30,8 @@ use crate::switch::{self, Msg};
 pub(crate) use self::io::{Direction, IoRegistration, wait_any};
 pub use self::local::LocalKey;
 pub use self::remote::HubHandle;
-pub(crate) use self::remote::{RemoteWait, RemoteWaker};
+pub(crate) use self::remote::{LoadToken, RemoteWait, RemoteWaker};
+pub(crate) use self::xthread::{Parker, Unparker, parker};
 pub use self::spawn::{
     JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait,
     wait_all,
@@ -185,6 +187,23 @@ pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
     f(unsafe { &*p })
 }
 
+/// The serial number of this thread's hub, or 0 if it has none (never creates one).
+#[inline]
+pub(crate) fn current_serial() -> u64 {
+    let p = HUB_PTR.get();
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: as in `with_hub`.
+    unsafe { (*p).remote.serial() }
+}
+
+/// Whether this thread has a hub (never creates one).
+#[inline]
+pub(crate) fn exists() -> bool {
+    !HUB_PTR.get().is_null()
+}
+
 /// [`with_hub`] that does nothing during thread exit, once the hub is gone.
 pub(crate) fn try_with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
     let p = HUB_PTR.get();
@@ -313,7 +332,19 @@ impl Hub {
 
     fn poll(&self, timeout: Option<Duration>) {
         self.resumes_since_poll.set(0);
-        self.io.poll(timeout);
+        if timeout == Some(Duration::ZERO) {
+            self.io.poll(timeout);
+        } else {
+            // A wake-up from another thread that came in before the hub was marked asleep
+            // would not interrupt the poll: look for one first.
+            let timeout = if self.remote.prepare_sleep() {
+                timeout
+            } else {
+                Some(Duration::ZERO)
+            };
+            self.io.poll(timeout);
+            self.remote.woke_up();
+        }
         self.remote.drain();
     }
 
@@ -357,6 +388,29 @@ pub(crate) fn defer_destroy(g: Greenlet) {
     with_hub(|hub| hub.doomed.borrow_mut().push(g));
 }
 
+/// Keeps the handle of a greenlet placed on this hub by another thread, for
+/// [`shut_down_remote`].
+pub(crate) fn track_remote(handle: JoinHandle<()>) {
+    with_hub(|hub| hub.remote.track(handle));
+}
+
+/// Shuts this hub's remote side down: no more greenlets from other threads (those sent
+/// already are started), then waits up to `grace` for the greenlets placed here from other
+/// threads, and kills those still running. Returns how many were killed.
+pub(crate) fn shut_down_remote(grace: Duration) -> usize {
+    with_hub(|hub| hub.remote.close());
+    let placed = with_hub(|hub| hub.remote.spawned());
+    if placed.is_empty() {
+        return 0;
+    }
+    let _ = joinall(&placed, Some(grace), None);
+    let left: Vec<_> = placed.into_iter().filter(|h| !h.is_ready()).collect();
+    if !left.is_empty() {
+        let _ = killall(&left, true, Some(Duration::from_secs(1)));
+    }
+    left.len()
+}
+
 /// Prepares the current greenlet to park: the returned waiter wakes it once.
 pub(crate) fn waiter() -> Waiter {
     let greenlet = crate::current();
@@ -375,18 +429,25 @@ pub(crate) fn park(
     deadline: Option<Instant>,
     what: &dyn fmt::Display,
 ) -> Result<bool, LoopExit> {
-    park_with(waiter, deadline, what, false)
+    park_with(waiter, deadline, what, false, true)
 }
 
-/// [`park`], with a choice of whether the timer for `deadline` is weak: a weak timer does not
-/// keep the hub from reporting that it ran dry (gevent's `ref=False` timers).
+/// [`park`], with a choice of whether the timer for `deadline` is weak (a weak timer does not
+/// keep the hub from reporting that it ran dry: gevent's `ref=False` timers), and of whether
+/// the greenlet's [`Timeout`]s cut the park short (std-shaped calls that have no error to
+/// report a timeout with, such as `sync::Mutex::lock`, ignore them).
 pub(crate) fn park_with(
     waiter: &Waiter,
     deadline: Option<Instant>,
     what: &dyn fmt::Display,
     weak_timer: bool,
+    honour_timeouts: bool,
 ) -> Result<bool, LoopExit> {
-    let deadline = timeout::effective_deadline(&waiter.greenlet, deadline);
+    let deadline = if honour_timeouts {
+        timeout::effective_deadline(&waiter.greenlet, deadline)
+    } else {
+        deadline
+    };
     let timer = deadline.map(|d| {
         with_hub(|hub| {
             hub.timers

@@ -1,77 +1,168 @@
-//! Waking a hub from other OS threads: thread-pool results, `Send` handles, stop requests.
+//! Waking a hub from other OS threads: thread-pool results, `Send` handles, greenlets placed
+//! on a hub by another thread, stop requests.
 //!
 //! Greenlets never leave their thread, so another thread cannot hold one. It holds a
-//! [`RemoteWaker`] instead: a number that the hub maps back to the parked greenlet, plus a
-//! `mio::Waker` to interrupt the hub's poll.
+//! [`RemoteWaker`] instead: a number that the hub maps back to the parked greenlet, plus the
+//! hub's inbox and `mio::Waker` to interrupt its poll.
+//!
+//! Many wake-ups are cheap: a wake-up is a push onto the hub's inbox under a short lock, and the
+//! `eventfd` write of the `mio::Waker` (a system call) happens only for the first wake-up after
+//! the hub drained its inbox, and only when the hub is asleep in its poll. A hub busy running
+//! greenlets finds the inbox on its next loop turn without any system call. A wake-up from the
+//! hub's own thread skips the inbox altogether.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::io::WAKER_TOKEN;
+use super::spawn::JoinHandle;
 use super::waitlist::BlockError;
-use super::{Waiter, park, waiter, with_hub};
+use super::{Waiter, park_with, waiter, with_hub};
+use crate::error::Panic;
+
+/// Work sent to a hub by another thread: it runs on the hub's thread, in the hub's loop, and
+/// only spawns a greenlet there (see `crate::runtime`).
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// Gives every hub a number no other hub of the process ever has (addresses are reused).
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// What other threads put in for the hub, under one lock.
+#[derive(Default)]
+struct Inbox {
+    /// Ids of remote wakers that fired.
+    woken: Vec<u64>,
+    /// Greenlets to spawn.
+    jobs: Vec<Job>,
+    /// Set when the hub will run no more jobs (its thread is shutting down or gone).
+    closed: bool,
+}
 
 /// The part of a hub other threads can reach.
 struct Shared {
     waker: mio::Waker,
-    woken: Mutex<Vec<u64>>,
+    /// The hub's serial number: a wake-up from the hub's own thread is told apart by it.
+    serial: u64,
+    inbox: Mutex<Inbox>,
+    /// Set by the first wake-up after the hub drained its inbox.
     pending: AtomicBool,
+    /// Set while the hub is (about to be) blocked in its poll: only then does a wake-up need
+    /// the `mio::Waker`'s system call.
+    sleeping: AtomicBool,
     stop: AtomicBool,
     /// Live [`RemoteWaker`]s: while any exists, the hub may be woken from outside, so running
     /// dry is not a `LoopExit`.
     outstanding: AtomicUsize,
+    /// Greenlets placed here by other threads that have not finished yet (the load a
+    /// `Runtime` balances).
+    load: AtomicUsize,
 }
 
 impl Shared {
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn signal(&self, id: u64) {
-        self.woken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(id);
-        self.pending.store(true, Ordering::Release);
-        if let Err(e) = self.waker.wake() {
+        if self.serial == super::current_serial()
+            && super::try_with_hub(|hub| hub.remote.wake_local(id)) == Some(true)
+        {
+            return;
+        }
+        self.inbox().woken.push(id);
+        self.notify();
+    }
+
+    /// Makes sure the hub looks at its inbox soon: the Dekker pair `pending` / `sleeping`
+    /// (both sequentially consistent) guarantees that either this call sees the hub asleep and
+    /// wakes it, or the hub sees `pending` before it goes to sleep.
+    fn notify(&self) {
+        if !self.pending.swap(true, Ordering::SeqCst)
+            && self.sleeping.load(Ordering::SeqCst)
+            && let Err(e) = self.waker.wake()
+        {
             log::error!("greenlet: could not wake a hub from another thread: {e}");
         }
     }
 }
 
 /// The hub-side state of remote wake-ups.
-#[derive(Default)]
 pub(crate) struct RemoteState {
     shared: OnceCell<Arc<Shared>>,
+    serial: u64,
     waiting: RefCell<HashMap<u64, Waiter>>,
     next_id: Cell<u64>,
+    /// The drained ids, kept to reuse its allocation.
+    spare: RefCell<Vec<u64>>,
+    /// Greenlets spawned here by other threads, still running: killed by `kill_spawned`.
+    spawned: RefCell<HashMap<u64, JoinHandle<()>>>,
+}
+
+impl Default for RemoteState {
+    fn default() -> RemoteState {
+        RemoteState {
+            shared: OnceCell::new(),
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            waiting: RefCell::new(HashMap::new()),
+            next_id: Cell::new(0),
+            spare: RefCell::new(Vec::new()),
+            spawned: RefCell::new(HashMap::new()),
+        }
+    }
 }
 
 impl fmt::Debug for RemoteState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteState")
+            .field("serial", &self.serial)
             .field("waiting", &self.waiting.borrow().len())
             .finish()
     }
 }
 
 impl RemoteState {
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
+    }
+
     fn shared(&self, registry: &mio::Registry) -> io::Result<&Arc<Shared>> {
         if let Some(s) = self.shared.get() {
             return Ok(s);
         }
         let shared = Arc::new(Shared {
             waker: mio::Waker::new(registry, WAKER_TOKEN)?,
-            woken: Mutex::new(Vec::new()),
+            serial: self.serial,
+            inbox: Mutex::new(Inbox::default()),
             pending: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
+            load: AtomicUsize::new(0),
         });
         Ok(self.shared.get_or_init(|| shared))
     }
 
-    /// Wakes the greenlets whose remote wakers fired.
+    /// Wakes a greenlet of this hub from its own thread; false if the hub is busy with its
+    /// table (then the wake-up goes through the inbox).
+    fn wake_local(&self, id: u64) -> bool {
+        let Ok(mut waiting) = self.waiting.try_borrow_mut() else {
+            return false;
+        };
+        let w = waiting.remove(&id);
+        drop(waiting);
+        if let Some(w) = w {
+            w.wake();
+        }
+        true
+    }
+
+    /// Wakes the greenlets whose remote wakers fired and spawns the greenlets sent here.
     #[inline]
     pub(crate) fn drain(&self) {
         // Called on every loop turn: a plain load first, the atomic swap only when something
@@ -85,15 +176,42 @@ impl RemoteState {
 
     #[cold]
     fn drain_pending(&self, shared: &Shared) {
-        if !shared.pending.swap(false, Ordering::Acquire) {
+        if !shared.pending.swap(false, Ordering::SeqCst) {
             return;
         }
-        let ids = std::mem::take(&mut *shared.woken.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut waiting = self.waiting.borrow_mut();
-        for id in ids {
-            if let Some(w) = waiting.remove(&id) {
-                w.wake();
+        let mut ids = std::mem::take(&mut *self.spare.borrow_mut());
+        let jobs = {
+            let mut inbox = shared.inbox();
+            std::mem::swap(&mut inbox.woken, &mut ids);
+            std::mem::take(&mut inbox.jobs)
+        };
+        {
+            let mut waiting = self.waiting.borrow_mut();
+            for id in ids.drain(..) {
+                if let Some(w) = waiting.remove(&id) {
+                    w.wake();
+                }
             }
+        }
+        *self.spare.borrow_mut() = ids;
+        run_jobs(jobs);
+    }
+
+    /// Whether the hub may block in its poll: marks it asleep, then checks for wake-ups that
+    /// came in meanwhile (see [`Shared::notify`]).
+    pub(crate) fn prepare_sleep(&self) -> bool {
+        match self.shared.get() {
+            None => true,
+            Some(s) => {
+                s.sleeping.store(true, Ordering::SeqCst);
+                !s.pending.load(Ordering::SeqCst)
+            }
+        }
+    }
+
+    pub(crate) fn woke_up(&self) {
+        if let Some(s) = self.shared.get() {
+            s.sleeping.store(false, Ordering::Relaxed);
         }
     }
 
@@ -112,13 +230,69 @@ impl RemoteState {
     pub(crate) fn is_live(&self) -> bool {
         self.has_outstanding()
     }
+
+    /// Refuses jobs from now on (they fail at their sender), and spawns those already sent.
+    pub(crate) fn close(&self) {
+        if let Some(shared) = self.shared.get() {
+            let jobs = {
+                let mut inbox = shared.inbox();
+                inbox.closed = true;
+                std::mem::take(&mut inbox.jobs)
+            };
+            run_jobs(jobs);
+        }
+    }
+
+    /// Keeps the handle of a greenlet spawned here by another thread until it finishes.
+    pub(crate) fn track(&self, handle: JoinHandle<()>) {
+        let id = handle.greenlet().id();
+        self.spawned.borrow_mut().insert(id, handle.clone());
+        handle.link_internal(move |h| {
+            let id = h.greenlet().id();
+            let gone = super::try_with_hub(|hub| hub.remote.spawned.borrow_mut().remove(&id));
+            drop(gone);
+        });
+    }
+
+    /// The greenlets spawned here by other threads that are still running.
+    pub(crate) fn spawned(&self) -> Vec<JoinHandle<()>> {
+        self.spawned.borrow().values().cloned().collect()
+    }
+}
+
+impl Drop for RemoteState {
+    fn drop(&mut self) {
+        // The hub is going away with its thread: senders of jobs get an error from now on, and
+        // jobs not run are dropped (their joiners learn that the greenlet never ran).
+        if let Some(shared) = self.shared.get() {
+            let jobs = {
+                let mut inbox = shared.inbox();
+                inbox.closed = true;
+                std::mem::take(&mut inbox.jobs)
+            };
+            drop(jobs);
+        }
+    }
+}
+
+/// Runs jobs sent by other threads. A job only spawns a greenlet; a panic in one (a
+/// destructor of its closure) is logged, never raised into the hub.
+fn run_jobs(jobs: Vec<Job>) {
+    for job in jobs {
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(job)) {
+            log::error!(
+                "greenlet: placing a greenlet sent from another thread panicked: {}",
+                Panic::new(p)
+            );
+        }
+    }
 }
 
 /// A `Send + Sync` handle that wakes one greenlet on one hub from any thread.
 ///
-/// Made with [`remote_pair`](crate::hub::RemoteWait::new); while it exists the waiting hub
-/// does not report `LoopExit`. Dropping it without [`wake`](RemoteWaker::wake) wakes the
-/// greenlet too, so that it can find out that nothing is coming.
+/// Made with [`RemoteWait::new`]; while it exists the waiting hub does not report `LoopExit`.
+/// Dropping it without [`wake`](RemoteWaker::wake) wakes the greenlet too, so that it can find
+/// out that nothing is coming.
 pub struct RemoteWaker {
     shared: Arc<Shared>,
     id: u64,
@@ -130,6 +304,13 @@ impl RemoteWaker {
     pub fn wake(&self) {
         if !self.done.swap(true, Ordering::AcqRel) {
             self.shared.signal(self.id);
+            self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Gives up without waking anybody (the waiting greenlet itself no longer waits).
+    pub(crate) fn disarm(&self) {
+        if !self.done.swap(true, Ordering::AcqRel) {
             self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -172,12 +353,23 @@ impl RemoteWait {
         })
     }
 
-    /// Parks until the waker fires (or is dropped), or `deadline`. Callers check their own
-    /// condition before and after, as with every park.
+    /// Parks until the waker fires (or is dropped), or `deadline` (or a `Timeout` of the
+    /// greenlet) passes. Callers check their own condition before and after, as with every
+    /// park.
     pub(crate) fn wait(
         &self,
         deadline: Option<Instant>,
         what: &dyn fmt::Display,
+    ) -> Result<(), BlockError> {
+        self.wait_with(deadline, what, true)
+    }
+
+    /// [`wait`](RemoteWait::wait), choosing whether the greenlet's `Timeout`s cut it short.
+    pub(crate) fn wait_with(
+        &self,
+        deadline: Option<Instant>,
+        what: &dyn fmt::Display,
+        honour_timeouts: bool,
     ) -> Result<(), BlockError> {
         super::check_can_block();
         let w = waiter();
@@ -190,7 +382,7 @@ impl RemoteWait {
             }
         }
         let _unregister = Unregister(self.id);
-        let r = park(&w, deadline, what);
+        let r = park_with(&w, deadline, what, false, honour_timeouts);
         match r {
             Ok(true) => Ok(()),
             Ok(false) => Err(BlockError::TimedOut),
@@ -199,7 +391,8 @@ impl RemoteWait {
     }
 }
 
-/// A `Send + Sync` handle on a thread's hub, for other threads.
+/// A `Send + Sync` handle on a thread's hub, for other threads: stop it, or place greenlets
+/// on it with [`spawn`](HubHandle::spawn).
 ///
 /// # Examples
 /// ```
@@ -231,18 +424,76 @@ impl HubHandle {
     }
 
     /// Asks the hub to stop: the main greenlet's current (or next) blocking call returns at
-    /// once with a [`LoopExit`](super::LoopExit) whose `is_stopped()` is true.
+    /// once with a [`LoopExit`](super::LoopExit) whose `is_stopped()` is true. A hub of a
+    /// [`Runtime`](crate::Runtime) shuts down (see [`Runtime::shutdown`](crate::Runtime::shutdown)).
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.pending.store(true, Ordering::Release);
+        // Always wake: the stop flag is read on the next loop turn.
+        self.shared.pending.store(true, Ordering::SeqCst);
         if let Err(e) = self.shared.waker.wake() {
             log::error!("greenlet: could not wake a hub to stop it: {e}");
         }
+    }
+
+    /// Whether the hub still takes greenlets from other threads (its thread is running and
+    /// not shutting down).
+    pub fn is_open(&self) -> bool {
+        !self.shared.inbox().closed
+    }
+
+    /// How many greenlets placed on this hub from other threads are still running.
+    pub(crate) fn load(&self) -> usize {
+        self.shared.load.load(Ordering::Relaxed)
+    }
+
+    /// Hands `job` to the hub's thread, to run in its loop, with one unit of the hub's load
+    /// (held until the job's greenlet is done with it).
+    ///
+    /// # Errors
+    /// `NotConnected` when the hub's thread has exited or is shutting down; the job is dropped.
+    pub(crate) fn submit(&self, job: impl FnOnce(LoadToken) + Send + 'static) -> io::Result<()> {
+        let mut inbox = self.shared.inbox();
+        if inbox.closed {
+            drop(inbox);
+            drop(job);
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the hub's thread has exited or is shutting down",
+            ));
+        }
+        self.shared.load.fetch_add(1, Ordering::Relaxed);
+        let token = LoadToken {
+            shared: self.shared.clone(),
+        };
+        inbox.jobs.push(Box::new(move || job(token)));
+        drop(inbox);
+        self.shared.notify();
+        Ok(())
+    }
+}
+
+/// One unit of a hub's [`load`](HubHandle::load), given back when dropped.
+pub(crate) struct LoadToken {
+    shared: Arc<Shared>,
+}
+
+impl Drop for LoadToken {
+    fn drop(&mut self) {
+        self.shared.load.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for LoadToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadToken").finish_non_exhaustive()
     }
 }
 
 impl fmt::Debug for HubHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubHandle").finish_non_exhaustive()
+        f.debug_struct("HubHandle")
+            .field("hub", &self.shared.serial)
+            .field("open", &self.is_open())
+            .finish()
     }
 }

@@ -32,6 +32,9 @@ pub enum JoinError {
     TimedOut,
     /// Nothing could ever finish the greenlet (see [`LoopExit`]).
     LoopExit(LoopExit),
+    /// The greenlet could not be started (no stack could be had, or the hub it was sent to
+    /// from another thread had exited).
+    Spawn(io::Error),
 }
 
 impl fmt::Display for JoinError {
@@ -42,11 +45,20 @@ impl fmt::Display for JoinError {
             JoinError::Taken => f.write_str("the greenlet's value was already taken by `get`"),
             JoinError::TimedOut => f.write_str("timed out waiting for the greenlet"),
             JoinError::LoopExit(e) => fmt::Display::fmt(e, f),
+            JoinError::Spawn(e) => write!(f, "the greenlet could not be started: {e}"),
         }
     }
 }
 
-impl std::error::Error for JoinError {}
+impl std::error::Error for JoinError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JoinError::LoopExit(e) => Some(e),
+            JoinError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<BlockError> for JoinError {
     fn from(e: BlockError) -> JoinError {
@@ -695,7 +707,7 @@ pub fn wait_all(timeout: Option<Duration>) -> Result<bool, LoopExit> {
         let w = super::waiter();
         // Nothing holds `w` but the (weak) timer: only the hub running dry, the timeout or a
         // stop resume us.
-        match super::park_with(&w, deadline, &"everything to finish (wait_all)", true) {
+        match super::park_with(&w, deadline, &"everything to finish (wait_all)", true, true) {
             Ok(true) => {}
             Ok(false) => return Ok(false),
             Err(e) if e.is_stopped() => return Err(e),

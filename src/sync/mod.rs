@@ -74,10 +74,15 @@
 //! ```
 
 mod channel;
+mod condvar;
 mod error;
 mod event;
+pub(crate) mod gate;
 mod lock;
+pub mod mpsc;
+mod mutex;
 mod parked;
+mod rwlock;
 mod queue;
 mod semaphore;
 mod sender;
@@ -86,6 +91,9 @@ mod storage;
 pub(crate) use self::semaphore::SemCore;
 
 pub use self::channel::{Channel, IntoIter, Receiver, Sender, channel, sync_channel};
+pub use self::condvar::{Condvar, WaitTimeoutResult};
+pub use self::mutex::{Mutex, MutexGuard};
+pub use self::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::error::{
     AsyncError, RecvError, ReleaseError, SendError, TaskDoneError, TryRecvError, TrySendError,
     WaitError,
