@@ -276,3 +276,69 @@ fn greenlets_on_a_hub_keep_their_thread_for_life() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn a_stream_server_on_two_hubs_serves_from_both_threads() {
+    use std::io::{Read, Write};
+    let rt = Runtime::new(2).unwrap();
+    let server = greenlet::server::StreamServer::start_on(
+        &rt,
+        "127.0.0.1:0",
+        |mut conn: greenlet::net::TcpStream, _peer| {
+            let mut buf = [0u8; 4];
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                let _ = conn.write_all(thread_name().as_bytes());
+                let _ = conn.write_all(b"\n");
+            }
+        },
+    )
+    .unwrap();
+    // The kernel hashes each connection to one of the two listeners: enough connections reach
+    // both hubs (the chance that 64 all land on one is 2^-63).
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..64 {
+        let mut c = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"x").unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while c.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        seen.insert(String::from_utf8(line).unwrap());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["greenlet-hub-0", "greenlet-hub-1"]
+    );
+    assert_eq!(server.stop(Duration::from_secs(5)), 0);
+    assert!(std::net::TcpStream::connect(server.local_addr()).is_err());
+}
+
+#[test]
+fn dropping_a_runtime_with_a_server_and_open_connections_ends() {
+    use std::io::Read;
+    let rt = Runtime::new(2).unwrap();
+    let server = greenlet::server::StreamServer::start_on(
+        &rt,
+        "127.0.0.1:0",
+        |mut conn: greenlet::net::TcpStream, _| {
+            let _ = conn.read(&mut [0u8; 1]);
+        },
+    )
+    .unwrap();
+    let mut clients: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(server.local_addr()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(20));
+    drop(rt);
+    // The handlers were unwound and their sockets closed.
+    for c in &mut clients {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert!(matches!(c.read(&mut [0u8; 1]), Ok(0) | Err(_)));
+    }
+    assert_eq!(server.stop(Duration::ZERO), 0);
+}

@@ -82,11 +82,13 @@
 
 mod datagram;
 mod lifecycle;
+mod spread;
 mod stream;
 
 use crate::net;
 
 pub use self::datagram::{DatagramServer, Reply};
+pub use self::spread::RuntimeServer;
 pub use self::stream::{DEFAULT_BACKLOG, StreamServer};
 
 use std::any::Any;
