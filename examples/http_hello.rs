@@ -6,9 +6,13 @@
 //! allocated per request. Bad requests get an error status and the connection is closed; the
 //! server goes on serving the others.
 //!
+//! With `--threads N` it serves on the N hubs of a [`greenlet::Runtime`], one `SO_REUSEPORT`
+//! listener each: the kernel spreads connections over the hubs, and each hub serves its own.
+//!
 //! ```text
 //! cargo run --release --example http_hello 8080     # then: curl -v http://127.0.0.1:8080/
 //! wrk -t1 -c100 -d5s http://127.0.0.1:8080/
+//! cargo run --release --example http_hello -- 8080 --threads 2   # one hub per core
 //! cargo run --example http_hello -- --self-test      # a short self-run
 //! ```
 
@@ -191,12 +195,29 @@ pub fn demo() {
     println!("server stopped");
 }
 
+/// Serves on the N hubs of a runtime (`--threads N`) until the process is killed.
+fn serve_threads(port: u16, threads: usize) -> io::Result<()> {
+    let rt = greenlet::Runtime::new(threads)?;
+    let server = StreamServer::start_on(&rt, ("127.0.0.1", port), handle)?;
+    println!("listening on {} ({threads} hubs)", server.local_addr());
+    server.serve_forever();
+    Ok(())
+}
+
 /// Serves on the port given as first argument (8080 by default), or self-runs.
 pub fn main() {
     let port = match cli::mode("http_hello", 8080) {
         cli::Mode::SelfRun => return demo(),
         cli::Mode::Port(port, _) => port,
     };
+    let threads = cli::threads("http_hello");
+    if threads > 1 {
+        if let Err(e) = serve_threads(port, threads) {
+            eprintln!("http_hello: cannot serve on port {port}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let server = start(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
     if let Err(e) = server.serve_forever() {
         eprintln!("http_hello: {e}");

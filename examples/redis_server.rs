@@ -3,13 +3,16 @@
 //! requests, pipelining. The unmodified `redis-cli` and `redis-benchmark` talk to it.
 //!
 //! Each connection is straight-line code in its own greenlet: read into one buffer, run every
-//! complete command in it, write all the replies with one `write`, read again. The keyspace is
-//! an `Rc<RefCell<HashMap>>` shared by all connections: they all run on one thread, so there
-//! is no lock, and no command can be interrupted half-way (a greenlet only switches when it
-//! blocks, and commands never block).
+//! complete command in it, write all the replies with one `write`, read again. On one hub the
+//! keyspace is an `Rc<RefCell<HashMap>>` shared by all connections: they all run on one
+//! thread, so there is no lock, and no command can be interrupted half-way (a greenlet only
+//! switches when it blocks, and commands never block). With `--threads N` the server runs on
+//! the N hubs of a [`greenlet::Runtime`] and the keyspace is one `greenlet::sync::Mutex`
+//! shared by them, held for one command at a time.
 //!
 //! ```text
 //! cargo run --release --example redis_server 6379
+//! cargo run --release --example redis_server -- 6379 --threads 2
 //! redis-cli -p 6379 set greeting hello; redis-cli -p 6379 get greeting
 //! redis-benchmark -p 6379 -t ping_inline,ping_mbulk,set,get -P 16
 //! cargo run --example redis_server -- --self-test
@@ -26,13 +29,40 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
 
-/// The keyspace: string keys to string values.
-pub type Db = Rc<RefCell<HashMap<Vec<u8>, Vec<u8>>>>;
+/// String keys to string values.
+pub type Map = HashMap<Vec<u8>, Vec<u8>>;
+
+/// The keyspace of one hub: no lock, the hub's connections take turns.
+pub type Db = Rc<RefCell<Map>>;
+
+/// The keyspace shared by the hubs of a runtime.
+pub type SharedDb = Arc<greenlet::sync::Mutex<Map>>;
+
+/// A keyspace a command runs against, with exclusive access for the length of `f`.
+pub trait Keyspace {
+    /// Runs `f` on the map.
+    fn with<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R;
+}
+
+impl Keyspace for Db {
+    fn with<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
+        f(&mut self.borrow_mut())
+    }
+}
+
+impl Keyspace for SharedDb {
+    fn with<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
+        // Never held across a blocking call (commands do not block), so the lock is only
+        // ever waited for by the other hubs, for one command.
+        f(&mut self.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 /// The initial read buffer of a connection; it grows for large requests, up to
 /// [`MAX_REQUEST`].
@@ -41,11 +71,11 @@ const BUF_SIZE: usize = 16 << 10;
 const MAX_REQUEST: usize = 2 * resp::MAX_BULK + (64 << 10);
 
 /// Serves one connection until the client quits or closes, or breaks the protocol.
-pub fn handle(conn: TcpStream, db: &Db) {
+pub fn handle(conn: TcpStream, db: &impl Keyspace) {
     let _ = serve(&conn, db);
 }
 
-fn serve(mut conn: &TcpStream, db: &Db) -> io::Result<()> {
+fn serve(mut conn: &TcpStream, db: &impl Keyspace) -> io::Result<()> {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut out: Vec<u8> = Vec::with_capacity(BUF_SIZE);
     let mut args: Vec<Range<usize>> = Vec::with_capacity(8);
@@ -126,7 +156,7 @@ fn wrong_arity(out: &mut Vec<u8>, cmd: &str) {
 
 /// Runs one command (`args` are ranges of `req`), appending its reply to `out`. Returns
 /// whether the connection is to be closed (QUIT).
-fn execute(req: &[u8], args: &[Range<usize>], db: &Db, out: &mut Vec<u8>) -> bool {
+fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut Vec<u8>) -> bool {
     let Some(first) = args.first() else {
         return false; // an empty line or `*0`: nothing to answer
     };
@@ -144,10 +174,10 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &Db, out: &mut Vec<u8>) -> boo
         if n != 2 {
             wrong_arity(out, "get");
         } else {
-            match db.borrow().get(arg(1)) {
+            db.with(|db| match db.get(arg(1)) {
                 Some(v) => bulk(out, v),
                 None => out.extend_from_slice(b"$-1\r\n"),
-            }
+            });
         }
     } else if is("set") {
         if n < 3 {
@@ -155,8 +185,7 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &Db, out: &mut Vec<u8>) -> boo
         } else if n > 3 {
             out.extend_from_slice(b"-ERR syntax error\r\n");
         } else {
-            let mut db = db.borrow_mut();
-            match db.get_mut(arg(1)) {
+            db.with(|db| match db.get_mut(arg(1)) {
                 Some(v) => {
                     v.clear();
                     v.extend_from_slice(arg(2));
@@ -164,7 +193,7 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &Db, out: &mut Vec<u8>) -> boo
                 None => {
                     db.insert(arg(1).to_vec(), arg(2).to_vec());
                 }
-            }
+            });
             out.extend_from_slice(b"+OK\r\n");
         }
     } else if is("echo") {
@@ -178,23 +207,24 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &Db, out: &mut Vec<u8>) -> boo
         if n < 2 {
             wrong_arity(out, if del { "del" } else { "exists" });
         } else {
-            let mut db = db.borrow_mut();
-            let count = (1..n)
-                .filter(|&i| {
-                    if del {
-                        db.remove(arg(i)).is_some()
-                    } else {
-                        db.contains_key(arg(i))
-                    }
-                })
-                .count();
+            let count = db.with(|db| {
+                (1..n)
+                    .filter(|&i| {
+                        if del {
+                            db.remove(arg(i)).is_some()
+                        } else {
+                            db.contains_key(arg(i))
+                        }
+                    })
+                    .count()
+            });
             int(out, count as i64);
         }
     } else if is("incr") {
         if n != 2 {
             wrong_arity(out, "incr");
         } else {
-            incr(&mut db.borrow_mut(), arg(1), out);
+            db.with(|db| incr(db, arg(1), out));
         }
     } else if is("quit") {
         out.extend_from_slice(b"+OK\r\n");
@@ -224,7 +254,7 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &Db, out: &mut Vec<u8>) -> boo
     false
 }
 
-fn incr(db: &mut HashMap<Vec<u8>, Vec<u8>>, key: &[u8], out: &mut Vec<u8>) {
+fn incr(db: &mut Map, key: &[u8], out: &mut Vec<u8>) {
     let old = match db.get(key) {
         None => 0,
         Some(v) => match std::str::from_utf8(v)
@@ -334,12 +364,33 @@ pub fn demo() {
     println!("server stopped");
 }
 
+/// Serves on the N hubs of a runtime (`--threads N`), one keyspace for all, until the process
+/// is killed.
+fn serve_threads(port: u16, threads: usize) -> io::Result<()> {
+    let rt = greenlet::Runtime::new(threads)?;
+    let db: SharedDb = Arc::default();
+    let server = StreamServer::start_on(&rt, ("127.0.0.1", port), move |conn, _peer| {
+        handle(conn, &db)
+    })?;
+    println!("listening on {} ({threads} hubs)", server.local_addr());
+    server.serve_forever();
+    Ok(())
+}
+
 /// Serves on the port given as first argument (6379 by default), or self-runs.
 pub fn main() {
     let port = match cli::mode("redis_server", 6379) {
         cli::Mode::SelfRun => return demo(),
         cli::Mode::Port(port, _) => port,
     };
+    let threads = cli::threads("redis_server");
+    if threads > 1 {
+        if let Err(e) = serve_threads(port, threads) {
+            eprintln!("redis_server: cannot serve on port {port}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let server = start(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
     if let Err(e) = server.serve_forever() {
         eprintln!("redis_server: {e}");

@@ -43,8 +43,14 @@ struct Server {
 impl Server {
     /// Starts example `name` with port 0 and reads the `listening on ADDR` line.
     fn start(name: &str) -> Server {
+        Server::start_with(name, &[])
+    }
+
+    /// [`Server::start`] with more arguments after the port.
+    fn start_with(name: &str, args: &[&str]) -> Server {
         let mut child = Command::new(example(name))
             .arg("0")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -793,4 +799,59 @@ fn concurrent_fetch_prints_both_costs() {
     // Sequentially the delays (0.3 + 0.5 + 0.2 s) add up: a lower bound, not a speed check.
     assert!(cost("sequential cost") >= 1.0, "{text}");
     assert!(cost("concurrent cost") >= 0.5, "{text}");
+}
+
+// ---- --threads N ----
+
+/// The names of the server process's threads.
+fn thread_names(server: &Server) -> Vec<String> {
+    let dir = format!("/proc/{}/task", server.child.id());
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// How many hub threads (`greenlet-hub-<i>`) the server process runs.
+fn hubs_of(server: &Server) -> usize {
+    thread_names(server)
+        .iter()
+        .filter(|n| n.starts_with("greenlet-hub-"))
+        .count()
+}
+
+#[test]
+fn http_hello_with_two_threads_answers_and_runs_two_hubs() {
+    let server = Server::start_with("http_hello", &["--threads", "2"]);
+    assert_eq!(hubs_of(&server), 2, "{:?}", thread_names(&server));
+    for _ in 0..16 {
+        let mut c = server.connect();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let answer = read_all(&mut c);
+        assert_eq!(answer.matches("Hello, World!").count(), 2, "{answer}");
+    }
+}
+
+#[test]
+fn redis_server_with_two_threads_shares_one_keyspace() {
+    let server = Server::start_with("redis_server", &["--threads", "2"]);
+    assert_eq!(hubs_of(&server), 2, "{:?}", thread_names(&server));
+    // Connections land on either hub; all see the same keys.
+    for i in 0..16 {
+        let mut c = server.connect();
+        c.write_all(b"INCR hits\r\nQUIT\r\n").unwrap();
+        let answer = read_all(&mut c);
+        assert_eq!(answer, format!(":{}\r\n+OK\r\n", i + 1));
+    }
+}
+
+#[test]
+fn a_bad_threads_argument_is_a_usage_error() {
+    let out = run(Command::new(example("http_hello")).args(["0", "--threads", "zero"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads N"));
 }

@@ -1,6 +1,7 @@
 //! The command line shared by the network examples: `NAME PORT [more...]` serves on PORT (0:
 //! any free port), `NAME --self-test` runs the short self-run. Run inside another program
-//! (the tour includes the examples' files and calls their `main`), they self-run too.
+//! (the tour includes the examples' files and calls their `main`), they self-run too. The
+//! servers also take `--threads N` anywhere on the line (see [`threads`]).
 
 #![allow(dead_code)]
 
@@ -21,7 +22,7 @@ pub enum Mode {
 pub fn mode(name: &str, default_port: u16) -> Mode {
     let mut args = std::env::args();
     let exe = args.next().unwrap_or_default();
-    let rest: Vec<String> = args.collect();
+    let rest = without_threads(args.collect());
     let inside_another_program = Path::new(&exe).file_stem().is_none_or(|stem| stem != name);
     match rest.first().map(String::as_str) {
         Some("--self-test") => Mode::SelfRun,
@@ -33,4 +34,30 @@ pub fn mode(name: &str, default_port: u16) -> Mode {
         None => Mode::Port(default_port, Vec::new()),
         Some(_) => panic!("usage: {name} PORT (0: any free port) | --self-test"),
     }
+}
+
+/// `--threads N` from the command line: how many hubs (OS threads) a server runs on; 1 (the
+/// default) serves on the main thread's hub alone.
+///
+/// # Panics
+/// With a usage line when N is not a positive number.
+pub fn threads(name: &str) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--threads") {
+        None => 1,
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("usage: {name} [PORT] --threads N (N >= 1)")),
+    }
+}
+
+/// The arguments without `--threads N`.
+fn without_threads(mut args: Vec<String>) -> Vec<String> {
+    if let Some(i) = args.iter().position(|a| a == "--threads") {
+        let end = (i + 2).min(args.len());
+        args.drain(i..end);
+    }
+    args
 }
