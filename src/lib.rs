@@ -10,8 +10,9 @@
 //!   build with the `monkey` feature, which makes std's blocking socket calls cooperate.
 //! - **A `std::sync::Mutex` held across a green call can deadlock the hub.** A greenlet that
 //!   blocks (parks) while holding it lets the others run on the same thread; the first of them
-//!   that locks the same mutex blocks the OS thread, and with it the holder, forever. Between
-//!   greenlets use [`sync::Lock`] (or keep std's lock only around code that does not block).
+//!   that locks the same mutex blocks the OS thread, and with it the holder, forever. Use
+//!   [`sync::Mutex`] (std's API; a waiting greenlet parks, on any hub), [`sync::Lock`] between
+//!   greenlets of one thread, or keep std's lock only around code that does not block.
 //! - **A [`Timeout`] makes blocking calls fail, it does not raise.** Rust has no exception to
 //!   throw into a greenlet: while a `Timeout` is alive, each blocking call of its greenlet gives
 //!   up at the deadline with its own timeout error (`JoinError::TimedOut`, an `io::Error` of
@@ -94,6 +95,56 @@
 //! [`with_timeout`] bound any blocking call; [`threadpool::spawn_blocking`] runs work that has
 //! no green form on OS threads while the hub carries on.
 //!
+//! # Several cores: a `Runtime` of hubs
+//!
+//! One hub runs on one OS thread, so it uses one core. [`Runtime::new(n)`](Runtime::new) starts
+//! n threads with a hub each; [`Runtime::spawn`] places a greenlet on one of them (the least
+//! loaded) and returns a `Send` [`RemoteJoinHandle`] whose `join` parks a greenlet, or blocks a
+//! plain thread, until the value is there:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use greenlet::{Runtime, sync::Mutex};
+//!
+//! let rt = Runtime::new(2).unwrap();
+//! let total = Arc::new(Mutex::new(0u64));
+//! let handles: Vec<_> = (0..8u64).map(|i| {
+//!     let total = total.clone();
+//!     rt.spawn(move || {
+//!         let square = i * i;                   // runs in parallel on the two hubs
+//!         let mut t = total.lock().unwrap();    // a waiting greenlet parks, its hub runs on
+//!         greenlet::sleep(std::time::Duration::from_millis(1)); // held across a green call
+//!         *t += square;
+//!     })
+//! }).collect();
+//! for h in handles {
+//!     h.join().unwrap();
+//! }
+//! assert_eq!(*total.lock().unwrap(), 140);
+//! ```
+//!
+//! The model: **a greenlet is placed on a hub when it is spawned, and never moves.** It runs
+//! on that hub's thread from its first instruction to its last, so everything thread-bound
+//! stays sound inside it: thread-locals (std's and C libraries'), `Rc`, the green sockets and
+//! handles it creates, the stack it runs on (stacks are pooled per thread). Runtimes that move
+//! coroutines between threads while they run (may's `go!`, Go) must forbid or break exactly
+//! these. What crosses threads is only what the compiler lets cross: the `Send` closure given
+//! to `spawn`, its `Send` result, and the [`sync`] types made for it ([`sync::Mutex`],
+//! [`sync::RwLock`], [`sync::Condvar`], [`sync::mpsc`]). Greenlets and their handles are
+//! `!Send`, so a program that would move one does not compile:
+//!
+//! ```compile_fail
+//! let h = greenlet::spawn(|| 1);
+//! std::thread::spawn(move || h.get()); // JoinHandle is !Send
+//! ```
+//!
+//! The price of no migration is that balance is decided once, at spawn: a hub that got the
+//! long-running greenlets keeps them. Least-loaded placement is the answer for work; for
+//! servers the pattern is **one hub per core, one `SO_REUSEPORT` listener per hub**:
+//! [`StreamServer::start_on`](server::StreamServer::start_on) binds a listener per hub, the
+//! kernel spreads new connections over them, and each connection lives on the hub that
+//! accepted it. Past one machine, run several processes behind a load balancer.
+//!
 //! # The operating system
 //!
 //! [`signal::Signals`] lets a greenlet wait for Unix signals (`SIGTERM`, `SIGHUP`, ...) as it
@@ -133,12 +184,12 @@ mod value;
 pub use crate::error::{GreenletExit, Panic, SwitchError};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
-pub use crate::runtime::{RemoteJoinHandle, Runtime};
 pub use crate::hub::{
     Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit,
     SpawnBuilder, Timeout, iwait, joinall, killall, sleep, sleep_until, spawn, spawn_later, wait,
     wait_all, with_timeout, yield_now,
 };
+pub use crate::runtime::{RemoteJoinHandle, Runtime};
 pub use crate::stack::DEFAULT_STACK_SIZE;
 
 #[doc = include_str!("../ARCHITECTURE.md")]

@@ -829,8 +829,10 @@ fn http_hello_with_two_threads_answers_and_runs_two_hubs() {
     assert_eq!(hubs_of(&server), 2, "{:?}", thread_names(&server));
     for _ in 0..16 {
         let mut c = server.connect();
-        c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        c.write_all(
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
         let answer = read_all(&mut c);
         assert_eq!(answer.matches("Hello, World!").count(), 2, "{answer}");
     }

@@ -47,7 +47,10 @@ fn cpu_bound_greenlets_on_two_hubs_run_in_parallel() {
         .collect();
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(results.iter().all(|r| r.0), "both ran at once: {results:?}");
-    assert_ne!(results[0].1, results[1].1, "the work was split across the threads");
+    assert_ne!(
+        results[0].1, results[1].1,
+        "the work was split across the threads"
+    );
     assert_eq!(results[0].2, results[1].2);
 }
 
@@ -128,7 +131,9 @@ fn join_from_a_plain_thread_blocks_until_the_value_is_there() {
         greenlet::sleep(Duration::from_millis(5));
         "done"
     });
-    let joined = std::thread::spawn(move || h.join().unwrap()).join().unwrap();
+    let joined = std::thread::spawn(move || h.join().unwrap())
+        .join()
+        .unwrap();
     assert_eq!(joined, "done");
 }
 

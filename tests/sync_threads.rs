@@ -73,7 +73,11 @@ fn green_mutex_held_across_sleeps_loses_no_update_and_hubs_keep_ticking() {
         })
         .collect();
     let reports: Vec<HubReport> = drivers.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(*counter.lock().unwrap(), 2 * PER_HUB as u64, "no update lost");
+    assert_eq!(
+        *counter.lock().unwrap(),
+        2 * PER_HUB as u64,
+        "no update lost"
+    );
     for r in &reports {
         // Had a wait blocked the hub's thread, its ticker could not have ticked during it.
         assert!(r.ticks_during_waits > 0, "{reports:?}");
@@ -252,7 +256,9 @@ fn a_plain_thread_receives_from_greenlets() {
         .unwrap();
     }
     drop(tx);
-    let got = std::thread::spawn(move || rx.iter().count()).join().unwrap();
+    let got = std::thread::spawn(move || rx.iter().count())
+        .join()
+        .unwrap();
     assert_eq!(got, 200);
 }
 
@@ -383,7 +389,9 @@ fn condvar_wakes_a_greenlet_on_another_hub() {
             let (items, cv) = &*p;
             let mut got = Vec::new();
             while got.len() < 50 {
-                let mut items = cv.wait_while(items.lock().unwrap(), |v| v.is_empty()).unwrap();
+                let mut items = cv
+                    .wait_while(items.lock().unwrap(), |v| v.is_empty())
+                    .unwrap();
                 got.append(&mut items);
             }
             got

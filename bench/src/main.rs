@@ -18,6 +18,7 @@ mod alive;
 mod chart;
 mod child;
 mod greenlet_work;
+mod listeners;
 mod micro;
 mod model;
 mod net;
@@ -69,6 +70,7 @@ fn main() {
         Some("__micro") => Some(micro::child_main(&args[1..])),
         Some("__alive") => Some(alive::child_main(&args[1..])),
         Some("__serve") => Some(net::serve_main(&args[1..])),
+        Some("__listeners") => Some(listeners::serve_main(&args[1..])),
         _ => None,
     };
     if let Some(outcome) = hidden {

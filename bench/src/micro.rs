@@ -69,6 +69,30 @@ const CASES: &[Case] = &[
             (Runtime::Tokio, 1_000_000),
         ],
     },
+    Case {
+        workload: "spawn",
+        micro: Micro::XSpawn,
+        title: "spawn + join onto 2 threads, one yield each (greenlet `Runtime::spawn` on 2 hubs)",
+        unit: "µs each",
+        runtimes: &[
+            (Runtime::Greenlet, 100_000),
+            (Runtime::May, 100_000),
+            (Runtime::Tokio, 100_000),
+        ],
+    },
+    Case {
+        workload: "channel",
+        micro: Micro::XChannel,
+        title: "channel: ping-pong between 2 threads (greenlet `sync::mpsc` between 2 hubs)",
+        unit: "ns/message",
+        runtimes: &[
+            (Runtime::Greenlet, 200_000),
+            (Runtime::May, 200_000),
+            (Runtime::Tokio, 200_000),
+            (Runtime::Threads, 200_000),
+            (Runtime::Crossbeam, 200_000),
+        ],
+    },
 ];
 
 /// Runs the cases of `workload` and returns their rows.

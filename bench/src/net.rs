@@ -32,25 +32,28 @@ const PIPELINES: [u32; 2] = [1, 16];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Proto {
     Http,
+    /// HTTP with two server threads: `http_hello --threads 2`, tokio multi-thread, may with
+    /// two workers.
+    Http2,
     Resp,
 }
 
 impl Proto {
     fn workload(self) -> &'static str {
         match self {
-            Proto::Http => "http",
+            Proto::Http | Proto::Http2 => "http",
             Proto::Resp => "ping",
         }
     }
     fn client(self) -> (&'static str, &'static str) {
         match self {
-            Proto::Http => ("wrk", "apt-get install wrk"),
+            Proto::Http | Proto::Http2 => ("wrk", "apt-get install wrk"),
             Proto::Resp => ("redis-benchmark", "apt-get install redis-tools"),
         }
     }
     fn example(self) -> &'static str {
         match self {
-            Proto::Http => "http_hello",
+            Proto::Http | Proto::Http2 => "http_hello",
             Proto::Resp => "redis_server",
         }
     }
@@ -62,6 +65,7 @@ impl Proto {
                 Runtime::May,
                 Runtime::Tokio,
             ],
+            Proto::Http2 => &[Runtime::Greenlet, Runtime::May, Runtime::Tokio],
             Proto::Resp => &[
                 Runtime::Greenlet,
                 Runtime::RedisServer,
@@ -86,13 +90,19 @@ struct Figures {
     cpu_us_per_req: f64,
 }
 
-/// Runs workload `name` (`http` or `ping`), or says why it is skipped.
+/// Runs workload `name` (`http`, with one and with two server threads, or `ping`), or says
+/// why it is skipped.
 pub fn run(name: &str, cfg: &Config) -> Result<Vec<Row>, Skip> {
-    let proto = if name == "http" {
-        Proto::Http
+    if name == "http" {
+        let mut rows = run_proto(Proto::Http, cfg)?;
+        rows.extend(run_proto(Proto::Http2, cfg)?);
+        Ok(rows)
     } else {
-        Proto::Resp
-    };
+        run_proto(Proto::Resp, cfg)
+    }
+}
+
+fn run_proto(proto: Proto, cfg: &Config) -> Result<Vec<Row>, Skip> {
     let (client, install) = proto.client();
     let Some(client) = sys::which(client) else {
         let reason = format!("skipped: {client} not installed ({install})");
@@ -103,7 +113,7 @@ pub fn run(name: &str, cfg: &Config) -> Result<Vec<Row>, Skip> {
         });
     };
     let loads: Vec<Load> = match proto {
-        Proto::Http => cfg
+        Proto::Http | Proto::Http2 => cfg
             .conns
             .iter()
             .map(|&conns| Load { conns, pipeline: 1 })
@@ -135,7 +145,7 @@ pub fn run(name: &str, cfg: &Config) -> Result<Vec<Row>, Skip> {
                     continue;
                 };
                 let pipeline = match proto {
-                    Proto::Http => String::new(),
+                    Proto::Http | Proto::Http2 => String::new(),
                     Proto::Resp => format!(" P={}", load.pipeline),
                 };
                 let label = format!(
@@ -146,7 +156,12 @@ pub fn run(name: &str, cfg: &Config) -> Result<Vec<Row>, Skip> {
                     cfg.long_reps
                 );
                 eprintln!("{label}: running {}", client.display());
-                let log = logs.join(format!("{}-{}.log", proto.workload(), runtime.name()));
+                let threads = if proto == Proto::Http2 { "-2" } else { "" };
+                let log = logs.join(format!(
+                    "{}{threads}-{}.log",
+                    proto.workload(),
+                    runtime.name()
+                ));
                 match measure(proto, &client, argv, *load, cfg, &log) {
                     Ok(f) => {
                         eprintln!(
@@ -168,6 +183,10 @@ pub fn run(name: &str, cfg: &Config) -> Result<Vec<Row>, Skip> {
     for (li, load) in loads.iter().enumerate() {
         let what = match proto {
             Proto::Http => format!("http: hello keep-alive, wrk -t1 -c{}", load.conns),
+            Proto::Http2 => format!(
+                "http: hello keep-alive, 2 server threads, wrk -t1 -c{}",
+                load.conns
+            ),
             Proto::Resp => format!(
                 "ping: RESP PING, redis-benchmark -c{} -P{}",
                 load.conns, load.pipeline
@@ -227,6 +246,15 @@ fn server_command(proto: Proto, runtime: Runtime) -> Result<Vec<String>, String>
         ])
     };
     match (proto, runtime) {
+        (Proto::Http2, Runtime::Greenlet) => {
+            let exe = build_example(proto.example())?;
+            Ok(vec![
+                exe.display().to_string(),
+                "{port}".into(),
+                "--threads".into(),
+                "2".into(),
+            ])
+        }
         (_, Runtime::Greenlet) => {
             let exe = build_example(proto.example())?;
             Ok(vec![exe.display().to_string(), "{port}".into()])
@@ -241,6 +269,7 @@ fn server_command(proto: Proto, runtime: Runtime) -> Result<Vec<String>, String>
             Ok(v)
         }
         (Proto::Http, _) => own("http"),
+        (Proto::Http2, _) => own("http2"),
         (Proto::Resp, _) => own("resp"),
     }
 }
@@ -312,7 +341,7 @@ fn measure(
         sys::wait_listening(&mut server, port, Duration::from_secs(15))?;
         let before = sys::cpu_time(pid)?;
         let (rps, requests) = match proto {
-            Proto::Http => wrk(client, port, load, cfg)?,
+            Proto::Http | Proto::Http2 => wrk(client, port, load, cfg)?,
             Proto::Resp => redis_benchmark(client, port, load, cfg)?,
         };
         let after = sys::cpu_time(pid)?;

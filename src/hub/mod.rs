@@ -31,12 +31,12 @@ pub(crate) use self::io::{Direction, IoRegistration, wait_any};
 pub use self::local::LocalKey;
 pub use self::remote::HubHandle;
 pub(crate) use self::remote::{LoadToken, RemoteWait, RemoteWaker};
-pub(crate) use self::xthread::{Parker, Unparker, parker};
 pub use self::spawn::{
     JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait,
     wait_all,
 };
 pub use self::timeout::{Elapsed, Timeout, with_timeout};
+pub(crate) use self::xthread::{Parker, Unparker, parker};
 
 use self::timer::{TimerKey, Timers};
 

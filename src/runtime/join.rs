@@ -78,7 +78,9 @@ impl<T> Completer<T> {
             if !s.handle
                 && let Err(JoinError::Panicked(p)) = &outcome
             {
-                log::error!("a greenlet placed from another thread panicked and nobody joined it: {p}");
+                log::error!(
+                    "a greenlet placed from another thread panicked and nobody joined it: {p}"
+                );
             }
             s.outcome = Some(outcome);
             s.waiter.take()

@@ -106,7 +106,12 @@ fn first_addr<A: ToSocketAddrs>(addr: A) -> io::Result<SocketAddr> {
 }
 
 /// Starts one server per hub: `make(socket)` runs on the hub's thread.
-fn spread<L, F>(rt: &Runtime, addr: SocketAddr, sockets: Vec<Socket>, make: F) -> io::Result<RuntimeServer>
+fn spread<L, F>(
+    rt: &Runtime,
+    addr: SocketAddr,
+    sockets: Vec<Socket>,
+    make: F,
+) -> io::Result<RuntimeServer>
 where
     L: Served + 'static,
     F: Fn(Socket) -> io::Result<L> + Send + Sync + 'static,
@@ -187,10 +192,7 @@ impl RuntimeServer {
         for h in &hubs {
             let _ = h.control.send(timeout);
         }
-        let killed = hubs
-            .into_iter()
-            .map(|h| h.done.join().unwrap_or(0))
-            .sum();
+        let killed = hubs.into_iter().map(|h| h.done.join().unwrap_or(0)).sum();
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(killed);
         self.stopped_cv.notify_all();
         killed
@@ -258,10 +260,7 @@ impl StreamServer {
     {
         let addr = first_addr(addr)?;
         let sockets = bind_reuseport(addr, Type::STREAM, runtime.threads())?;
-        let bound = sockets[0]
-            .local_addr()?
-            .as_socket()
-            .unwrap_or(addr);
+        let bound = sockets[0].local_addr()?.as_socket().unwrap_or(addr);
         let handler = Arc::new(handler);
         spread(runtime, bound, sockets, move |socket| {
             let listener = TcpListener::from(std::net::TcpListener::from(socket));
@@ -304,10 +303,7 @@ impl DatagramServer {
     {
         let addr = first_addr(addr)?;
         let sockets = bind_reuseport(addr, Type::DGRAM, runtime.threads())?;
-        let bound = sockets[0]
-            .local_addr()?
-            .as_socket()
-            .unwrap_or(addr);
+        let bound = sockets[0].local_addr()?.as_socket().unwrap_or(addr);
         let handler = Arc::new(handler);
         spread(runtime, bound, sockets, move |socket| {
             let socket = UdpSocket::from(std::net::UdpSocket::from(socket));

@@ -68,10 +68,7 @@ impl Condvar {
     ///
     /// # Errors
     /// A [`PoisonError`] holding the guard if the mutex is poisoned when it is locked again.
-    pub fn wait<'a, T: ?Sized>(
-        &self,
-        guard: MutexGuard<'a, T>,
-    ) -> LockResult<MutexGuard<'a, T>> {
+    pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         let mutex = guard.mutex();
         self.park(guard, None);
         mutex.lock()

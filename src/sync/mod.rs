@@ -1,13 +1,26 @@
-//! Synchronisation between greenlets of one thread (gevent's `gevent.event`, `gevent.queue`
-//! and `gevent.lock`).
+//! Synchronisation: gevent's primitives between greenlets of one thread (`gevent.event`,
+//! `gevent.queue`, `gevent.lock`), and std's primitives for greenlets and threads anywhere.
 //!
-//! | gevent | here |
+//! | gevent | here, one thread |
 //! | --- | --- |
 //! | `Event` | [`Event`] |
 //! | `AsyncResult` | [`AsyncResult`], and [`AsyncSender`] to complete it from another thread |
 //! | `Queue`, `JoinableQueue`, `LifoQueue`, `PriorityQueue` | [`Queue`], [`LifoQueue`], [`PriorityQueue`] (all joinable) |
 //! | `Channel` | [`Channel`]; std-shaped [`channel`] and [`sync_channel`] |
 //! | `Semaphore`, `BoundedSemaphore`, `Lock`, `RLock` | [`Semaphore`], [`BoundedSemaphore`], [`Lock`], [`RLock`] |
+//!
+//! | std | here, across threads and hubs (`Send + Sync`) |
+//! | --- | --- |
+//! | `std::sync::Mutex`, `RwLock`, `Condvar` | [`Mutex`], [`RwLock`], [`Condvar`] |
+//! | `std::sync::mpsc::{channel, sync_channel}` | [`mpsc::channel`], [`mpsc::sync_channel`] |
+//!
+//! Two families, two names for channels: [`channel`] / [`sync_channel`] at the top of this
+//! module (with [`Sender`], [`Receiver`]) are the one-thread kind, `!Send` and cheapest, with
+//! gevent's error types (closing, [`LoopExit`](crate::LoopExit)); [`mpsc::channel`] /
+//! [`mpsc::sync_channel`] are std's, `Send`, for sending between threads and hubs. The
+//! cross-thread types are std's API exactly (same methods, `LockResult` and poisoning, std's
+//! own error types); what differs is the wait: a greenlet parks (its hub runs the others) and
+//! is woken across threads through its hub's remote waker; a thread without a hub blocks.
 //!
 //! # Blocking, in three forms
 //!
@@ -43,8 +56,9 @@
 //!
 //! # Handles
 //!
-//! The primitives are cheap handles: clone one into each greenlet that uses it (they are `!Send`,
-//! like greenlets). Only [`AsyncSender`] crosses threads.
+//! The one-thread primitives are cheap handles: clone one into each greenlet that uses it (they
+//! are `!Send`, like greenlets); of them, only [`AsyncSender`] crosses threads. The
+//! cross-thread ones are shared like std's, in an `Arc` (or a `static`).
 //!
 //! # Example: a worker pool fed by a queue
 //!
@@ -82,8 +96,8 @@ mod lock;
 pub mod mpsc;
 mod mutex;
 mod parked;
-mod rwlock;
 mod queue;
+mod rwlock;
 mod semaphore;
 mod sender;
 mod storage;
@@ -92,15 +106,15 @@ pub(crate) use self::semaphore::SemCore;
 
 pub use self::channel::{Channel, IntoIter, Receiver, Sender, channel, sync_channel};
 pub use self::condvar::{Condvar, WaitTimeoutResult};
-pub use self::mutex::{Mutex, MutexGuard};
-pub use self::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::error::{
     AsyncError, RecvError, ReleaseError, SendError, TaskDoneError, TryRecvError, TrySendError,
     WaitError,
 };
 pub use self::event::{AsyncResult, Event};
 pub use self::lock::{Lock, LockGuard, RLock, RLockGuard};
+pub use self::mutex::{Mutex, MutexGuard};
 pub use self::queue::{LifoQueue, PriorityQueue, Queue};
+pub use self::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 pub use self::sender::AsyncSender;
 pub use self::storage::Iter;

@@ -96,10 +96,11 @@ impl<T: ?Sized> RwLock<T> {
     /// # Errors
     /// [`TryLockError::WouldBlock`] if the time ran out; `Poisoned` as `read`.
     pub fn read_timeout(&self, timeout: Duration) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        if !self
-            .gate
-            .enter(false, deadline_after(Some(timeout)), &"RwLock::read_timeout")
-        {
+        if !self.gate.enter(
+            false,
+            deadline_after(Some(timeout)),
+            &"RwLock::read_timeout",
+        ) {
             return Err(TryLockError::WouldBlock);
         }
         Ok(self.read_guard()?)
@@ -141,10 +142,11 @@ impl<T: ?Sized> RwLock<T> {
     /// # Errors
     /// [`TryLockError::WouldBlock`] if the time ran out; `Poisoned` as `write`.
     pub fn write_timeout(&self, timeout: Duration) -> TryLockResult<RwLockWriteGuard<'_, T>> {
-        if !self
-            .gate
-            .enter(true, deadline_after(Some(timeout)), &"RwLock::write_timeout")
-        {
+        if !self.gate.enter(
+            true,
+            deadline_after(Some(timeout)),
+            &"RwLock::write_timeout",
+        ) {
             return Err(TryLockError::WouldBlock);
         }
         Ok(self.write_guard()?)
@@ -235,7 +237,8 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
             Err(TryLockError::Poisoned(p)) => d.field("data", &&*p.into_inner()),
             Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
         };
-        d.field("poisoned", &self.is_poisoned()).finish_non_exhaustive()
+        d.field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
     }
 }
 

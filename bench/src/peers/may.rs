@@ -18,7 +18,12 @@ use crate::proto::ConnBuf;
 
 /// One worker thread; must run before may's scheduler first starts.
 pub fn configure() {
-    may::config().set_workers(1);
+    configure_workers(1);
+}
+
+/// `n` worker threads (the two-core workloads); must run before may's scheduler first starts.
+pub fn configure_workers(n: usize) {
+    may::config().set_workers(n);
 }
 
 /// Spawns a coroutine, reporting an allocation failure instead of panicking.

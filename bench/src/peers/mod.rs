@@ -5,6 +5,7 @@
 //! threads) and [`mio`] (a hand-written event loop, the floor for the HTTP server). This crate's
 //! own workloads live in `greenlet_work.rs`.
 
+pub mod cores;
 pub mod corosensei;
 pub mod may;
 pub mod mio;
@@ -32,11 +33,13 @@ pub enum Runtime {
     Tokio,
     /// OS threads.
     Threads,
+    /// crossbeam-channel between OS threads.
+    Crossbeam,
 }
 
 impl Runtime {
     /// Every runtime, in table column order.
-    pub const ALL: [Runtime; 7] = [
+    pub const ALL: [Runtime; 8] = [
         Runtime::Greenlet,
         Runtime::Corosensei,
         Runtime::Mio,
@@ -44,6 +47,7 @@ impl Runtime {
         Runtime::May,
         Runtime::Tokio,
         Runtime::Threads,
+        Runtime::Crossbeam,
     ];
 
     /// The name used on the command line, in the JSON file and as a column heading.
@@ -56,6 +60,7 @@ impl Runtime {
             Runtime::May => "may",
             Runtime::Tokio => "tokio",
             Runtime::Threads => "threads",
+            Runtime::Crossbeam => "crossbeam",
         }
     }
 
@@ -76,11 +81,23 @@ pub enum Micro {
     Spawn,
     /// Ping-pong over a channel: ns per message (one switch each way).
     Channel,
+    /// Ping-pong over a channel between two threads (two hubs, two workers): ns per message.
+    XChannel,
+    /// Spawn n onto two threads (hubs, workers) from the main thread, each yields once, join
+    /// all from the main thread: µs per spawn+join.
+    XSpawn,
 }
 
 impl Micro {
     /// Every micro workload.
-    pub const ALL: [Micro; 4] = [Micro::Switch, Micro::Yield, Micro::Spawn, Micro::Channel];
+    pub const ALL: [Micro; 6] = [
+        Micro::Switch,
+        Micro::Yield,
+        Micro::Spawn,
+        Micro::Channel,
+        Micro::XChannel,
+        Micro::XSpawn,
+    ];
 
     /// The name used on a child's command line.
     pub fn name(self) -> &'static str {
@@ -89,6 +106,8 @@ impl Micro {
             Micro::Yield => "yield",
             Micro::Spawn => "spawn",
             Micro::Channel => "channel",
+            Micro::XChannel => "xchannel",
+            Micro::XSpawn => "xspawn",
         }
     }
 
@@ -113,10 +132,21 @@ pub fn run_micro(micro: Micro, runtime: Runtime, n: u64) -> Result<f64, String> 
         (Micro::Spawn, Runtime::Tokio) => tokio::spawn,
         (Micro::Channel, Runtime::Tokio) => tokio::channel,
         (Micro::Spawn, Runtime::Threads) => threads::spawn,
+        (Micro::XChannel, Runtime::Greenlet) => cores::greenlet_xchannel,
+        (Micro::XChannel, Runtime::Threads) => cores::std_xchannel,
+        (Micro::XChannel, Runtime::Crossbeam) => cores::crossbeam_xchannel,
+        (Micro::XChannel, Runtime::Tokio) => cores::tokio_xchannel,
+        (Micro::XChannel, Runtime::May) => cores::may_xchannel,
+        (Micro::XSpawn, Runtime::Greenlet) => cores::greenlet_xspawn,
+        (Micro::XSpawn, Runtime::Tokio) => cores::tokio_xspawn,
+        (Micro::XSpawn, Runtime::May) => cores::may_xspawn,
         (m, r) => return Err(format!("{} has no {} workload", r.name(), m.name())),
     };
     if runtime == Runtime::May {
-        may::configure();
+        match micro {
+            Micro::XChannel | Micro::XSpawn => may::configure_workers(2),
+            _ => may::configure(),
+        }
     }
     f((n / 10).max(1));
     Ok(f(n))
@@ -141,6 +171,11 @@ pub fn run_alive(runtime: Runtime, n: u64) -> Result<Alive, String> {
 pub fn serve(runtime: Runtime, proto: &str, port: u16) -> Result<(), String> {
     match (runtime, proto) {
         (Runtime::Tokio, "http") => tokio::serve(port, crate::proto::http),
+        (Runtime::Tokio, "http2") => tokio::serve_threads(port, 2, crate::proto::http),
+        (Runtime::May, "http2") => {
+            may::configure_workers(2);
+            may::serve(port, crate::proto::http)
+        }
         (Runtime::Tokio, "resp") => tokio::serve(port, crate::proto::resp),
         (Runtime::May, "http") => {
             may::configure();

@@ -116,32 +116,49 @@ pub fn alive(n: u64) -> Result<Alive, String> {
 
 /// A task per connection; answers with `parse` until the process is killed.
 pub fn serve(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), String> {
-    runtime().block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|e| format!("bind: {e}"))?;
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut conn = ConnBuf::new();
-                loop {
-                    let n = match stream.read(conn.spare()).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    conn.filled(n, parse);
-                    if !conn.out.is_empty() {
-                        if stream.write_all(&conn.out).await.is_err() {
-                            return;
-                        }
-                        conn.out.clear();
+    runtime().block_on(accept_loop(port, parse))
+}
+
+/// [`serve`] on a multi-thread runtime of `threads` workers (one listener; tokio's scheduler
+/// moves the tasks between workers).
+pub fn serve_threads(
+    port: u16,
+    threads: usize,
+    parse: fn(&[u8], &mut Vec<u8>) -> usize,
+) -> Result<(), String> {
+    Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio multi-thread runtime: {e}"))?
+        .block_on(accept_loop(port, parse))
+}
+
+async fn accept_loop(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut conn = ConnBuf::new();
+            loop {
+                let n = match stream.read(conn.spare()).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                conn.filled(n, parse);
+                if !conn.out.is_empty() {
+                    if stream.write_all(&conn.out).await.is_err() {
+                        return;
                     }
+                    conn.out.clear();
                 }
-            });
-        }
-    })
+            }
+        });
+    }
 }
 
 #[cfg(test)]

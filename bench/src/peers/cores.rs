@@ -1,0 +1,202 @@
+//! The two-core workloads: a ping-pong between two threads, and spawn + join onto two worker
+//! threads, for every runtime that has them. This crate's side runs on a two-hub
+//! `greenlet::Runtime`; tokio on a two-worker multi-thread runtime; may with two workers; std's
+//! and crossbeam's channels between two OS threads.
+//!
+//! On a two-core machine the ping-pong measures the hand-over between two threads (a wake-up
+//! of the other side, and for a parked receiver its sleep and wake in the kernel), not a
+//! speed-up: each message waits for the previous one.
+
+use std::time::{Duration, Instant};
+
+/// Pings `n` numbers to an echo on the other hub and back, over two `greenlet::sync::mpsc`
+/// channels: ns per message (one way).
+pub fn greenlet_xchannel(n: u64) -> f64 {
+    let rt = greenlet::Runtime::new(2).expect("runtime");
+    let (to_echo, echo_rx) = greenlet::sync::mpsc::channel::<u64>();
+    let (to_main, main_rx) = greenlet::sync::mpsc::channel::<u64>();
+    let echo = rt
+        .spawn_on(1, move || {
+            for v in echo_rx.iter() {
+                if to_main.send(v + 1).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("hub 1");
+    let ping = rt
+        .spawn_on(0, move || {
+            let start = Instant::now();
+            let mut v = 0;
+            for _ in 0..n {
+                to_echo.send(v).expect("echo alive");
+                v = main_rx.recv().expect("echo alive");
+            }
+            let dt = start.elapsed();
+            assert_eq!(v, n);
+            dt
+        })
+        .expect("hub 0");
+    let dt = ping.join().expect("ping");
+    echo.join().expect("echo");
+    per_message(dt, n)
+}
+
+/// The same between two OS threads over `std::sync::mpsc`.
+pub fn std_xchannel(n: u64) -> f64 {
+    let (to_echo, echo_rx) = std::sync::mpsc::channel::<u64>();
+    let (to_main, main_rx) = std::sync::mpsc::channel::<u64>();
+    let echo = std::thread::spawn(move || {
+        for v in echo_rx.iter() {
+            if to_main.send(v + 1).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut v = 0;
+    for _ in 0..n {
+        to_echo.send(v).expect("echo alive");
+        v = main_rx.recv().expect("echo alive");
+    }
+    let dt = start.elapsed();
+    assert_eq!(v, n);
+    drop(to_echo);
+    echo.join().expect("echo");
+    per_message(dt, n)
+}
+
+/// The same between two OS threads over crossbeam's unbounded channels.
+pub fn crossbeam_xchannel(n: u64) -> f64 {
+    let (to_echo, echo_rx) = crossbeam_channel::unbounded::<u64>();
+    let (to_main, main_rx) = crossbeam_channel::unbounded::<u64>();
+    let echo = std::thread::spawn(move || {
+        for v in echo_rx.iter() {
+            if to_main.send(v + 1).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut v = 0;
+    for _ in 0..n {
+        to_echo.send(v).expect("echo alive");
+        v = main_rx.recv().expect("echo alive");
+    }
+    let dt = start.elapsed();
+    assert_eq!(v, n);
+    drop(to_echo);
+    echo.join().expect("echo");
+    per_message(dt, n)
+}
+
+fn tokio_mt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio multi-thread runtime")
+}
+
+/// Two tasks on a two-worker tokio runtime over unbounded `tokio::sync::mpsc` channels (the
+/// scheduler decides where each runs; it may keep both on one worker).
+pub fn tokio_xchannel(n: u64) -> f64 {
+    tokio_mt().block_on(async move {
+        let (to_echo, mut echo_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let (to_main, mut main_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let echo = tokio::spawn(async move {
+            while let Some(v) = echo_rx.recv().await {
+                if to_main.send(v + 1).is_err() {
+                    break;
+                }
+            }
+        });
+        let ping = tokio::spawn(async move {
+            let start = Instant::now();
+            let mut v = 0;
+            for _ in 0..n {
+                to_echo.send(v).expect("echo alive");
+                v = main_rx.recv().await.expect("echo alive");
+            }
+            assert_eq!(v, n);
+            start.elapsed()
+        });
+        let dt = ping.await.expect("ping");
+        echo.await.expect("echo");
+        per_message(dt, n)
+    })
+}
+
+/// Two coroutines of may (two workers) over may's mpsc channels.
+pub fn may_xchannel(n: u64) -> f64 {
+    super::may::channel(n)
+}
+
+/// Spawns `n` greenlets onto a two-hub runtime from the main thread (each yields once), joins
+/// them all from the main thread: µs each.
+pub fn greenlet_xspawn(n: u64) -> f64 {
+    let rt = greenlet::Runtime::new(2).expect("runtime");
+    let start = Instant::now();
+    let all: Vec<_> = (0..n)
+        .map(|i| {
+            rt.spawn(move || {
+                greenlet::yield_now();
+                i
+            })
+        })
+        .collect();
+    let sum: u64 = all.into_iter().map(|h| h.join().expect("joined")).sum();
+    let dt = start.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    drop(rt);
+    dt.as_secs_f64() * 1e6 / n as f64
+}
+
+/// The same with tasks on a two-worker tokio runtime.
+pub fn tokio_xspawn(n: u64) -> f64 {
+    tokio_mt().block_on(async move {
+        let start = Instant::now();
+        let all: Vec<_> = (0..n)
+            .map(|i| {
+                tokio::spawn(async move {
+                    tokio::task::yield_now().await;
+                    i
+                })
+            })
+            .collect();
+        let mut sum = 0;
+        for h in all {
+            sum += h.await.expect("joined");
+        }
+        let dt = start.elapsed();
+        assert_eq!(sum, n * (n - 1) / 2);
+        dt.as_secs_f64() * 1e6 / n as f64
+    })
+}
+
+/// The same with may coroutines on two workers.
+pub fn may_xspawn(n: u64) -> f64 {
+    super::may::spawn(n)
+}
+
+fn per_message(dt: Duration, n: u64) -> f64 {
+    dt.as_nanos() as f64 / (2 * n) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cross_thread_workloads_give_times() {
+        for f in [
+            super::greenlet_xchannel,
+            super::std_xchannel,
+            super::crossbeam_xchannel,
+            super::tokio_xchannel,
+            super::greenlet_xspawn,
+            super::tokio_xspawn,
+        ] {
+            let t = f(200);
+            assert!(t.is_finite() && t > 0.0);
+        }
+    }
+}
