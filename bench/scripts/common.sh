@@ -4,6 +4,10 @@
 # own mio, tokio and may servers (`bench __serve <runtime> <http|resp> <port>`). Set PEERS to a
 # directory holding more peers to measure them in the same run, when present:
 #   $PEERS/go/bin/httphello          Go's net/http hello server (http.sh)
+#   $PEERS/go/bin/httphello_mp       the same, honouring GOMAXPROCS (http.sh's 2-thread rows;
+#                                    run with GOMAXPROCS=2)
+#   $PEERS/go/bin/spawn_mp N         Go spawn+join of N goroutines honouring GOMAXPROCS
+#                                    (spawn2.sh; run with GOMAXPROCS=2)
 #   $PEERS/py/gevent_http.py         gevent's hello server (http.sh; needs python3 + gevent)
 #   $PEERS/py/gevent_ping.py         gevent's RESP PING server (ping.sh; needs python3 + gevent)
 # Each takes its port as the only argument.

@@ -3,6 +3,10 @@
 # mio loop, tokio and may (the bench crate's servers) in the same run, at each connection count;
 # Go and gevent too when PEERS points at them (see common.sh).
 # needs: wrk (apt-get install wrk), cargo.
+# Then the same with two server threads: http_hello --threads 2 (one SO_REUSEPORT listener per
+# hub), tokio multi-thread with 2 workers, may with 2 workers, and Go at GOMAXPROCS=2 when PEERS
+# has a Go hello server that honours GOMAXPROCS (see common.sh). On a 2-core machine wrk shares
+# the cores with the 2 server threads: compare CPU per request; req/s is the client's limit.
 # usage: bench/scripts/http.sh [secs=5] [conns...=100 2000]
 # Targets: server CPU us/request <= 1.05x mio-handwritten, req/s >= 0.95x it.
 set -euo pipefail
@@ -36,4 +40,16 @@ for c in "${CONNS[@]}"; do
     fi
     run_http greenlet "$PORT" "$c" "$BIN" "$PORT"
   } | ratio_lines greenlet mio-handwritten
+done
+
+echo "two server threads:"
+for c in "${CONNS[@]}"; do
+  {
+    run_http tokio-multi-thread-2 $((PORT + 12)) "$c" "$BENCH" __serve tokio http2 $((PORT + 12))
+    run_http may-2-workers $((PORT + 13)) "$c" "$BENCH" __serve may http2 $((PORT + 13))
+    if [ -n "$PEERS" ] && [ -x "$PEERS/go/bin/httphello_mp" ]; then
+      run_http go-GOMAXPROCS2 $((PORT + 14)) "$c" env GOMAXPROCS=2 "$PEERS/go/bin/httphello_mp" $((PORT + 14))
+    fi
+    run_http greenlet-threads-2 $((PORT + 10)) "$c" "$BIN" $((PORT + 10)) --threads 2
+  } | ratio_lines greenlet-threads-2 tokio-multi-thread-2
 done

@@ -71,6 +71,7 @@ fn main() {
         Some("__alive") => Some(alive::child_main(&args[1..])),
         Some("__serve") => Some(net::serve_main(&args[1..])),
         Some("__listeners") => Some(listeners::serve_main(&args[1..])),
+        Some("__placement") => Some(peers::cores::placement_main(&args[1..])),
         _ => None,
     };
     if let Some(outcome) = hidden {

@@ -24,6 +24,14 @@ use crate::sync::mpsc;
 pub use self::join::RemoteJoinHandle;
 
 /// How [`Runtime::spawn`] chooses a hub for a new greenlet.
+///
+/// Measured with `target/release/bench __placement` (2 hubs, on a heavily loaded 2-core
+/// machine, so the times are rough): placing and joining trivial greenlets cost the same with
+/// both; uneven work (400 CPU-bound greenlets, one in ten 40 times longer, at most 8 in
+/// flight) took a median of 69 ms least-loaded against 182 ms round-robin over 9 paired runs
+/// (least-loaded ahead in 6, behind in 2). A greenlet that computes does not yield, so what
+/// round-robin queues behind a long one waits for it; least-loaded sends new work to the hub
+/// that has less running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Placement {

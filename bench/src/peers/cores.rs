@@ -200,3 +200,71 @@ mod tests {
         }
     }
 }
+
+/// `bench __placement [reps]`: the two placements of `greenlet::Runtime` (2 hubs) on two
+/// workloads, printed one line per repetition: the cost of placing (20,000 trivial
+/// spawn + join) and the makespan of uneven work (400 CPU-bound greenlets, one in ten 40 times
+/// longer, at most 8 in flight, as a worker pool would feed them).
+pub fn placement_main(args: &[String]) -> Result<(), String> {
+    use greenlet::runtime::{Builder, Placement};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let reps: u64 = match args.first() {
+        Some(r) => r.parse().map_err(|e| format!("reps: {e}"))?,
+        None => 3,
+    };
+    fn work(units: u64) -> u64 {
+        let mut x = 0u64;
+        for i in 0..units * 20_000 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x)
+    }
+    for rep in 0..reps {
+        for placement in [Placement::RoundRobin, Placement::LeastLoaded] {
+            let rt = Builder::new()
+                .threads(2)
+                .placement(placement)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let t = Instant::now();
+            let hs: Vec<_> = (0..20_000u64).map(|i| rt.spawn(move || i)).collect();
+            for h in hs {
+                h.join().map_err(|e| e.to_string())?;
+            }
+            let cost = t.elapsed().as_secs_f64() * 1e6 / 20_000.0;
+            let mut seed = 12_345 + rep;
+            let sizes: Vec<u64> = (0..400)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if seed % 100 < 10 { 200 } else { 5 }
+                })
+                .collect();
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let t = Instant::now();
+            let mut hs = Vec::with_capacity(sizes.len());
+            for &units in &sizes {
+                while in_flight.load(Ordering::Acquire) >= 8 {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                in_flight.fetch_add(1, Ordering::AcqRel);
+                let in_flight = in_flight.clone();
+                hs.push(rt.spawn(move || {
+                    work(units);
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                }));
+            }
+            for h in hs {
+                h.join().map_err(|e| e.to_string())?;
+            }
+            let makespan = t.elapsed().as_secs_f64() * 1e3;
+            println!(
+                "rep {rep} {placement:?}: place+join {cost:.2} µs each; uneven work done in {makespan:.0} ms"
+            );
+        }
+    }
+    Ok(())
+}
