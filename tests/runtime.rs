@@ -206,7 +206,7 @@ fn hub_handle_spawn_on_a_thread_that_exited_fails() {
 #[test]
 fn hub_handle_spawn_on_this_threads_hub_runs_when_it_blocks() {
     let hub = HubHandle::current().unwrap();
-    let h = hub.spawn(|| thread_name()).unwrap();
+    let h = hub.spawn(thread_name).unwrap();
     // Joining parks the main greenlet, so the hub runs and spawns the greenlet here.
     assert_eq!(h.join().unwrap(), thread_name());
 }

@@ -7,7 +7,7 @@
 //! Work crosses threads only as `Send` values: the closure given to [`Runtime::spawn`], its
 //! result, and what goes through the `Send` primitives of [`sync`](crate::sync)
 //! ([`Mutex`](crate::sync::Mutex), [`RwLock`](crate::sync::RwLock),
-//! [`Condvar`](crate::sync::Condvar), [`mpsc`](crate::sync::mpsc)). A greenlet waiting on one of
+//! [`Condvar`](crate::sync::Condvar), [`sync::mpsc`](crate::sync::mpsc)). A greenlet waiting on one of
 //! those parks, and is woken across threads through its hub's remote-wake path.
 
 mod join;
@@ -149,8 +149,8 @@ impl Builder {
 /// Greenlets on different hubs run in parallel and share data through `Send` types: the
 /// [`sync`](crate::sync) primitives that cross threads ([`Mutex`](crate::sync::Mutex),
 /// [`RwLock`](crate::sync::RwLock), [`Condvar`](crate::sync::Condvar),
-/// [`mpsc`](crate::sync::mpsc)), `Arc`, atomics. Servers serve on every hub with one listener
-/// each ([`StreamServer::serve_on`](crate::server::StreamServer::serve_on)).
+/// [`sync::mpsc`](crate::sync::mpsc)), `Arc`, atomics. Servers serve on every hub with one listener
+/// each ([`StreamServer::start_on`](crate::server::StreamServer::start_on)).
 ///
 /// Dropping the runtime kills the greenlets it placed (each unwinds from where it waits,
 /// running its destructors) and joins its threads; [`shutdown`](Runtime::shutdown) first gives

@@ -18,8 +18,8 @@
 //!   hub, also ends the wait with [`RecvError`]: std's error has no other case, so check the
 //!   [`with_timeout`](crate::with_timeout) result to tell them apart.
 //! - [`Receiver::try_recv`] never waits; [`Receiver::recv_timeout`] waits at most a given time.
-//! - [`SyncSender::send`] on a full channel waits for room (for a [`sync_channel(0)`]
-//!   (sync_channel), until the receiver takes the item); [`SyncSender::try_send`] never waits,
+//! - [`SyncSender::send`] on a full channel waits for room (for
+//!   [`sync_channel(0)`](sync_channel), until the receiver takes the item); [`SyncSender::try_send`] never waits,
 //!   [`SyncSender::send_timeout`] waits at most a given time.
 //!
 //! As with std, a receiver that holds one of its own senders waits forever once the others are

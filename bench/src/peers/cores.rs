@@ -183,24 +183,6 @@ fn per_message(dt: Duration, n: u64) -> f64 {
     dt.as_nanos() as f64 / (2 * n) as f64
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn cross_thread_workloads_give_times() {
-        for f in [
-            super::greenlet_xchannel,
-            super::std_xchannel,
-            super::crossbeam_xchannel,
-            super::tokio_xchannel,
-            super::greenlet_xspawn,
-            super::tokio_xspawn,
-        ] {
-            let t = f(200);
-            assert!(t.is_finite() && t > 0.0);
-        }
-    }
-}
-
 /// `bench __placement [reps]`: the two placements of `greenlet::Runtime` (2 hubs) on two
 /// workloads, printed one line per repetition: the cost of placing (20,000 trivial
 /// spawn + join) and the makespan of uneven work (400 CPU-bound greenlets, one in ten 40 times
@@ -267,4 +249,22 @@ pub fn placement_main(args: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cross_thread_workloads_give_times() {
+        for f in [
+            super::greenlet_xchannel,
+            super::std_xchannel,
+            super::crossbeam_xchannel,
+            super::tokio_xchannel,
+            super::greenlet_xspawn,
+            super::tokio_xspawn,
+        ] {
+            let t = f(200);
+            assert!(t.is_finite() && t > 0.0);
+        }
+    }
 }
