@@ -3,24 +3,22 @@
 //! listener differs): one `SO_REUSEPORT` listener per thread, or one listener that every
 //! thread's epoll waits on with `EPOLLEXCLUSIVE` (one wake-up per connection instead of all).
 //!
-//! It serves HTTP hello like the mio peer and prints, every 200 ms, how many connections each
+//! It serves HTTP hello with the mio peer's loop and prints, every 200 ms, how many connections each
 //! thread accepted and how many requests each answered: `bench/scripts/listeners.sh` runs it
 //! under `wrk` in both modes and reports the spread with the CPU per request.
 
-use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::net::TcpListener;
+use mio::{Interest, Poll};
 use socket2::{Domain, Socket, Type};
 
-use crate::proto::{self, ConnBuf};
-
-const LISTENER: Token = Token(usize::MAX);
+use crate::peers::mio::LISTENER;
+use crate::proto;
 
 /// Accepted connections and answered reads of one thread.
 #[derive(Default)]
@@ -121,72 +119,15 @@ fn worker(listener: std::net::TcpListener, exclusive: bool, counts: &Counts) -> 
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("register: {e}"))?;
     }
-    let mut conns: Vec<Option<(TcpStream, ConnBuf)>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    let mut events = Events::with_capacity(1024);
-    loop {
-        if let Err(e) = poll.poll(&mut events, None) {
-            if e.kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("poll: {e}"));
-        }
-        for event in events.iter() {
-            if event.token() == LISTENER {
-                while let Ok((mut stream, _)) = listener.accept() {
-                    counts.conns.fetch_add(1, Ordering::Relaxed);
-                    let slot = free.pop().unwrap_or_else(|| {
-                        conns.push(None);
-                        conns.len() - 1
-                    });
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    if poll
-                        .registry()
-                        .register(&mut stream, Token(slot), interest)
-                        .is_ok()
-                    {
-                        conns[slot] = Some((stream, ConnBuf::new()));
-                    } else {
-                        free.push(slot);
-                    }
-                }
-                continue;
-            }
-            let slot = event.token().0;
-            let Some((stream, buf)) = conns.get_mut(slot).and_then(Option::as_mut) else {
-                continue;
-            };
+    crate::peers::mio::event_loop(
+        &mut poll,
+        &listener,
+        proto::http,
+        || {
+            counts.conns.fetch_add(1, Ordering::Relaxed);
+        },
+        || {
             counts.reads.fetch_add(1, Ordering::Relaxed);
-            if !drive(stream, buf) {
-                if let Some((mut stream, _)) = conns[slot].take() {
-                    let _ = poll.registry().deregister(&mut stream);
-                }
-                free.push(slot);
-            }
-        }
-    }
-}
-
-/// Reads until `WouldBlock`, answers, writes; false when the connection is done.
-fn drive(stream: &mut TcpStream, buf: &mut ConnBuf) -> bool {
-    loop {
-        match stream.read(buf.spare()) {
-            Ok(0) => return false,
-            Ok(n) => buf.filled(n, proto::http),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    let mut written = 0;
-    while written < buf.out.len() {
-        match stream.write(&buf.out[written..]) {
-            Ok(n) => written += n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    buf.out.drain(..written);
-    true
+        },
+    )
 }

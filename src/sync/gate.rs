@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LockResult, Mutex, MutexGuard, PoisonError, TryLockError, TryLockResult};
 use std::time::Instant;
 
 use crate::hub::waitlist::BlockError;
@@ -303,4 +303,28 @@ impl Drop for Leave<'_> {
     fn drop(&mut self) {
         self.gate.leave(self.exclusive);
     }
+}
+
+/// Wraps std's guard, taken by a caller the gate let in (std's lock is free then, so it never
+/// has to wait), in the green guard made by `wrap`, keeping std's poisoning. `wrap` owns the
+/// [`Leave`] already, so a failure here still leaves the gate.
+pub(crate) fn adopt<G, H>(taken: TryLockResult<G>, wrap: impl FnOnce(G) -> H) -> LockResult<H> {
+    match taken {
+        Ok(g) => Ok(wrap(g)),
+        Err(TryLockError::Poisoned(p)) => Err(PoisonError::new(wrap(p.into_inner()))),
+        Err(TryLockError::WouldBlock) => {
+            unreachable!("only callers the gate let in touch std's lock, one writer at a time")
+        }
+    }
+}
+
+/// A `try_` or `_timeout` form's result: `WouldBlock` if the gate did not let the caller in.
+pub(crate) fn try_form<H>(
+    entered: bool,
+    guard: impl FnOnce() -> LockResult<H>,
+) -> TryLockResult<H> {
+    if !entered {
+        return Err(TryLockError::WouldBlock);
+    }
+    Ok(guard()?)
 }

@@ -478,51 +478,46 @@ impl<T> Receiver<T> {
     }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        self.chan.lock().senders += 1;
-        Sender {
-            chan: self.chan.clone(),
+/// What both sender types share: cloning counts a sender, the last one going wakes a waiting
+/// receiver (which then finds the channel disconnected), `Debug` shows nothing of the items.
+macro_rules! sender_handle {
+    ($name:ident) => {
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                self.chan.lock().senders += 1;
+                $name {
+                    chan: self.chan.clone(),
+                }
+            }
         }
-    }
-}
 
-impl<T> Clone for SyncSender<T> {
-    fn clone(&self) -> Self {
-        self.chan.lock().senders += 1;
-        SyncSender {
-            chan: self.chan.clone(),
+        impl<T> Drop for $name<T> {
+            fn drop(&mut self) {
+                let receiver = {
+                    let mut s = self.chan.lock();
+                    s.senders -= 1;
+                    if s.senders == 0 {
+                        s.recv_waiter.take()
+                    } else {
+                        None
+                    }
+                };
+                if let Some(r) = receiver {
+                    r.notify();
+                }
+            }
         }
-    }
-}
 
-/// The last sender going wakes a waiting receiver, which then finds the channel disconnected.
-fn sender_gone<T>(chan: &Chan<T>) {
-    let receiver = {
-        let mut s = chan.lock();
-        s.senders -= 1;
-        if s.senders == 0 {
-            s.recv_waiter.take()
-        } else {
-            None
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
         }
     };
-    if let Some(r) = receiver {
-        r.notify();
-    }
 }
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        sender_gone(&self.chan);
-    }
-}
-
-impl<T> Drop for SyncSender<T> {
-    fn drop(&mut self) {
-        sender_gone(&self.chan);
-    }
-}
+sender_handle!(Sender);
+sender_handle!(SyncSender);
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
@@ -544,18 +539,6 @@ impl<T> Drop for Receiver<T> {
             n.notify();
         }
         drop(items);
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Debug for SyncSender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncSender").finish_non_exhaustive()
     }
 }
 

@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{self, LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{self, LockResult, TryLockError, TryLockResult};
 use std::time::Duration;
 
-use super::gate::{Gate, Leave};
+use super::gate::{Gate, Leave, adopt, try_form};
 use crate::hub::waitlist::deadline_after;
 
 /// A mutual-exclusion lock that protects data, for greenlets on any hub and for plain threads:
@@ -74,7 +74,7 @@ impl<T> Mutex<T> {
     /// Consumes the mutex and returns its data.
     ///
     /// # Errors
-    /// A [`PoisonError`] holding the data if a holder panicked.
+    /// A [`PoisonError`](std::sync::PoisonError) holding the data if a holder panicked.
     pub fn into_inner(self) -> LockResult<T> {
         self.data.into_inner()
     }
@@ -85,7 +85,7 @@ impl<T: ?Sized> Mutex<T> {
     /// parks, a plain thread blocks.
     ///
     /// # Errors
-    /// A [`PoisonError`] holding the guard if a holder panicked while holding it.
+    /// A [`PoisonError`](std::sync::PoisonError) holding the guard if a holder panicked while holding it.
     ///
     /// # Panics
     /// Never for contention; like std's, locking a mutex the caller already holds never
@@ -110,10 +110,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(*m.try_lock().unwrap(), 1);
     /// ```
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        if !self.gate.try_enter(true) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.guard()?)
+        try_form(self.gate.try_enter(true), || self.guard())
     }
 
     /// Locks the mutex, waiting at most `timeout`.
@@ -131,35 +128,23 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<MutexGuard<'_, T>> {
         let deadline = deadline_after(Some(timeout));
-        if !self.gate.enter(true, deadline, &"Mutex::lock_timeout") {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.guard()?)
+        try_form(
+            self.gate.enter(true, deadline, &"Mutex::lock_timeout"),
+            || self.guard(),
+        )
     }
 
-    /// The guard once the gate let us in: std's lock is free then.
+    /// The guard once the gate let us in.
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
         let leave = Leave {
             gate: &self.gate,
             exclusive: true,
         };
-        let (inner, poisoned) = match self.data.try_lock() {
-            Ok(g) => (g, false),
-            Err(TryLockError::Poisoned(p)) => (p.into_inner(), true),
-            Err(TryLockError::WouldBlock) => {
-                unreachable!("only the holder of the gate touches the data lock")
-            }
-        };
-        let guard = MutexGuard {
+        adopt(self.data.try_lock(), |inner| MutexGuard {
             mutex: self,
             inner,
             _leave: leave,
-        };
-        if poisoned {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        })
     }
 
     /// Whether a holder panicked while holding the lock (std's `is_poisoned`).
@@ -175,7 +160,7 @@ impl<T: ?Sized> Mutex<T> {
     /// The data, through a unique borrow: no locking needed.
     ///
     /// # Errors
-    /// A [`PoisonError`] holding the reference if a holder panicked.
+    /// A [`PoisonError`](std::sync::PoisonError) holding the reference if a holder panicked.
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
         self.data.get_mut()
     }

@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{self, LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{self, LockResult, TryLockError, TryLockResult};
 use std::time::Duration;
 
-use super::gate::{Gate, Leave};
+use super::gate::{Gate, Leave, adopt, try_form};
 use crate::hub::waitlist::deadline_after;
 
 /// A reader-writer lock that protects data, for greenlets on any hub and for plain threads:
@@ -64,7 +64,7 @@ impl<T> RwLock<T> {
     /// Consumes the lock and returns its data.
     ///
     /// # Errors
-    /// A [`PoisonError`] holding the data if a writer panicked.
+    /// A [`PoisonError`](std::sync::PoisonError) holding the data if a writer panicked.
     pub fn into_inner(self) -> LockResult<T> {
         self.data.into_inner()
     }
@@ -74,7 +74,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, waiting while a writer holds or waits for the lock.
     ///
     /// # Errors
-    /// A [`PoisonError`] holding the guard if a writer panicked.
+    /// A [`PoisonError`](std::sync::PoisonError) holding the guard if a writer panicked.
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         self.gate.enter(false, None, &"RwLock::read");
         self.read_guard()
@@ -85,10 +85,7 @@ impl<T: ?Sized> RwLock<T> {
     /// # Errors
     /// [`TryLockError::WouldBlock`] if a writer holds or waits for it; `Poisoned` as `read`.
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        if !self.gate.try_enter(false) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.read_guard()?)
+        try_form(self.gate.try_enter(false), || self.read_guard())
     }
 
     /// Locks for reading, waiting at most `timeout`.
@@ -109,7 +106,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for writing, waiting while anyone holds the lock.
     ///
     /// # Errors
-    /// A [`PoisonError`] holding the guard if a writer panicked.
+    /// A [`PoisonError`](std::sync::PoisonError) holding the guard if a writer panicked.
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         self.gate.enter(true, None, &"RwLock::write");
         self.write_guard()
@@ -131,10 +128,7 @@ impl<T: ?Sized> RwLock<T> {
     /// *lock.try_write().unwrap() += 1;
     /// ```
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
-        if !self.gate.try_enter(true) {
-            return Err(TryLockError::WouldBlock);
-        }
-        Ok(self.write_guard()?)
+        try_form(self.gate.try_enter(true), || self.write_guard())
     }
 
     /// Locks for writing, waiting at most `timeout`.
@@ -157,22 +151,10 @@ impl<T: ?Sized> RwLock<T> {
             gate: &self.gate,
             exclusive: false,
         };
-        let (inner, poisoned) = match self.data.try_read() {
-            Ok(g) => (g, false),
-            Err(TryLockError::Poisoned(p)) => (p.into_inner(), true),
-            Err(TryLockError::WouldBlock) => {
-                unreachable!("no writer holds the data lock while the gate admits readers")
-            }
-        };
-        let guard = RwLockReadGuard {
+        adopt(self.data.try_read(), |inner| RwLockReadGuard {
             inner,
             _leave: leave,
-        };
-        if poisoned {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        })
     }
 
     fn write_guard(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
@@ -180,22 +162,10 @@ impl<T: ?Sized> RwLock<T> {
             gate: &self.gate,
             exclusive: true,
         };
-        let (inner, poisoned) = match self.data.try_write() {
-            Ok(g) => (g, false),
-            Err(TryLockError::Poisoned(p)) => (p.into_inner(), true),
-            Err(TryLockError::WouldBlock) => {
-                unreachable!("only the writer admitted by the gate touches the data lock")
-            }
-        };
-        let guard = RwLockWriteGuard {
+        adopt(self.data.try_write(), |inner| RwLockWriteGuard {
             inner,
             _leave: leave,
-        };
-        if poisoned {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        })
     }
 
     /// Whether a writer panicked while holding the lock.
@@ -211,7 +181,7 @@ impl<T: ?Sized> RwLock<T> {
     /// The data, through a unique borrow: no locking needed.
     ///
     /// # Errors
-    /// A [`PoisonError`] holding the reference if a writer panicked.
+    /// A [`PoisonError`](std::sync::PoisonError) holding the reference if a writer panicked.
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
         self.data.get_mut()
     }

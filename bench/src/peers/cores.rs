@@ -42,52 +42,42 @@ pub fn greenlet_xchannel(n: u64) -> f64 {
     per_message(dt, n)
 }
 
+/// Ping-pong between the calling thread and an echo thread over two channels made by
+/// `$channel` (std's and crossbeam's have the same shape): ns per message.
+macro_rules! thread_ping_pong {
+    ($channel:path, $n:expr) => {{
+        let n: u64 = $n;
+        let (to_echo, echo_rx) = $channel();
+        let (to_main, main_rx) = $channel();
+        let echo = std::thread::spawn(move || {
+            for v in echo_rx.iter() {
+                if to_main.send(v + 1).is_err() {
+                    break;
+                }
+            }
+        });
+        let start = Instant::now();
+        let mut v: u64 = 0;
+        for _ in 0..n {
+            to_echo.send(v).expect("echo alive");
+            v = main_rx.recv().expect("echo alive");
+        }
+        let dt = start.elapsed();
+        assert_eq!(v, n);
+        drop(to_echo);
+        echo.join().expect("echo");
+        per_message(dt, n)
+    }};
+}
+
 /// The same between two OS threads over `std::sync::mpsc`.
 pub fn std_xchannel(n: u64) -> f64 {
-    let (to_echo, echo_rx) = std::sync::mpsc::channel::<u64>();
-    let (to_main, main_rx) = std::sync::mpsc::channel::<u64>();
-    let echo = std::thread::spawn(move || {
-        for v in echo_rx.iter() {
-            if to_main.send(v + 1).is_err() {
-                break;
-            }
-        }
-    });
-    let start = Instant::now();
-    let mut v = 0;
-    for _ in 0..n {
-        to_echo.send(v).expect("echo alive");
-        v = main_rx.recv().expect("echo alive");
-    }
-    let dt = start.elapsed();
-    assert_eq!(v, n);
-    drop(to_echo);
-    echo.join().expect("echo");
-    per_message(dt, n)
+    thread_ping_pong!(std::sync::mpsc::channel, n)
 }
 
 /// The same between two OS threads over crossbeam's unbounded channels.
 pub fn crossbeam_xchannel(n: u64) -> f64 {
-    let (to_echo, echo_rx) = crossbeam_channel::unbounded::<u64>();
-    let (to_main, main_rx) = crossbeam_channel::unbounded::<u64>();
-    let echo = std::thread::spawn(move || {
-        for v in echo_rx.iter() {
-            if to_main.send(v + 1).is_err() {
-                break;
-            }
-        }
-    });
-    let start = Instant::now();
-    let mut v = 0;
-    for _ in 0..n {
-        to_echo.send(v).expect("echo alive");
-        v = main_rx.recv().expect("echo alive");
-    }
-    let dt = start.elapsed();
-    assert_eq!(v, n);
-    drop(to_echo);
-    echo.join().expect("echo");
-    per_message(dt, n)
+    thread_ping_pong!(crossbeam_channel::unbounded, n)
 }
 
 fn tokio_mt() -> tokio::runtime::Runtime {
@@ -154,24 +144,7 @@ pub fn greenlet_xspawn(n: u64) -> f64 {
 
 /// The same with tasks on a two-worker tokio runtime.
 pub fn tokio_xspawn(n: u64) -> f64 {
-    tokio_mt().block_on(async move {
-        let start = Instant::now();
-        let all: Vec<_> = (0..n)
-            .map(|i| {
-                tokio::spawn(async move {
-                    tokio::task::yield_now().await;
-                    i
-                })
-            })
-            .collect();
-        let mut sum = 0;
-        for h in all {
-            sum += h.await.expect("joined");
-        }
-        let dt = start.elapsed();
-        assert_eq!(sum, n * (n - 1) / 2);
-        dt.as_secs_f64() * 1e6 / n as f64
-    })
+    super::tokio::spawn_on(tokio_mt(), n)
 }
 
 /// The same with may coroutines on two workers.

@@ -11,7 +11,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::proto::ConnBuf;
 
-const LISTENER: Token = Token(usize::MAX);
+/// The listener's token; connections use their slot number.
+pub const LISTENER: Token = Token(usize::MAX);
 
 struct Conn {
     stream: TcpStream,
@@ -26,6 +27,18 @@ pub fn serve(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), S
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(|e| format!("register: {e}"))?;
+    event_loop(&mut poll, &listener, parse, || {}, || {})
+}
+
+/// The loop of one thread: `listener` is registered on `poll` with [`LISTENER`] already.
+/// `accepted` runs for every connection accepted, `served` for every connection event.
+pub fn event_loop(
+    poll: &mut Poll,
+    listener: &TcpListener,
+    parse: fn(&[u8], &mut Vec<u8>) -> usize,
+    accepted: impl Fn(),
+    served: impl Fn(),
+) -> Result<(), String> {
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut events = Events::with_capacity(1024);
@@ -39,6 +52,7 @@ pub fn serve(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), S
         for event in events.iter() {
             if event.token() == LISTENER {
                 while let Ok((mut stream, _)) = listener.accept() {
+                    accepted();
                     let slot = free.pop().unwrap_or_else(|| {
                         conns.push(None);
                         conns.len() - 1
@@ -61,6 +75,7 @@ pub fn serve(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), S
             let Some(conn) = conns.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
+            served();
             if !drive(conn, parse) {
                 let mut conn = conns[slot].take().expect("present");
                 let _ = poll.registry().deregister(&mut conn.stream);

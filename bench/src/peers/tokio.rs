@@ -40,7 +40,12 @@ pub fn yield_now(n: u64) -> f64 {
 
 /// Spawns `n` tasks that each yield once, joins them all: µs per task.
 pub fn spawn(n: u64) -> f64 {
-    runtime().block_on(async move {
+    spawn_on(runtime(), n)
+}
+
+/// [`spawn`] on the runtime given (the two-core rows use a multi-thread one).
+pub fn spawn_on(rt: Runtime, n: u64) -> f64 {
+    rt.block_on(async move {
         let start = Instant::now();
         let all: Vec<_> = (0..n)
             .map(|i| {
