@@ -347,3 +347,24 @@ fn dropping_a_runtime_with_a_server_and_open_connections_ends() {
     }
     assert_eq!(server.stop(Duration::ZERO), 0);
 }
+
+#[test]
+fn the_cross_thread_types_are_send_and_sync_as_std_s() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Runtime>();
+    sync::<Runtime>();
+    send::<greenlet::RemoteJoinHandle<u8>>();
+    send::<HubHandle>();
+    sync::<HubHandle>();
+    send::<greenlet::sync::Mutex<u8>>();
+    sync::<greenlet::sync::Mutex<u8>>();
+    sync::<greenlet::sync::RwLock<u8>>();
+    sync::<greenlet::sync::Condvar>();
+    send::<greenlet::sync::mpsc::Sender<u8>>();
+    sync::<greenlet::sync::mpsc::Sender<u8>>();
+    send::<greenlet::sync::mpsc::SyncSender<u8>>();
+    send::<greenlet::sync::mpsc::Receiver<u8>>();
+    send::<greenlet::server::RuntimeServer>();
+    sync::<greenlet::server::RuntimeServer>();
+}

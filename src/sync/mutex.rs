@@ -54,6 +54,12 @@ pub struct Mutex<T: ?Sized> {
 /// Holds a [`Mutex`] until dropped (std's `MutexGuard`); gives access to the data.
 ///
 /// Like std's, it is not `Send`: it is released on the thread that took it.
+///
+/// ```compile_fail
+/// let m = std::sync::Arc::new(greenlet::sync::Mutex::new(0));
+/// let guard = m.lock().unwrap();
+/// std::thread::spawn(move || drop(guard)); // MutexGuard is !Send
+/// ```
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
