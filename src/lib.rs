@@ -169,6 +169,8 @@ mod error;
 mod generator;
 mod greenlet;
 mod hub;
+#[cfg(feature = "monkey")]
+pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod runtime;

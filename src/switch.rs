@@ -166,6 +166,19 @@ pub(crate) fn outside_greenlets() -> bool {
     cur.is_null() || unsafe { (*cur).kind } == Kind::Main
 }
 
+/// Whether a greenlet of this thread's runtime (main included) is running, rather than the hub
+/// or nothing (no runtime yet, or destroyed at thread exit). Reads one const-initialised
+/// thread-local and an immutable field of a live greenlet: it never creates the runtime and is
+/// async-signal-safe, which the `monkey` hooks rely on.
+#[cfg(feature = "monkey")]
+#[inline]
+pub(crate) fn in_greenlet() -> bool {
+    let cur = CURRENT.get();
+    // SAFETY: a non-null CURRENT points into a live greenlet (see `current`); `kind` never
+    // changes after creation.
+    !cur.is_null() && unsafe { (*cur).kind } != Kind::Hub
+}
+
 /// This thread's hub pseudo-greenlet.
 #[inline]
 pub(crate) fn hub_greenlet() -> Greenlet {
@@ -384,6 +397,14 @@ pub(crate) fn root<A: 'static, R: 'static>(
             }
             outcome_of_unwind(payload)
         }
+    };
+    // A kill that reached the greenlet inside a hooked libc call could not unwind through C
+    // frames: it was kept for later, and is the outcome if nothing raised it since.
+    #[cfg(feature = "monkey")]
+    // SAFETY: as above, this greenlet is current while its root runs.
+    let outcome = match crate::monkey::take_deferred(unsafe { &*cur }) {
+        Some(payload) if matches!(outcome, Msg::Value(_)) => outcome_of_unwind(payload),
+        _ => outcome,
     };
     // The greenlet is finished: its greenlet-local values go now, while it is still current
     // (their destructors may use the hub), not when the last handle on it is dropped.

@@ -131,6 +131,11 @@ impl Reactor {
 pub(crate) struct IoRegistration {
     token: usize,
     fd: RawFd,
+    /// Set once [`release`](IoRegistration::release) has woken the waiters and settled the
+    /// epoll registration: dropping must not deregister by a descriptor number that may now
+    /// belong to another file.
+    #[cfg(feature = "monkey")]
+    released: Cell<bool>,
     _thread_bound: PhantomData<*const ()>,
 }
 
@@ -159,6 +164,8 @@ impl IoRegistration {
                 Ok(()) => Ok(IoRegistration {
                     token,
                     fd,
+                    #[cfg(feature = "monkey")]
+                    released: Cell::new(false),
                     _thread_bound: PhantomData,
                 }),
                 Err(e) => {
@@ -287,14 +294,55 @@ impl Direction {
     }
 }
 
+impl IoRegistration {
+    /// Wakes every greenlet waiting on the descriptor (they retry and find out what happened)
+    /// and ends the epoll registration: with `deregister`, by removing it (the descriptor is
+    /// still open: it is about to be closed); without, by leaving it to the kernel, which drops
+    /// it with the file (the descriptor was closed already and its number may be reused). Later
+    /// waits on this registration still work, but nothing will wake them: callers check first.
+    #[cfg(feature = "monkey")]
+    pub(crate) fn release(&self, deregister: bool) {
+        if self.released.replace(true) {
+            return;
+        }
+        let _ = super::try_with_hub(|hub| {
+            if deregister && let Ok(reg) = hub.io.registry() {
+                let _ = reg.deregister(&mut SourceFd(&self.fd));
+            }
+            let old = hub
+                .io
+                .entries
+                .borrow_mut()
+                .get_mut(self.token)
+                .and_then(|e| e.replace(Entry::default()));
+            // Woken outside the borrow: dropping a waiter may drop a greenlet.
+            if let Some(entry) = old {
+                entry.readers.wake_all();
+                entry.writers.wake_all();
+            }
+        });
+    }
+
+    #[cfg(feature = "monkey")]
+    fn is_released(&self) -> bool {
+        self.released.get()
+    }
+
+    #[cfg(not(feature = "monkey"))]
+    fn is_released(&self) -> bool {
+        false
+    }
+}
+
 impl Drop for IoRegistration {
     fn drop(&mut self) {
         let fd = self.fd;
         let token = self.token;
+        let released = self.is_released();
         // During thread exit the hub may already be gone; the descriptor is closed by its
         // owner right after, which removes it from epoll anyway.
         let _ = super::try_with_hub(|hub| {
-            if let Ok(reg) = hub.io.registry() {
+            if !released && let Ok(reg) = hub.io.registry() {
                 let _ = reg.deregister(&mut SourceFd(&fd));
             }
             let entry = hub.io.entries.borrow_mut()[token].take();

@@ -49,6 +49,10 @@ pub(crate) struct GreenletData {
     pub(crate) locals: local::Locals,
     /// Active [`Timeout`]s of the greenlet.
     pub(crate) deadlines: timeout::Deadlines,
+    /// A kill or throw that reached the greenlet inside a hooked libc call, kept to be raised
+    /// at its next park (see `crate::monkey`).
+    #[cfg(feature = "monkey")]
+    pub(crate) deferred: crate::monkey::Deferred,
 }
 
 /// A registration to wake one parked greenlet once. Stale waiters (whose greenlet has been
@@ -202,6 +206,20 @@ pub(crate) fn current_serial() -> u64 {
 #[inline]
 pub(crate) fn exists() -> bool {
     !HUB_PTR.get().is_null()
+}
+
+/// Tells the blocking monitor (when it is on) which libc call the running greenlet is about to
+/// block the thread in, or, with `None`, that the call returned.
+#[cfg(feature = "monkey")]
+pub(crate) fn note_blocking_call(call: Option<(&'static str, i32)>) {
+    let _ = try_with_hub(|hub| hub.monitor.note_call(call));
+}
+
+/// Whether this thread's hub exists or can still be created (false during thread exit, once
+/// it is gone).
+#[cfg(feature = "monkey")]
+pub(crate) fn is_available() -> bool {
+    try_with_hub(|_| ()).is_some()
 }
 
 /// [`with_hub`] that does nothing during thread exit, once the hub is gone.
@@ -414,6 +432,13 @@ pub(crate) fn shut_down_remote(grace: Duration) -> usize {
 /// Prepares the current greenlet to park: the returned waiter wakes it once.
 pub(crate) fn waiter() -> Waiter {
     let greenlet = crate::current();
+    // A kill that had to wait (it reached the greenlet inside a hooked libc call) is raised
+    // now, before the greenlet is put on any wait list.
+    #[cfg(feature = "monkey")]
+    if let Some(payload) = crate::monkey::take_deferred(greenlet.inner()) {
+        drop(greenlet);
+        std::panic::resume_unwind(payload);
+    }
     let token = with_hub(Hub::new_token);
     greenlet.inner().hub.park_token.set(token);
     Waiter { greenlet, token }

@@ -22,6 +22,9 @@ struct Shared {
     /// Whether the hub is idle in its poll (not blocked by a greenlet).
     idle: AtomicBool,
     running: Mutex<String>,
+    /// The libc call the running greenlet is blocked in, when the `monkey` hooks know it.
+    #[cfg(feature = "monkey")]
+    call: Mutex<Option<(&'static str, i32)>>,
     stop: AtomicBool,
 }
 
@@ -120,6 +123,17 @@ impl Monitor {
         }
     }
 
+    /// Records (or, with `None`, clears) the libc call the running greenlet is about to block
+    /// the hub in: a hooked call that cannot cooperate, named with its descriptor.
+    #[cfg(feature = "monkey")]
+    pub(crate) fn note_call(&self, call: Option<(&'static str, i32)>) {
+        if self.enabled.get()
+            && let Some(shared) = self.shared.get()
+        {
+            *shared.call.lock().unwrap_or_else(|e| e.into_inner()) = call;
+        }
+    }
+
     fn active(&self) -> Option<&Arc<Shared>> {
         if let Some(threshold) = self.pending.take() {
             // First use after enabling: start the watchdog thread.
@@ -142,6 +156,21 @@ impl Drop for Monitor {
     }
 }
 
+/// ", in the blocking libc call `read()` on fd 5", when the `monkey` hooks saw which call.
+#[cfg(feature = "monkey")]
+fn blocked_in(shared: &Shared) -> String {
+    match *shared.call.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some((name, fd)) if fd >= 0 => format!(", in the blocking libc call {name}() on fd {fd}"),
+        Some((name, _)) => format!(", in the blocking libc call {name}()"),
+        None => String::new(),
+    }
+}
+
+#[cfg(not(feature = "monkey"))]
+fn blocked_in(_: &Shared) -> &'static str {
+    ""
+}
+
 fn watch(shared: Arc<Shared>, threshold: Duration) {
     let mut last = shared.resumes.load(Ordering::Relaxed);
     let mut reported = u64::MAX;
@@ -159,7 +188,10 @@ fn watch(shared: Arc<Shared>, threshold: Duration) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            log::warn!("greenlet {running} has blocked the hub for more than {threshold:?}");
+            log::warn!(
+                "greenlet {running} has blocked the hub for more than {threshold:?}{}",
+                blocked_in(&shared)
+            );
             reported = now;
         }
         last = now;

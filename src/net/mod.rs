@@ -158,6 +158,15 @@ impl Registration {
     pub(crate) fn io(&self) -> &IoRegistration {
         &self.reg
     }
+
+    /// Wakes the greenlets waiting on the descriptor and ends the registration, for a
+    /// descriptor that is being closed (`still_open`) or was closed behind this registration's
+    /// back (its number may already name another file). A registration of a duplicate owns
+    /// that duplicate, which is still open either way.
+    #[cfg(feature = "monkey")]
+    pub(crate) fn release(&self, still_open: bool) {
+        self.reg.release(still_open || self._dup.is_some());
+    }
 }
 
 impl fmt::Debug for Io {

@@ -1,0 +1,569 @@
+//! The descriptor hooks: `read`/`write` and their vectored forms, the socket calls, and the
+//! calls that end or duplicate a descriptor.
+//!
+//! Every hook is `#[unsafe(no_mangle)]`: it *is* libc's symbol for the whole binary. Its first
+//! line asks [`cooperating`]; when the answer is no (another thread, before `patch_all`, the
+//! hub, a signal handler) it makes the raw system call and returns. Otherwise the cooperative
+//! path runs out of line: one attempt that cannot block (`MSG_DONTWAIT`, `RWF_NOWAIT`), and
+//! only when that would block on a descriptor the user left blocking, a park on the hub.
+
+use libc::{c_int, c_uint, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+
+use super::cooperating;
+use super::fdtable::{self, Dir, Kind};
+use super::sys::{self, errno, fail};
+use super::wait::{self, Ctx, blocking, guarded, run, run_all};
+
+/// Largest write that fits a pipe without blocking once `poll` says it is writable.
+const PIPE_BUF: usize = 4096;
+
+/// `MSG_DONTWAIT` when trying without blocking.
+fn dontwait(nonblocking: bool) -> c_int {
+    if nonblocking { libc::MSG_DONTWAIT } else { 0 }
+}
+
+/// One attempt at vectored I/O on a pipe-like descriptor: `RWF_NOWAIT` where the kernel has it,
+/// else `poll` first (writes capped to what fits); the plain call when `nonblocking` is false.
+fn pipe_io(ctx: &Ctx, dir: Dir, iov: *const iovec, cnt: c_int, nonblocking: bool) -> ssize_t {
+    if !nonblocking {
+        return match dir {
+            Dir::Read => sys::readv(ctx.fd, iov, cnt),
+            Dir::Write => sys::writev(ctx.fd, iov, cnt),
+        };
+    }
+    if ctx.slot.kind() == Kind::NoWait {
+        let r = match dir {
+            Dir::Read => sys::preadv2(ctx.fd, iov, cnt, libc::RWF_NOWAIT),
+            Dir::Write => sys::pwritev2(ctx.fd, iov, cnt, libc::RWF_NOWAIT),
+        };
+        if r >= 0 || !matches!(errno(), libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) {
+            return r;
+        }
+        // This kernel or file has no per-call non-blocking mode.
+        ctx.slot.set_kind(Kind::PollFirst);
+    }
+    let events = match dir {
+        Dir::Read => libc::POLLIN,
+        Dir::Write => libc::POLLOUT,
+    };
+    match sys::poll_now(ctx.fd, events) {
+        Err(e) => fail(e),
+        Ok(0) => fail(libc::EAGAIN),
+        Ok(revents) if revents & libc::POLLNVAL != 0 => fail(libc::EBADF),
+        Ok(_) => match dir {
+            Dir::Read => sys::readv(ctx.fd, iov, cnt),
+            Dir::Write => {
+                // A blocking write larger than the free space would wait for the reader.
+                // SAFETY: the caller's iov array has `cnt` valid entries (libc's contract).
+                let first = unsafe { &*iov };
+                let capped = iovec {
+                    iov_base: first.iov_base,
+                    iov_len: first.iov_len.min(PIPE_BUF),
+                };
+                sys::writev(ctx.fd, &capped, 1)
+            }
+        },
+    }
+}
+
+/// The user's iovecs with the first `skip` bytes dropped.
+fn advance(iov: *const iovec, cnt: c_int, mut skip: usize) -> Vec<iovec> {
+    // SAFETY: the caller's iov array has `cnt` valid entries (libc's contract).
+    let all = unsafe { std::slice::from_raw_parts(iov, cnt.max(0) as usize) };
+    let mut out = Vec::with_capacity(all.len());
+    for v in all {
+        if skip >= v.iov_len {
+            skip -= v.iov_len;
+            continue;
+        }
+        out.push(iovec {
+            // SAFETY: `skip < iov_len`, so the offset stays inside the caller's buffer.
+            iov_base: unsafe { v.iov_base.cast::<u8>().add(skip) }.cast(),
+            iov_len: v.iov_len - skip,
+        });
+        skip = 0;
+    }
+    out
+}
+
+fn total_len(iov: *const iovec, cnt: c_int) -> usize {
+    // SAFETY: as in `advance`.
+    let all = unsafe { std::slice::from_raw_parts(iov, cnt.max(0) as usize) };
+    all.iter().fold(0usize, |n, v| n.saturating_add(v.iov_len))
+}
+
+/// A read-side call on any descriptor: vectored, as `readv`.
+fn coop_readv(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> ssize_t {
+    guarded(-1, || {
+        let Some(ctx) = Ctx::enter(fd) else {
+            return sys::readv(fd, iov, cnt);
+        };
+        match ctx.kind() {
+            Kind::Socket if cnt == 1 => {
+                // SAFETY: one valid iovec (libc's contract).
+                let v = unsafe { *iov };
+                run(&ctx, Dir::Read, name, |nb| {
+                    let (addr, len) = (std::ptr::null_mut(), std::ptr::null_mut());
+                    sys::recvfrom(fd, v.iov_base, v.iov_len, dontwait(nb), addr, len)
+                })
+            }
+            Kind::Socket => run(&ctx, Dir::Read, name, |nb| {
+                let mut msg = msg_of(iov, cnt);
+                sys::recvmsg(fd, &mut msg, dontwait(nb))
+            }),
+            Kind::NoWait | Kind::PollFirst => run(&ctx, Dir::Read, name, |nb| {
+                pipe_io(&ctx, Dir::Read, iov, cnt, nb)
+            }),
+            Kind::Blocking | Kind::Unknown => blocking(name, fd, || sys::readv(fd, iov, cnt)),
+        }
+    })
+}
+
+/// A write-side call on any descriptor: vectored, as `writev`, writing everything.
+fn coop_writev(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> ssize_t {
+    guarded(-1, || {
+        let Some(ctx) = Ctx::enter(fd) else {
+            return sys::writev(fd, iov, cnt);
+        };
+        let len = total_len(iov, cnt);
+        let kind = ctx.kind();
+        if matches!(kind, Kind::Blocking | Kind::Unknown) {
+            return blocking(name, fd, || sys::writev(fd, iov, cnt));
+        }
+        let mut rest: Vec<iovec> = Vec::new();
+        run_all(&ctx, Dir::Write, name, len, |done, nb| {
+            let (p, n) = if done == 0 {
+                (iov, cnt)
+            } else {
+                rest = advance(iov, cnt, done);
+                (rest.as_ptr(), rest.len() as c_int)
+            };
+            if kind == Kind::Socket && n == 1 {
+                // SAFETY: one valid iovec (the caller's, or one of `rest`).
+                let v = unsafe { *p };
+                sys::sendto(fd, v.iov_base, v.iov_len, dontwait(nb), std::ptr::null(), 0)
+            } else if kind == Kind::Socket {
+                let msg = msg_of(p, n);
+                sys::sendmsg(fd, &msg, dontwait(nb))
+            } else {
+                pipe_io(&ctx, Dir::Write, p, n, nb)
+            }
+        })
+    })
+}
+
+fn msg_of(iov: *const iovec, cnt: c_int) -> msghdr {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.cast_mut();
+    msg.msg_iovlen = cnt.max(0) as _;
+    msg
+}
+
+/// libc's `read`, parking a cooperating greenlet while the descriptor has nothing to read.
+///
+/// # Safety
+/// libc's contract for `read`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    if !cooperating() {
+        return sys::read(fd, buf, n);
+    }
+    let v = iovec {
+        iov_base: buf,
+        iov_len: n,
+    };
+    coop_readv(fd, &v, 1, "read")
+}
+
+/// libc's `readv`, cooperating as [`read`].
+///
+/// # Safety
+/// libc's contract for `readv`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
+    if !cooperating() {
+        return sys::readv(fd, iov, cnt);
+    }
+    coop_readv(fd, iov, cnt, "readv")
+}
+
+/// libc's `write`: on a blocking descriptor it returns once everything is written (or its
+/// timeout expires), parking a cooperating greenlet meanwhile.
+///
+/// # Safety
+/// libc's contract for `write`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    if !cooperating() {
+        return sys::write(fd, buf, n);
+    }
+    let v = iovec {
+        iov_base: buf.cast_mut(),
+        iov_len: n,
+    };
+    coop_writev(fd, &v, 1, "write")
+}
+
+/// libc's `writev`, cooperating as [`write`].
+///
+/// # Safety
+/// libc's contract for `writev`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
+    if !cooperating() {
+        return sys::writev(fd, iov, cnt);
+    }
+    coop_writev(fd, iov, cnt, "writev")
+}
+
+/// libc's `recv`.
+///
+/// # Safety
+/// libc's contract for `recv`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    // SAFETY: the same contract.
+    unsafe {
+        recvfrom(
+            fd,
+            buf,
+            n,
+            flags,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// libc's `recvfrom`: parks while nothing has arrived (with `MSG_WAITALL`, until the buffer is
+/// full), unless the socket or `flags` say non-blocking.
+///
+/// # Safety
+/// libc's contract for `recvfrom`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    if !cooperating() || flags & libc::MSG_DONTWAIT != 0 {
+        return sys::recvfrom(fd, buf, n, flags, addr, len);
+    }
+    guarded(-1, || {
+        let Some(ctx) = Ctx::enter(fd) else {
+            return sys::recvfrom(fd, buf, n, flags, addr, len);
+        };
+        if flags & libc::MSG_WAITALL != 0 {
+            return run_all(&ctx, Dir::Read, "recvfrom", n, |done, nb| {
+                // SAFETY: `done < n`: inside the caller's buffer.
+                let at = unsafe { buf.cast::<u8>().add(done) }.cast();
+                sys::recvfrom(fd, at, n - done, flags | dontwait(nb), addr, len)
+            });
+        }
+        run(&ctx, Dir::Read, "recvfrom", |nb| {
+            sys::recvfrom(fd, buf, n, flags | dontwait(nb), addr, len)
+        })
+    })
+}
+
+/// libc's `recvmsg`.
+///
+/// # Safety
+/// libc's contract for `recvmsg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    if !cooperating() || flags & libc::MSG_DONTWAIT != 0 {
+        return sys::recvmsg(fd, msg, flags);
+    }
+    guarded(-1, || {
+        let Some(ctx) = Ctx::enter(fd) else {
+            return sys::recvmsg(fd, msg, flags);
+        };
+        run(&ctx, Dir::Read, "recvmsg", |nb| {
+            sys::recvmsg(fd, msg, flags | dontwait(nb))
+        })
+    })
+}
+
+/// libc's `send`.
+///
+/// # Safety
+/// libc's contract for `send`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
+    // SAFETY: the same contract.
+    unsafe { sendto(fd, buf, n, flags, std::ptr::null(), 0) }
+}
+
+/// libc's `sendto`: on a blocking socket, returns once everything is queued (or the timeout
+/// expires), parking a cooperating greenlet while the send buffer is full.
+///
+/// # Safety
+/// libc's contract for `sendto`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> ssize_t {
+    if !cooperating() || flags & libc::MSG_DONTWAIT != 0 {
+        return sys::sendto(fd, buf, n, flags, addr, len);
+    }
+    guarded(-1, || {
+        let Some(ctx) = Ctx::enter(fd) else {
+            return sys::sendto(fd, buf, n, flags, addr, len);
+        };
+        run_all(&ctx, Dir::Write, "sendto", n, |done, nb| {
+            // SAFETY: `done < n`: inside the caller's buffer.
+            let at = unsafe { buf.cast::<u8>().add(done) }.cast();
+            sys::sendto(fd, at, n - done, flags | dontwait(nb), addr, len)
+        })
+    })
+}
+
+/// libc's `sendmsg`, cooperating as [`sendto`]; ancillary data goes with the first part only.
+///
+/// # Safety
+/// libc's contract for `sendmsg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    if !cooperating() || flags & libc::MSG_DONTWAIT != 0 {
+        return sys::sendmsg(fd, msg, flags);
+    }
+    guarded(-1, || {
+        let Some(ctx) = Ctx::enter(fd) else {
+            return sys::sendmsg(fd, msg, flags);
+        };
+        // SAFETY: the caller's msghdr is valid (libc's contract).
+        let m = unsafe { &*msg };
+        let (iov, cnt) = (m.msg_iov.cast_const(), m.msg_iovlen as c_int);
+        let len = total_len(iov, cnt);
+        let mut rest: Vec<iovec> = Vec::new();
+        run_all(&ctx, Dir::Write, "sendmsg", len, |done, nb| {
+            if done == 0 {
+                return sys::sendmsg(fd, msg, flags | dontwait(nb));
+            }
+            rest = advance(iov, cnt, done);
+            let mut more = msg_of(rest.as_ptr(), rest.len() as c_int);
+            more.msg_name = m.msg_name;
+            more.msg_namelen = m.msg_namelen;
+            sys::sendmsg(fd, &more, flags | dontwait(nb))
+        })
+    })
+}
+
+/// libc's `accept`.
+///
+/// # Safety
+/// libc's contract for `accept`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the same contract.
+    unsafe { accept4(fd, addr, len, 0) }
+}
+
+/// libc's `accept4`: parks a cooperating greenlet until a connection is pending. The listener
+/// is made non-blocking for good the first time (the user's view is kept by the hooks), and a
+/// blocking accept on it from a thread without a runtime still blocks.
+///
+/// # Safety
+/// libc's contract for `accept4`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
+    if !cooperating() {
+        return accepted(accept_blocking(fd, addr, len, flags), flags);
+    }
+    let r = guarded(-1, || {
+        let Some(ctx) = Ctx::enter(fd) else {
+            return accept_blocking(fd, addr, len, flags) as ssize_t;
+        };
+        if ctx.nonblocking() {
+            return sys::accept4(fd, addr, len, flags) as ssize_t;
+        }
+        if !ctx.slot.is_flipped() {
+            let fl = sys::fcntl(fd, libc::F_GETFL, 0);
+            if fl >= 0 && sys::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as usize) == 0 {
+                ctx.slot.set_nonblocking(false);
+                ctx.slot.set_flipped();
+            }
+        }
+        run(&ctx, Dir::Read, "accept", |nb| {
+            if nb {
+                sys::accept4(fd, addr, len, flags) as ssize_t
+            } else {
+                accept_blocking(fd, addr, len, flags) as ssize_t
+            }
+        })
+    });
+    accepted(r as c_int, flags)
+}
+
+/// A plain accept, which blocks as the user expects even on a listener the hooks made
+/// non-blocking: on `EAGAIN` from a flipped blocking listener it waits in `poll`.
+fn accept_blocking(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+    loop {
+        let r = sys::accept4(fd, addr, len, flags);
+        if r >= 0 || errno() != libc::EAGAIN {
+            return r;
+        }
+        let Some(slot) = fdtable::slot(fd) else {
+            return r;
+        };
+        if !slot.is_flipped() || slot.nonblocking() != Some(false) {
+            return r;
+        }
+        let timeout = slot.timeout(Dir::Read).flatten();
+        if sys::poll_wait(fd, libc::POLLIN, timeout) == 0 {
+            // SO_RCVTIMEO expired, as the kernel reports it.
+            return fail(libc::EAGAIN) as c_int;
+        }
+    }
+}
+
+/// Records a new connection's descriptor: a socket of its own, non-blocking as `flags` say.
+fn accepted(r: c_int, flags: c_int) -> c_int {
+    if r >= 0
+        && let Some(slot) = fdtable::slot(r)
+    {
+        // Timeouts are inherited from the listener: learned when needed.
+        slot.fresh_socket(flags & libc::SOCK_NONBLOCK != 0, false);
+    }
+    r
+}
+
+/// libc's `connect`: a blocking connect parks a cooperating greenlet until the handshake ends
+/// (the socket is non-blocking for that one call), then reports `SO_ERROR`; `EINPROGRESS` when
+/// `SO_SNDTIMEO` expires first, as unpatched.
+///
+/// # Safety
+/// libc's contract for `connect`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    if !cooperating() {
+        return sys::connect(fd, addr, len);
+    }
+    guarded(-1, || {
+        let Some(ctx) = Ctx::enter(fd) else {
+            return sys::connect(fd, addr, len);
+        };
+        if ctx.nonblocking() {
+            return sys::connect(fd, addr, len);
+        }
+        super::connect::blocking_connect(&ctx, addr, len)
+    })
+}
+
+/// libc's `socket`: records the new descriptor as a socket with no timeouts.
+///
+/// # Safety
+/// libc's contract for `socket`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    let fd = sys::socket(domain, ty, protocol);
+    if fd >= 0
+        && let Some(slot) = fdtable::slot(fd)
+    {
+        slot.fresh_socket(ty & libc::SOCK_NONBLOCK != 0, true);
+    }
+    fd
+}
+
+/// Forgets `fd` before it is closed: this thread's registration (waking whoever waits on it)
+/// and what the table knows. Only the atomic part runs in a signal handler.
+fn closing(fd: c_int) {
+    if super::is_patched() && super::SIGNAL_DEPTH.get() == 0 {
+        // A panic here is a bug; it must not cross into C.
+        let _ = std::panic::catch_unwind(|| wait::forget(fd));
+    }
+    if let Some(slot) = fdtable::slot(fd) {
+        slot.closed();
+    }
+}
+
+/// libc's `close`: wakes every greenlet of this thread parked on `fd` (they fail with `EBADF`,
+/// even if the number is reused by then) and deregisters it from the hub first.
+///
+/// # Safety
+/// libc's contract for `close`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    closing(fd);
+    sys::close(fd)
+}
+
+/// libc's `close_range`, forgetting each descriptor as [`close`] does.
+///
+/// # Safety
+/// libc's contract for `close_range`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 && first <= last {
+        fdtable::for_each_in(first, last, |fd, _| closing(fd));
+    }
+    sys::close_range(first, last, flags)
+}
+
+/// libc's `dup`: the new descriptor shares the file (and its options) with `fd`.
+///
+/// # Safety
+/// libc's contract for `dup`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    duplicated(fd, sys::dup(fd))
+}
+
+/// libc's `dup2`: `new` is closed first (as [`close`] does), then names `old`'s file.
+///
+/// # Safety
+/// libc's contract for `dup2`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old == new {
+        // dup3 refuses this; dup2 checks that `old` is open and returns it.
+        return if sys::fcntl(old, libc::F_GETFD, 0) < 0 {
+            -1
+        } else {
+            new
+        };
+    }
+    // SAFETY: the same contract.
+    unsafe { dup3(old, new, 0) }
+}
+
+/// libc's `dup3`, as [`dup2`].
+///
+/// # Safety
+/// libc's contract for `dup3`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if old != new && sys::fcntl(old, libc::F_GETFD, 0) >= 0 {
+        closing(new);
+    }
+    duplicated(old, sys::dup3(old, new, flags))
+}
+
+/// Records that `new` (a result of the dup family) names `old`'s file.
+pub(super) fn duplicated(old: c_int, new: c_int) -> c_int {
+    if new >= 0
+        && let Some(slot) = fdtable::slot(new)
+    {
+        slot.duplicate_of(fdtable::slot(old));
+    } else if new >= 0
+        && let Some(from) = fdtable::slot(old)
+    {
+        from.clear_private();
+    }
+    new
+}
