@@ -253,7 +253,15 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
     let outcome = if shared.killed_before_start.get() {
         Err(JoinError::Killed)
     } else {
-        match panic::catch_unwind(AssertUnwindSafe(f)) {
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        // A kill that reached the greenlet inside a hooked libc call, and was never raised
+        // since, is how it ended.
+        #[cfg(feature = "monkey")]
+        let r = match (r, crate::monkey::take_deferred(crate::current().inner())) {
+            (Ok(_), Some(payload)) => Err(payload),
+            (r, _) => r,
+        };
+        match r {
             Ok(v) => Ok(v),
             Err(payload) if payload.is::<GreenletExit>() => Err(JoinError::Killed),
             Err(payload) => Err(JoinError::Panicked(Panic::new(payload))),
