@@ -39,10 +39,16 @@ const NOT_ALLOWED: &[u8] =
 
 /// Serves one connection until the client closes it, asks to close, or misbehaves.
 pub fn handle(conn: TcpStream, _peer: SocketAddr) {
-    let _ = serve(&conn);
+    let _ = serve(&conn, lingering_close);
 }
 
-fn serve(conn: &TcpStream) -> io::Result<()> {
+/// The connection loop, for any socket type whose references read and write (this example's
+/// green `TcpStream`, or std's in `http_hello_std`); `close` ends a connection the client may
+/// still be sending on.
+pub fn serve<S>(conn: &S, close_gently: fn(&S)) -> io::Result<()>
+where
+    for<'a> &'a S: Read + Write,
+{
     // The read buffer lives on the greenlet's stack, next to the frames that are touched
     // anyway when the greenlet resumes: no extra page per request.
     let mut buf = [0u8; http::MAX_HEAD];
@@ -84,7 +90,7 @@ fn serve(conn: &TcpStream) -> io::Result<()> {
         }
         out.write_to(conn)?;
         if close {
-            lingering_close(conn);
+            close_gently(conn);
             return Ok(());
         }
         if start == end {
@@ -122,7 +128,10 @@ impl Answers {
         }
     }
 
-    fn write_to(&mut self, mut conn: &TcpStream) -> io::Result<()> {
+    fn write_to<S>(&mut self, mut conn: &S) -> io::Result<()>
+    where
+        for<'a> &'a S: Write,
+    {
         if let Some(first) = self.first.take() {
             conn.write_all(first)
         } else if !self.more.is_empty() {

@@ -38,11 +38,48 @@ demos! {
     "concurrent_fetch.rs" => concurrent_fetch: "fetching URLs one after another, then concurrently (article 1.2)",
 }
 
+// Built with `--features monkey`: unmodified blocking code cooperating. Last, because its
+// `patch_all()` holds for the rest of the process.
+#[cfg(feature = "monkey")]
+#[path = "http_hello_std.rs"]
+mod http_hello_std;
+#[cfg(feature = "monkey")]
+#[path = "monkey_cost.rs"]
+mod monkey_cost;
+#[cfg(feature = "monkey")]
+#[path = "monkey_fetch.rs"]
+mod monkey_fetch;
+
+/// The demos this build has.
+fn demos() -> Vec<(&'static str, &'static str, fn())> {
+    #[allow(unused_mut)]
+    let mut all = DEMOS.to_vec();
+    #[cfg(feature = "monkey")]
+    all.extend([
+        (
+            "monkey_fetch",
+            "the article's concurrent fetch with an unmodified blocking client (ureq) after monkey::patch_all()",
+            monkey_fetch::main as fn(),
+        ),
+        (
+            "http_hello_std",
+            "http_hello written with plain std::net, concurrent through monkey::patch_all()",
+            http_hello_std::main,
+        ),
+        (
+            "monkey_cost",
+            "what a hooked read costs on a thread without greenlets, next to the raw system call",
+            monkey_cost::main,
+        ),
+    ]);
+    all
+}
+
 fn main() {
     let only: Vec<String> = std::env::args().skip(1).collect();
     let mut failed = Vec::new();
     let mut first = true;
-    for &(name, what, demo) in DEMOS {
+    for (name, what, demo) in demos() {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
             continue;
         }

@@ -151,6 +151,43 @@
 //! waits for a socket: the handler only wakes the hub, and the greenlet handles the signal in
 //! ordinary code.
 //!
+//! # Unmodified blocking code: the `monkey` feature
+//!
+//! Code written against `std::net`, `std::thread::sleep` or a blocking crate (an HTTP client,
+//! a database driver) blocks the OS thread, and with it every greenlet. Built with the `monkey`
+//! feature, the crate defines libc's blocking functions itself (`read`, `recv`, `send`,
+//! `accept`, `connect`, `poll`, `select`, `epoll_wait`, `nanosleep`, `getaddrinfo`, ...); after
+//! `greenlet::monkey::patch_all()`, such a call made by a greenlet parks that greenlet on the
+//! hub instead, and returns what libc would have returned. This is gevent's
+//! `monkey.patch_all()`, done at the level of libc's symbols, as Tencent's libco does:
+//!
+//! ```toml
+//! greenlet = { version = "0.1", features = ["monkey"] }
+//! ```
+//!
+#![cfg_attr(feature = "monkey", doc = "```")]
+#![cfg_attr(not(feature = "monkey"), doc = "```ignore")]
+//! use std::time::Duration;
+//!
+//! greenlet::monkey::patch_all();
+//! // std's sleep, in two greenlets: both sleep at once.
+//! let a = greenlet::spawn(|| std::thread::sleep(Duration::from_millis(50)));
+//! let b = greenlet::spawn(|| std::thread::sleep(Duration::from_millis(50)));
+//! greenlet::joinall(&[a, b], None, None).unwrap();
+//! ```
+//!
+//! A hooked call cooperates only when a greenlet of the calling thread makes it (main
+//! included), outside the hub, outside a panic's unwinding and outside a signal handler;
+//! everywhere else (other threads, before `patch_all`) it is the plain system call, a few
+//! nanoseconds dearer. The user's view of every descriptor is kept: a non-blocking socket
+//! still returns `EAGAIN`, `set_read_timeout` still ends a read with `WouldBlock`, a blocking
+//! `write` still writes everything. What cannot cooperate: `std::sync`'s locks and channels
+//! (futexes: use [`sync`]), regular files (use [`threadpool::spawn_blocking`]), the standard
+//! streams, and C libraries unless the binary exports the hooks to them (`-rdynamic`). The
+//! `monkey` module's page (built with the feature) has the whole model and its limits;
+//! `examples/monkey_fetch.rs` is the reference article's concurrent fetch with the unmodified
+//! `ureq` client.
+//!
 //! # Stacks
 //!
 //! Each greenlet gets a guarded [`DEFAULT_STACK_SIZE`] stack ([`Builder::stack_size`] for

@@ -179,6 +179,15 @@ pub(crate) fn in_greenlet() -> bool {
     !cur.is_null() && unsafe { (*cur).kind } != Kind::Hub
 }
 
+/// Runs `f` with the running greenlet, without taking a counted handle on it.
+#[cfg(feature = "monkey")]
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
+    // SAFETY: CURRENT points into a live greenlet while it runs (see `current`), and `f` cannot
+    // switch away with the reference: it is not handed a handle.
+    f(unsafe { &*current_ptr() })
+}
+
 /// This thread's hub pseudo-greenlet.
 #[inline]
 pub(crate) fn hub_greenlet() -> Greenlet {

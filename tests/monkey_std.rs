@@ -101,3 +101,70 @@ fn std_read_timeout_still_gives_would_block() {
     assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
     assert!(ticks.get() > 0, "the hub ran while main waited");
 }
+
+#[test]
+fn monkey_fetch_example_overlaps_the_concurrent_fetches() {
+    let out = std::process::Command::new(util::example_binary("monkey_fetch"))
+        .arg("--self-test")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("bytes received from").count(), 6, "{text}");
+    // Sequentially each GET is answered before the next starts; concurrently all three are
+    // sent before the first answer comes back.
+    let lines: Vec<&str> = text.lines().collect();
+    let seq_end = lines
+        .iter()
+        .position(|l| l.starts_with("sequential cost"))
+        .unwrap();
+    let conc_end = lines
+        .iter()
+        .position(|l| l.starts_with("concurrent cost"))
+        .unwrap();
+    let kinds = |ls: &[&str]| -> String {
+        ls.iter()
+            .filter_map(|l| {
+                if l.starts_with("GET:") {
+                    Some('G')
+                } else if l.contains("bytes received") {
+                    Some('R')
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    assert_eq!(kinds(&lines[..seq_end]), "GRGRGR", "{text}");
+    assert_eq!(kinds(&lines[seq_end..conc_end]), "GGGRRR", "{text}");
+}
+
+#[test]
+fn http_hello_std_example_answers_over_plain_std() {
+    let out = std::process::Command::new(util::example_binary("http_hello_std"))
+        .arg("--self-test")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 x `200 OK`, 2 bodies"), "{text}");
+}
+
+#[test]
+fn monkey_cost_example_measures_the_pass_through() {
+    let out = std::process::Command::new(util::example_binary("monkey_cost"))
+        .args(["--measure", "1000"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let figure = |key: &str| -> f64 {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+    };
+    for key in ["raw_ns=", "unpatched_ns=", "patched_ns="] {
+        assert!(figure(key) > 0.0, "{text}");
+    }
+}

@@ -21,6 +21,7 @@ mod greenlet_work;
 mod listeners;
 mod micro;
 mod model;
+mod monkey;
 mod net;
 mod peers;
 mod proto;
@@ -35,7 +36,9 @@ use model::Config;
 use report::{Machine, Report};
 
 /// Every workload, in the order they run.
-const WORKLOADS: [&str; 6] = ["switch", "spawn", "channel", "alive", "http", "ping"];
+const WORKLOADS: [&str; 7] = [
+    "switch", "spawn", "channel", "alive", "http", "ping", "monkey",
+];
 
 const USAGE: &str = "\
 usage: cargo run --release -p bench -- [WORKLOAD...] [OPTIONS]
@@ -50,6 +53,8 @@ WORKLOADS (default: all)
   alive     N parked coroutines: creation time and RSS each, one child process per runtime
   http      hello-world keep-alive servers under wrk (skipped without wrk)
   ping      RESP PING servers under redis-benchmark (skipped without redis-benchmark)
+  monkey    a hooked read(2) on a thread without greenlets next to the raw system call
+            (the http workload also runs http_hello on plain std::net under the monkey hooks)
 
 OPTIONS
   --reps N        repetitions of each micro workload (default 5; quick: 3)
@@ -162,6 +167,7 @@ fn run(workloads: &[&'static str], cfg: Config, args: &[String]) {
     for &w in workloads {
         match w {
             "alive" => rows.extend(alive::run(&cfg)),
+            "monkey" => rows.extend(monkey::run(&cfg)),
             "http" | "ping" => match net::run(w, &cfg) {
                 Ok(r) => rows.extend(r),
                 Err(skip) => skipped.push(skip),

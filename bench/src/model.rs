@@ -116,11 +116,17 @@ impl Row {
 
     /// Fills in [`Row::ratio`] from the cells.
     pub fn compute_ratio(&mut self) {
-        let ours = self.cells.get(&Runtime::Greenlet).and_then(Cell::median);
+        // This crate's figure: the plain one, or the monkey one in rows that have only that.
+        let ours = self
+            .cells
+            .get(&Runtime::Greenlet)
+            .or_else(|| self.cells.get(&Runtime::GreenletMonkey))
+            .and_then(Cell::median);
         let best = self
             .cells
             .iter()
-            .filter(|(r, _)| **r != Runtime::Greenlet)
+            // This crate's own variants are not peers.
+            .filter(|(r, _)| !matches!(**r, Runtime::Greenlet | Runtime::GreenletMonkey))
             .filter_map(|(r, c)| c.median().map(|m| (*r, m)))
             .filter(|(_, m)| *m > 0.0)
             .min_by(|a, b| match self.better {

@@ -61,6 +61,7 @@ impl Proto {
         match self {
             Proto::Http => &[
                 Runtime::Greenlet,
+                Runtime::GreenletMonkey,
                 Runtime::Mio,
                 Runtime::May,
                 Runtime::Tokio,
@@ -192,6 +193,28 @@ fn run_proto(proto: Proto, cfg: &Config) -> Result<Vec<Row>, Skip> {
                 load.conns, load.pipeline
             ),
         };
+        // The same handler on plain std::net under the monkey hooks, against the green one:
+        // CPU per request, repetition by repetition (they ran interleaved).
+        let monkey = match (
+            results.get(&(li, Runtime::Greenlet)),
+            results.get(&(li, Runtime::GreenletMonkey)),
+        ) {
+            (Some(Ok(green)), Some(Ok(std))) if !green.is_empty() && !std.is_empty() => {
+                let mut row = Row::new(
+                    proto.workload(),
+                    format!("{what}: server CPU, std::net under monkey ÷ greenlet::net"),
+                    "×",
+                );
+                let ratios = green
+                    .iter()
+                    .zip(std)
+                    .map(|(g, m)| m.cpu_us_per_req / g.cpu_us_per_req)
+                    .collect();
+                row.cells.insert(Runtime::GreenletMonkey, cell(ratios));
+                Some(row)
+            }
+            _ => None,
+        };
         let mut cpu = Row::new(
             proto.workload(),
             format!("{what}: server CPU"),
@@ -216,6 +239,7 @@ fn run_proto(proto: Proto, cfg: &Config) -> Result<Vec<Row>, Skip> {
         rps.compute_ratio();
         rows.push(cpu);
         rows.push(rps);
+        rows.extend(monkey);
     }
     Ok(rows)
 }
@@ -256,7 +280,11 @@ fn server_command(proto: Proto, runtime: Runtime) -> Result<Vec<String>, String>
             ])
         }
         (_, Runtime::Greenlet) => {
-            let exe = build_example(proto.example())?;
+            let exe = build_example(proto.example(), &[])?;
+            Ok(vec![exe.display().to_string(), "{port}".into()])
+        }
+        (Proto::Http, Runtime::GreenletMonkey) => {
+            let exe = build_example("http_hello_std", &["--features", "monkey"])?;
             Ok(vec![exe.display().to_string(), "{port}".into()])
         }
         (Proto::Resp, Runtime::RedisServer) => {
@@ -274,23 +302,23 @@ fn server_command(proto: Proto, runtime: Runtime) -> Result<Vec<String>, String>
     }
 }
 
-/// Builds this crate's example `name` in release mode and returns its path.
-fn build_example(name: &str) -> Result<PathBuf, String> {
+/// Builds this crate's example `name` in release mode (with `extra` cargo arguments, such as
+/// features) and returns its path.
+pub fn build_example(name: &str, extra: &[&str]) -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("no workspace root")?
         .to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("[net] cargo build --release -p greenlet --example {name}");
+    eprintln!(
+        "[net] cargo build --release -p greenlet --example {name} {}",
+        extra.join(" ")
+    );
     let out = sys::run_with_timeout(
-        Command::new(&cargo).current_dir(&root).args([
-            "build",
-            "--release",
-            "-p",
-            "greenlet",
-            "--example",
-            name,
-        ]),
+        Command::new(&cargo)
+            .current_dir(&root)
+            .args(["build", "--release", "-p", "greenlet", "--example", name])
+            .args(extra),
         Duration::from_secs(900),
     )?;
     if !out.status.success() {

@@ -283,11 +283,12 @@ pub(crate) fn take_deferred(g: &Inner) -> Option<Box<dyn Any + Send>> {
 
 /// Whether the current greenlet has a deferred unwind pending.
 fn has_deferred() -> bool {
-    let me = crate::current();
-    let p = me.inner().hub.deferred.0.take();
-    let pending = p.is_some();
-    me.inner().hub.deferred.0.set(p);
-    pending
+    crate::switch::with_current(|me| {
+        let p = me.hub.deferred.0.take();
+        let pending = p.is_some();
+        me.hub.deferred.0.set(p);
+        pending
+    })
 }
 
 /// Keeps `payload` to be raised at the current greenlet's next park (the first one wins).

@@ -176,7 +176,7 @@ impl Ctx {
     /// Parks the calling greenlet until the descriptor may be ready for `dir`, or until
     /// `deadline` (or the greenlet's `Timeout`).
     pub(super) fn wait(&self, dir: Dir, deadline: Option<Instant>) -> Result<(), Blocked> {
-        let r = wait_for(&[(self.fd, self.generation, dir)], deadline);
+        let r = wait_one(self.fd, self.generation, dir, deadline);
         if self.slot.generation() != self.generation {
             return Err(Blocked::Closed);
         }
@@ -239,6 +239,38 @@ pub(super) fn forget(fd: c_int) {
     }
 }
 
+/// Parks until `fd` may be ready for `dir`, or `deadline`: the hot path of every hooked socket
+/// call that waits, with no allocation.
+fn wait_one(
+    fd: c_int,
+    generation: u32,
+    dir: Dir,
+    deadline: Option<Instant>,
+) -> Result<(), Blocked> {
+    if super::has_deferred() {
+        return Err(Blocked::Canceled);
+    }
+    let reg = registration(fd, generation)?;
+    let r = panic::catch_unwind(AssertUnwindSafe(|| reg.io().wait(direction(dir), deadline)));
+    drop(reg);
+    settle(r, deadline)
+}
+
+/// What a park under `catch_unwind` amounts to.
+fn settle(
+    r: std::thread::Result<Result<(), BlockError>>,
+    deadline: Option<Instant>,
+) -> Result<(), Blocked> {
+    match r {
+        Err(payload) => {
+            super::defer(payload);
+            Err(Blocked::Canceled)
+        }
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(blocked(e, deadline)),
+    }
+}
+
 /// Parks until any of `fds` (number, generation, direction) may be ready, or `deadline`.
 pub(super) fn wait_for(
     fds: &[(c_int, u32, Dir)],
@@ -259,14 +291,7 @@ pub(super) fn wait_for(
         }
     }));
     drop(regs);
-    match r {
-        Err(payload) => {
-            super::defer(payload);
-            Err(Blocked::Canceled)
-        }
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(blocked(e, deadline)),
-    }
+    settle(r, deadline)
 }
 
 /// Parks until `deadline` (a hooked sleep). `Err(Green)` when a `Timeout` ends it first.

@@ -127,6 +127,10 @@ pub fn example_binary(name: &str) -> PathBuf {
     if profile_dir.file_name().is_some_and(|p| p == "release") {
         cmd.arg("--release");
     }
+    // Built the way the test was: with the monkey hooks when the test has them.
+    if cfg!(feature = "monkey") {
+        cmd.args(["--features", "monkey"]);
+    }
     let out = cmd.output().expect("run cargo build --example");
     assert!(
         out.status.success(),

@@ -21,6 +21,8 @@ use crate::child;
 pub enum Runtime {
     /// This crate.
     Greenlet,
+    /// This crate's `http_hello` written with plain `std::net` under `monkey::patch_all()`.
+    GreenletMonkey,
     /// Raw corosensei resume/suspend: the floor for a switch.
     Corosensei,
     /// A hand-written mio event loop: the floor for an HTTP server.
@@ -35,12 +37,15 @@ pub enum Runtime {
     Threads,
     /// crossbeam-channel between OS threads.
     Crossbeam,
+    /// The bare system call: the floor for a hooked libc call.
+    Syscall,
 }
 
 impl Runtime {
     /// Every runtime, in table column order.
-    pub const ALL: [Runtime; 8] = [
+    pub const ALL: [Runtime; 10] = [
         Runtime::Greenlet,
+        Runtime::GreenletMonkey,
         Runtime::Corosensei,
         Runtime::Mio,
         Runtime::RedisServer,
@@ -48,12 +53,14 @@ impl Runtime {
         Runtime::Tokio,
         Runtime::Threads,
         Runtime::Crossbeam,
+        Runtime::Syscall,
     ];
 
     /// The name used on the command line, in the JSON file and as a column heading.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Greenlet => "greenlet",
+            Runtime::GreenletMonkey => "greenlet + monkey",
             Runtime::Corosensei => "corosensei",
             Runtime::Mio => "mio",
             Runtime::RedisServer => "redis-server",
@@ -61,6 +68,7 @@ impl Runtime {
             Runtime::Tokio => "tokio",
             Runtime::Threads => "threads",
             Runtime::Crossbeam => "crossbeam",
+            Runtime::Syscall => "raw syscall",
         }
     }
 
