@@ -9,6 +9,9 @@
 //! cargo run --features monkey --example http_hello_std -- --self-test
 //! ```
 
+// `http_hello`, included for its handler, brings its own copy of the command-line helper.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "common/cli.rs"]
 mod cli;
 #[path = "http_hello.rs"]

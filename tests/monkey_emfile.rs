@@ -3,7 +3,6 @@
 //! binary, because it lowers the process's descriptor limit.
 #![cfg(feature = "monkey")]
 
-use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 
 #[test]
@@ -29,7 +28,7 @@ fn accept_on_emfile_reports_the_error_and_recovers() {
     }
     let highest = hog
         .last()
-        .map(|f| std::os::fd::AsRawFd::as_raw_fd(f))
+        .map(std::os::fd::AsRawFd::as_raw_fd)
         .unwrap();
     let lowered = libc::rlimit {
         rlim_cur: highest as u64 + 1,
@@ -49,5 +48,4 @@ fn accept_on_emfile_reports_the_error_and_recovers() {
     let (conn, peer) = listener.accept().unwrap();
     assert_eq!(peer, client.local_addr().unwrap());
     assert_eq!(conn.local_addr().unwrap(), addr);
-    let _ = ErrorKind::Other;
 }

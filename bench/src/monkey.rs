@@ -40,7 +40,7 @@ pub fn run(cfg: &Config) -> Vec<Row> {
             Command::new(&exe).args(["--measure", &calls.to_string()]),
             cfg.timeout,
         );
-        match out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()) {
+        match out.map(|o| o.stdout) {
             Ok(text) => match (figure(&text, "patched_ns="), figure(&text, "raw_ns=")) {
                 (Some(h), Some(r)) => {
                     eprintln!(

@@ -23,9 +23,12 @@ use crate::hub::waitlist::BlockError;
 use crate::hub::{self, Direction};
 use crate::net::Registration;
 
+/// A registration, with the generation of the descriptor it was made for.
+type Entry = Option<(u32, Rc<Registration>)>;
+
 thread_local! {
     /// This thread's registrations, by descriptor number.
-    static REGS: RefCell<Vec<Option<(u32, Rc<Registration>)>>> = const { RefCell::new(Vec::new()) };
+    static REGS: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
     /// Whether [`REGS`] was ever used on this thread: `close` looks only then.
     static REGS_USED: Cell<bool> = const { Cell::new(false) };
 }
