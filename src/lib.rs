@@ -183,8 +183,8 @@
 //! still returns `EAGAIN`, `set_read_timeout` still ends a read with `WouldBlock`, a blocking
 //! `write` still writes everything. What cannot cooperate: `std::sync`'s locks and channels
 //! (futexes: use [`sync`]), regular files (use [`threadpool::spawn_blocking`]), the standard
-//! streams, and C libraries unless the binary exports the hooks to them (`-rdynamic`). The
-//! `monkey` module's page (built with the feature) has the whole model and its limits;
+//! streams, and libc's calls to itself. C libraries linked as shared objects (libcurl) reach
+//! the hooks too, through the executable's dynamic symbol table. The `monkey` module's page (built with the feature) has the whole model and its limits;
 //! `examples/monkey_fetch.rs` is the reference article's concurrent fetch with the unmodified
 //! `ureq` client.
 //!

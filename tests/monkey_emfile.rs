@@ -26,10 +26,7 @@ fn accept_on_emfile_reports_the_error_and_recovers() {
             _ => break,
         }
     }
-    let highest = hog
-        .last()
-        .map(std::os::fd::AsRawFd::as_raw_fd)
-        .unwrap();
+    let highest = hog.last().map(std::os::fd::AsRawFd::as_raw_fd).unwrap();
     let lowered = libc::rlimit {
         rlim_cur: highest as u64 + 1,
         rlim_max: old.rlim_max,

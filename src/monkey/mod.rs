@@ -90,7 +90,7 @@
 //!   `sendfile`, `splice`, `recvmmsg`/`sendmmsg`, `gethostbyname`. A `ppoll`, `pselect` or
 //!   `epoll_pwait` with a signal mask passes through (the mask cannot be kept while other
 //!   greenlets run).
-//! - **C libraries** reach the hooks only through the dynamic symbol table: see below.
+//! - **C libraries** reach the hooks through the dynamic symbol table: see below.
 //! - **Signals** do not interrupt a parked call with `EINTR` (as `SA_RESTART` would not); a
 //!   signal still interrupts a call that really blocks, as unpatched.
 //! - **Kills.** A [`kill`](crate::JoinHandle::kill) or `throw` that reaches a greenlet parked
@@ -106,12 +106,17 @@
 //! # C libraries
 //!
 //! Rust code (std included) calls libc through symbols that the static linker resolves to the
-//! hooks. A C library linked as a shared object (libcurl, libpq) resolves its calls at run time
-//! through the executable's *dynamic* symbol table, which by default holds only the symbols that
-//! a shared library on the link line references. To give every hook to every shared library,
-//! export them: `-C link-arg=-rdynamic` (in `RUSTFLAGS`, `.cargo/config.toml`, or a build script
-//! line `cargo:rustc-link-arg-bins=-rdynamic`). A C library compiled into the binary statically
-//! reaches the hooks as Rust code does.
+//! hooks. A C library linked as a shared object (libcurl, libpq, ...) resolves its calls at run
+//! time through the executable's *dynamic* symbol table, and the hooks are there without any
+//! flag: the linker (rust-lld, GNU ld) exports every symbol that the executable defines and a
+//! shared library on the link line defines too, and libc.so.6 defines every hooked name. The
+//! dynamic linker then binds libcurl's `recv`, `poll`, `connect`, `getaddrinfo`, ... to the
+//! hooks, since the executable comes first in the lookup order (`monkey-c/` in the repository
+//! tests it with libcurl: ten transfers in flight at once). A build that hides the
+//! executable's symbols (a version script, `-Wl,--exclude-libs,ALL`) can put them back with
+//! `-C link-arg=-rdynamic`. A C library compiled into the binary statically reaches the hooks as
+//! Rust code does. What never reaches them: libc's calls to itself, and a C library's raw
+//! `syscall`s.
 
 mod connect;
 mod control;
