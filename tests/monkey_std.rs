@@ -168,3 +168,26 @@ fn monkey_cost_example_measures_the_pass_through() {
         assert!(figure(key) > 0.0, "{text}");
     }
 }
+
+#[test]
+fn the_hooks_are_in_the_dynamic_symbol_table_for_shared_libraries() {
+    // What a shared library (a C library, a dlopen'ed plugin) gets when it calls `recv`: the
+    // executable's definition, the hook, not libc's.
+    for name in [c"recv", c"send", c"poll", c"nanosleep", c"getaddrinfo"] {
+        // SAFETY (test): looking symbols up by NUL-terminated names.
+        let (global, next) = unsafe {
+            (
+                libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()),
+                libc::dlsym(libc::RTLD_NEXT, name.as_ptr()),
+            )
+        };
+        assert!(!global.is_null() && !next.is_null());
+        assert_ne!(global, next, "{name:?} resolves to libc's own");
+    }
+    assert_eq!(
+        // SAFETY (test): as above.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"recv".as_ptr()) } as usize,
+        libc::recv as *const () as usize,
+        "the dynamic linker and the static one agree on the hook"
+    );
+}

@@ -96,7 +96,7 @@ fn total_len(iov: *const iovec, cnt: c_int) -> usize {
 fn coop_readv(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> ssize_t {
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
-            return sys::readv(fd, iov, cnt);
+            return blocking("readv", fd, || sys::readv(fd, iov, cnt));
         };
         match ctx.kind() {
             Kind::Socket if cnt == 1 => {
@@ -123,7 +123,7 @@ fn coop_readv(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> s
 fn coop_writev(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> ssize_t {
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
-            return sys::writev(fd, iov, cnt);
+            return blocking("writev", fd, || sys::writev(fd, iov, cnt));
         };
         let len = total_len(iov, cnt);
         let kind = ctx.kind();
@@ -255,7 +255,9 @@ pub unsafe extern "C" fn recvfrom(
     }
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
-            return sys::recvfrom(fd, buf, n, flags, addr, len);
+            return blocking("recvfrom", fd, || {
+                sys::recvfrom(fd, buf, n, flags, addr, len)
+            });
         };
         if flags & libc::MSG_WAITALL != 0 {
             return run_all(&ctx, Dir::Read, "recvfrom", n, |done, nb| {
@@ -281,7 +283,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
     }
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
-            return sys::recvmsg(fd, msg, flags);
+            return blocking("recvmsg", fd, || sys::recvmsg(fd, msg, flags));
         };
         run(&ctx, Dir::Read, "recvmsg", |nb| {
             sys::recvmsg(fd, msg, flags | dontwait(nb))
@@ -318,7 +320,7 @@ pub unsafe extern "C" fn sendto(
     }
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
-            return sys::sendto(fd, buf, n, flags, addr, len);
+            return blocking("sendto", fd, || sys::sendto(fd, buf, n, flags, addr, len));
         };
         run_all(&ctx, Dir::Write, "sendto", n, |done, nb| {
             // SAFETY: `done < n`: inside the caller's buffer.
@@ -339,7 +341,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     }
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
-            return sys::sendmsg(fd, msg, flags);
+            return blocking("sendmsg", fd, || sys::sendmsg(fd, msg, flags));
         };
         // SAFETY: the caller's msghdr is valid (libc's contract).
         let m = unsafe { &*msg };
@@ -387,7 +389,7 @@ pub unsafe extern "C" fn accept4(
     }
     let r = guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
-            return accept_blocking(fd, addr, len, flags) as ssize_t;
+            return blocking("accept", fd, || accept_blocking(fd, addr, len, flags)) as ssize_t;
         };
         if ctx.nonblocking() {
             return sys::accept4(fd, addr, len, flags) as ssize_t;
@@ -456,7 +458,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     }
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
-            return sys::connect(fd, addr, len);
+            return blocking("connect", fd, || sys::connect(fd, addr, len));
         };
         if ctx.nonblocking() {
             return sys::connect(fd, addr, len);

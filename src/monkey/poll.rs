@@ -139,8 +139,11 @@ pub unsafe extern "C" fn ppoll(
     ts: *const timespec,
     sigmask: *const sigset_t,
 ) -> c_int {
-    if !cooperating() || !sigmask.is_null() {
+    if !cooperating() {
         return sys::ppoll(fds, n, ts, sigmask);
+    }
+    if !sigmask.is_null() {
+        return blocking("ppoll", -1, || sys::ppoll(fds, n, ts, sigmask));
     }
     let timeout = if ts.is_null() {
         None
@@ -290,13 +293,19 @@ pub unsafe extern "C" fn pselect(
             None => return fail(libc::EINVAL) as c_int,
         }
     };
-    if !cooperating() || !sigmask.is_null() || timeout == Some(Duration::ZERO) {
+    let coop = cooperating();
+    if !coop || !sigmask.is_null() || timeout == Some(Duration::ZERO) {
         // pselect leaves the caller's timespec alone.
         let mut copy = timeout.map(sys::timespec_of);
         let tsp = copy
             .as_mut()
             .map_or(std::ptr::null_mut(), |t| t as *mut timespec);
-        return sys::pselect6(nfds, r, w, e, tsp, sigmask);
+        let call = || sys::pselect6(nfds, r, w, e, tsp, sigmask);
+        return if coop && !sigmask.is_null() {
+            blocking("pselect", -1, call)
+        } else {
+            call()
+        };
     }
     select_coop(nfds, [r, w, e], timeout, "pselect").0
 }
@@ -346,8 +355,13 @@ pub unsafe extern "C" fn epoll_pwait(
     ms: c_int,
     sigmask: *const sigset_t,
 ) -> c_int {
-    if !cooperating() || ms == 0 || !sigmask.is_null() {
+    if !cooperating() || ms == 0 {
         return sys::epoll_pwait(epfd, events, max, ms, sigmask);
+    }
+    if !sigmask.is_null() {
+        return blocking("epoll_pwait", epfd, || {
+            sys::epoll_pwait(epfd, events, max, ms, sigmask)
+        });
     }
     epoll_coop(epfd, events, max, ms)
 }
