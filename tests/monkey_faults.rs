@@ -14,9 +14,12 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// Patches, and gives the test's thread its greenlet runtime: its own code is then the main
+/// greenlet, whose hooked calls cooperate too.
 fn patch() {
     greenlet::monkey::patch_all();
     assert!(greenlet::monkey::is_patched());
+    greenlet::yield_now();
 }
 
 /// Counts ticks of a greenlet that sleeps 1 ms at a time until `stop` is set.
@@ -546,4 +549,32 @@ fn names_resolve_on_the_lookup_threads() {
     // A name that does not exist fails as libc says, without hanging.
     let r = std::net::ToSocketAddrs::to_socket_addrs(&("no-such-host.invalid", 80));
     assert!(r.is_err());
+}
+
+#[test]
+fn a_descriptor_number_reused_behind_the_hooks_back_is_relearned() {
+    patch();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    b.write_all(b"s").unwrap();
+    let fd = a.into_raw_fd();
+    let mut one = [0u8; 1];
+    // The hooks now know this number as a socket.
+    // SAFETY (test): a valid one-byte buffer.
+    assert_eq!(unsafe { libc::read(fd, one.as_mut_ptr().cast(), 1) }, 1);
+    // Closed without the hooks seeing it (as libc's own fclose would).
+    // SAFETY (test): closing our own descriptor with the raw system call.
+    assert_eq!(unsafe { libc::syscall(libc::SYS_close, fd) }, 0);
+    let mut p = [0; 2];
+    // SAFETY (test): a valid array for pipe2.
+    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    assert_eq!(p[0], fd, "the number was reused by the pipe's read end");
+    // SAFETY (test): writing to and reading from our own pipe.
+    unsafe {
+        assert_eq!(libc::write(p[1], b"pipe".as_ptr().cast(), 4), 4);
+        let mut got = [0u8; 4];
+        assert_eq!(libc::read(p[0], got.as_mut_ptr().cast(), 4), 4);
+        assert_eq!(&got, b"pipe");
+        libc::close(p[0]);
+        libc::close(p[1]);
+    }
 }

@@ -92,8 +92,32 @@ fn total_len(iov: *const iovec, cnt: c_int) -> usize {
     all.iter().fold(0usize, |n, v| n.saturating_add(v.iov_len))
 }
 
+/// Whether a call taken the socket way failed (`ENOTSOCK`) because the descriptor is no longer
+/// a socket: its number was reused behind the hooks' back (closed by libc itself, say). The
+/// cached kind is dropped, for the caller to make the call again the general way.
+fn stale_socket(fd: c_int, r: ssize_t) -> bool {
+    if r >= 0 || errno() != libc::ENOTSOCK {
+        return false;
+    }
+    match fdtable::slot(fd) {
+        Some(slot) if slot.kind() == Kind::Socket => {
+            slot.set_kind(Kind::Unknown);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A read-side call on any descriptor: vectored, as `readv`.
 fn coop_readv(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> ssize_t {
+    let r = coop_readv_once(fd, iov, cnt, name);
+    if stale_socket(fd, r) {
+        return coop_readv_once(fd, iov, cnt, name);
+    }
+    r
+}
+
+fn coop_readv_once(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> ssize_t {
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
             return blocking("readv", fd, || sys::readv(fd, iov, cnt));
@@ -121,6 +145,14 @@ fn coop_readv(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> s
 
 /// A write-side call on any descriptor: vectored, as `writev`, writing everything.
 fn coop_writev(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> ssize_t {
+    let r = coop_writev_once(fd, iov, cnt, name);
+    if stale_socket(fd, r) {
+        return coop_writev_once(fd, iov, cnt, name);
+    }
+    r
+}
+
+fn coop_writev_once(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str) -> ssize_t {
     guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
             return blocking("writev", fd, || sys::writev(fd, iov, cnt));
