@@ -358,6 +358,119 @@ fn a_plain_thread_blocking_read_is_unaffected_and_still_interrupted_by_signals()
     );
     b.write_all(b"abc").unwrap();
     assert_eq!(&t.join().unwrap(), b"abc");
+
+    // A handler without SA_RESTART interrupts its blocking read with EINTR, as unpatched.
+    // SAFETY (test): installing an empty handler.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = on_usr2 as extern "C" fn(libc::c_int) as usize;
+        libc::sigaction(libc::SIGUSR2, &act, std::ptr::null_mut());
+    }
+    let (a, _b) = UnixStream::pair().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // SAFETY (test): our own thread id.
+        tx.send(unsafe { libc::pthread_self() }).unwrap();
+        let mut buf = [0u8; 1];
+        // SAFETY (test): a valid buffer.
+        let r = unsafe { libc::read(a.as_raw_fd(), buf.as_mut_ptr().cast(), 1) };
+        errno_of(r)
+    });
+    let tid = rx.recv().unwrap();
+    while !t.is_finished() {
+        // SAFETY (test): signalling a live thread of ours (it finishes only after this).
+        unsafe { libc::pthread_kill(tid, libc::SIGUSR2) };
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(t.join().unwrap(), Some(libc::EINTR));
+}
+
+extern "C" fn on_usr2(_: libc::c_int) {}
+
+#[test]
+fn options_changed_through_a_duplicate_are_seen_through_the_original() {
+    patch();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (_s, _) = listener.accept().unwrap();
+    // Learn the original's view (blocking, a timeout) through a read that times out.
+    c.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    assert_eq!(
+        (&c).read(&mut [0u8; 1]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    // The clone shares the open file: its options are the original's too.
+    let c2 = c.try_clone().unwrap();
+    c2.set_read_timeout(None).unwrap();
+    c2.set_nonblocking(true).unwrap();
+    // Non-blocking now: WouldBlock at once. Had the stale view (blocking, no timeout) been
+    // kept, this read would park forever.
+    let r = greenlet::with_timeout(Duration::from_secs(30), || (&c).read(&mut [0u8; 1]));
+    assert_eq!(r.unwrap().unwrap_err().kind(), ErrorKind::WouldBlock);
+}
+
+#[test]
+fn connect_honours_so_sndtimeo_with_einprogress_as_unpatched() {
+    patch();
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr: socket2::SockAddr = listener.local_addr().unwrap();
+    let mut filled = Vec::new();
+    let stop = Rc::new(Cell::new(false));
+    let (ticks, t) = ticker(&stop);
+    let err = loop {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        match s.connect(&addr) {
+            Ok(()) => filled.push(s),
+            Err(e) => break e,
+        }
+    };
+    stop.set(true);
+    t.join().unwrap();
+    assert_eq!(err.raw_os_error(), Some(libc::EINPROGRESS));
+    assert!(ticks.get() > 0);
+}
+
+#[test]
+fn getnameinfo_runs_on_the_lookup_threads() {
+    patch();
+    let g = greenlet::spawn(|| {
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 80u16.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let mut host = [0 as libc::c_char; 64];
+        let mut serv = [0 as libc::c_char; 32];
+        // SAFETY (test): a valid sockaddr_in and buffers of the sizes given.
+        let rc = unsafe {
+            libc::getnameinfo(
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                host.as_mut_ptr(),
+                host.len() as libc::socklen_t,
+                serv.as_mut_ptr(),
+                serv.len() as libc::socklen_t,
+                libc::NI_NUMERICHOST | libc::NI_NUMERICSERV,
+            )
+        };
+        let text = |b: &[libc::c_char]| {
+            // SAFETY (test): getnameinfo wrote NUL-terminated strings.
+            unsafe { std::ffi::CStr::from_ptr(b.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        (rc, text(&host), text(&serv))
+    });
+    assert_eq!(g.get().unwrap(), (0, "127.0.0.1".into(), "80".into()));
 }
 
 #[test]
