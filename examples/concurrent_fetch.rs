@@ -111,56 +111,59 @@ pub fn run(port: u16, delays: &[Duration]) -> (Duration, Duration) {
         .iter()
         .map(|s| format!("http://{}/", s.local_addr()))
         .collect();
+    let costs = sequential_then_concurrent(&urls, |url| greenlet::spawn(move || f(&url)));
+    for s in &servers {
+        s.stop(Duration::from_secs(1));
+    }
+    costs
+}
 
+/// The article's two timings: each URL fetched by a greenlet of `spawn_fetch` that is joined
+/// before the next starts, then all of them at once; prints both costs and returns them.
+pub fn sequential_then_concurrent(
+    urls: &[String],
+    spawn_fetch: impl Fn(String) -> greenlet::JoinHandle<()>,
+) -> (Duration, Duration) {
     let t = Instant::now();
-    for url in &urls {
-        f(url);
+    for url in urls {
+        spawn_fetch(url.clone()).join().expect("the fetch finishes");
     }
     let sequential = t.elapsed();
     println!("sequential cost {:.3} s", sequential.as_secs_f64());
 
     let t = Instant::now();
-    let jobs: Vec<_> = urls
-        .iter()
-        .map(|url| {
-            let url = url.clone();
-            greenlet::spawn(move || f(&url))
-        })
-        .collect();
+    let jobs: Vec<_> = urls.iter().cloned().map(spawn_fetch).collect();
     greenlet::joinall(&jobs, None, None).expect("the fetches finish");
     let concurrent = t.elapsed();
     println!("concurrent cost {:.3} s", concurrent.as_secs_f64());
-
-    for s in &servers {
-        s.stop(Duration::from_secs(1));
-    }
     (sequential, concurrent)
 }
 
+/// The tour's short self-run's server delays.
+pub const DEMO_DELAYS: [Duration; 3] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(150),
+];
+
+/// The delays of a run on given ports.
+pub const DELAYS: [Duration; 3] = [
+    Duration::from_millis(300),
+    Duration::from_millis(500),
+    Duration::from_millis(200),
+];
+
 /// The tour's short self-run: three servers answering after 50, 100 and 150 ms.
 pub fn demo() {
-    run(
-        0,
-        &[
-            Duration::from_millis(50),
-            Duration::from_millis(100),
-            Duration::from_millis(150),
-        ],
-    );
+    run(0, &DEMO_DELAYS);
 }
 
 /// Starts its servers from the port given as first argument (0: free ports), or self-runs.
 pub fn main() {
-    let port = match cli::mode("concurrent_fetch", 8100) {
-        cli::Mode::SelfRun => return demo(),
-        cli::Mode::Port(port, _) => port,
-    };
-    run(
-        port,
-        &[
-            Duration::from_millis(300),
-            Duration::from_millis(500),
-            Duration::from_millis(200),
-        ],
-    );
+    match cli::mode("concurrent_fetch", 8100) {
+        cli::Mode::SelfRun => demo(),
+        cli::Mode::Port(port, _) => {
+            run(port, &DELAYS);
+        }
+    }
 }

@@ -13,12 +13,20 @@
 //! cargo run --features monkey --example monkey_fetch -- --self-test
 //! ```
 
+// `concurrent_fetch`, included for its timing and delays, brings its own copies of the helpers.
+#![allow(clippy::duplicate_mod)]
+
+#[path = "concurrent_fetch.rs"]
+#[allow(dead_code)] // its green servers and client are not used here
+mod article;
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/http.rs"]
+mod http;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// ureq's call stack needs more than the default 64 KiB greenlet stack in a debug build.
 const FETCH_STACK: usize = 512 * 1024;
@@ -38,13 +46,8 @@ fn slow_server(port: u16, delay: Duration) -> io::Result<String> {
 }
 
 fn answer(mut conn: TcpStream, delay: Duration) {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
+    if !http::read_head(&mut conn) {
+        return;
     }
     std::thread::sleep(delay); // std's sleep: it parks this greenlet only
     let body = format!("answered after {delay:?}\n");
@@ -79,52 +82,25 @@ pub fn run(port: u16, delays: &[Duration]) -> (Duration, Duration) {
         })
         .collect();
 
-    let spawn_fetch = |url: String| {
+    article::sequential_then_concurrent(&urls, |url| {
         greenlet::SpawnBuilder::new()
             .stack_size(FETCH_STACK)
             .spawn(move || f(&url))
             .expect("a stack for the fetch")
-    };
-
-    let t = Instant::now();
-    for url in &urls {
-        spawn_fetch(url.clone()).join().expect("the fetch finishes");
-    }
-    let sequential = t.elapsed();
-    println!("sequential cost {:.3} s", sequential.as_secs_f64());
-
-    let t = Instant::now();
-    let jobs: Vec<_> = urls.iter().cloned().map(spawn_fetch).collect();
-    greenlet::joinall(&jobs, None, None).expect("the fetches finish");
-    let concurrent = t.elapsed();
-    println!("concurrent cost {:.3} s", concurrent.as_secs_f64());
-    (sequential, concurrent)
+    })
 }
 
 /// The tour's short self-run: three servers answering after 50, 100 and 150 ms.
 pub fn demo() {
-    run(
-        0,
-        &[
-            Duration::from_millis(50),
-            Duration::from_millis(100),
-            Duration::from_millis(150),
-        ],
-    );
+    run(0, &article::DEMO_DELAYS);
 }
 
 /// Starts its servers from the port given as first argument (0: free ports), or self-runs.
 pub fn main() {
-    let port = match cli::mode("monkey_fetch", 8200) {
-        cli::Mode::SelfRun => return demo(),
-        cli::Mode::Port(port, _) => port,
-    };
-    run(
-        port,
-        &[
-            Duration::from_millis(300),
-            Duration::from_millis(500),
-            Duration::from_millis(200),
-        ],
-    );
+    match cli::mode("monkey_fetch", 8200) {
+        cli::Mode::SelfRun => demo(),
+        cli::Mode::Port(port, _) => {
+            run(port, &article::DELAYS);
+        }
+    }
 }

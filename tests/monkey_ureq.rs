@@ -3,8 +3,11 @@
 //! once, and a ticker greenlet keeps ticking meanwhile.
 #![cfg(feature = "monkey")]
 
+#[path = "../examples/common/http.rs"]
+mod http;
+
 use std::cell::Cell;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
@@ -53,13 +56,8 @@ fn slow_server(delay: Duration, gauge: Rc<Gauge>) -> SocketAddr {
 }
 
 fn serve(mut conn: TcpStream, delay: Duration, gauge: &Gauge) {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
+    if !http::read_head(&mut conn) {
+        return;
     }
     gauge.enter();
     std::thread::sleep(delay); // the slow part: parks this greenlet only

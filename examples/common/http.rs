@@ -152,6 +152,24 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| eq_ignore_case(t.trim_ascii(), token))
 }
 
+/// Reads from `conn` until a whole request head has arrived (what the examples' slow servers
+/// wait for before answering); false when the peer closed, failed or sent a bad head.
+pub fn read_head(conn: &mut impl std::io::Read) -> bool {
+    let mut buf = [0u8; MAX_HEAD];
+    let mut end = 0;
+    loop {
+        match conn.read(&mut buf[end..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => end += n,
+        }
+        match parse(&buf[..end]) {
+            Parse::Partial if end < buf.len() => continue,
+            Parse::Complete(_) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// Parses one request head at the start of `buf`.
 pub fn parse(buf: &[u8]) -> Parse<'_> {
     match parse_inner(buf) {

@@ -6,8 +6,11 @@
 //! to reach the hooks: the linker exports every symbol that the executable defines and that a
 //! shared library on the link line (libc.so.6) defines too, which is every hook.
 
+#[path = "../../examples/common/http.rs"]
+mod http;
+
 use std::cell::Cell;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::Duration;
@@ -20,13 +23,8 @@ fn slow_server(delay: Duration, peak: Rc<Cell<u32>>) -> SocketAddr {
         while let Ok((mut conn, _)) = listener.accept() {
             let (now, peak) = (now.clone(), peak.clone());
             greenlet::spawn(move || {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if !http::read_head(&mut conn) {
+                    return;
                 }
                 now.set(now.get() + 1);
                 peak.set(peak.get().max(now.get()));

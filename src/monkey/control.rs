@@ -6,8 +6,6 @@
 //! word: on x86-64 and AArch64 Linux a variadic integer or pointer argument travels in the
 //! same register as a fixed one, and calls that pass none leave a value the kernel ignores.
 
-use std::time::Duration;
-
 use libc::{c_int, c_ulong, c_void, socklen_t};
 
 use super::fdtable::{self, Dir};
@@ -114,9 +112,7 @@ pub unsafe extern "C" fn setsockopt(
     };
     let t = if !val.is_null() && len as usize >= size_of::<libc::timeval>() {
         // SAFETY: the kernel accepted `val` as a timeval of `len` bytes.
-        let tv = unsafe { *val.cast::<libc::timeval>() };
-        (tv.tv_sec > 0 || tv.tv_usec > 0)
-            .then(|| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
+        sys::timeout_of_timeval(unsafe { &*val.cast::<libc::timeval>() })
     } else {
         None
     };

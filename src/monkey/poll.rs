@@ -85,6 +85,15 @@ fn wait_loop(
     }
 }
 
+/// A `timespec` timeout (null: none); `Err` when it is invalid.
+fn timeout_of(ts: *const timespec) -> Result<Option<Duration>, ()> {
+    if ts.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: a non-null `ts` is readable (libc's contract).
+    sys::duration_of(unsafe { &*ts }).map(Some).ok_or(())
+}
+
 fn millis(ms: c_int) -> Option<Duration> {
     (ms >= 0).then(|| Duration::from_millis(ms as u64))
 }
@@ -145,14 +154,8 @@ pub unsafe extern "C" fn ppoll(
     if !sigmask.is_null() {
         return blocking("ppoll", -1, || sys::ppoll(fds, n, ts, sigmask));
     }
-    let timeout = if ts.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null `ts` is readable (libc's contract).
-        match sys::duration_of(unsafe { &*ts }) {
-            Some(t) => Some(t),
-            None => return fail(libc::EINVAL) as c_int,
-        }
+    let Ok(timeout) = timeout_of(ts) else {
+        return fail(libc::EINVAL) as c_int;
     };
     if timeout == Some(Duration::ZERO) {
         return sys::ppoll(fds, n, ts, sigmask);
@@ -284,14 +287,8 @@ pub unsafe extern "C" fn pselect(
     ts: *const timespec,
     sigmask: *const sigset_t,
 ) -> c_int {
-    let timeout = if ts.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null `ts` is readable (libc's contract).
-        match sys::duration_of(unsafe { &*ts }) {
-            Some(t) => Some(t),
-            None => return fail(libc::EINVAL) as c_int,
-        }
+    let Ok(timeout) = timeout_of(ts) else {
+        return fail(libc::EINVAL) as c_int;
     };
     let coop = cooperating();
     if !coop || !sigmask.is_null() || timeout == Some(Duration::ZERO) {

@@ -299,6 +299,16 @@ pub(super) fn duration_of(ts: &libc::timespec) -> Option<Duration> {
     Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
+/// A socket timeout as `SO_RCVTIMEO` holds it: `None` for zero (no timeout).
+pub(super) fn timeout_of_timeval(tv: &libc::timeval) -> Option<Duration> {
+    (tv.tv_sec > 0 || tv.tv_usec > 0).then(|| {
+        Duration::new(
+            tv.tv_sec.max(0) as u64,
+            tv.tv_usec.clamp(0, 999_999) as u32 * 1000,
+        )
+    })
+}
+
 /// Libc's own definition of `name` (the next one after this binary's), looked up once.
 ///
 /// Not async-signal-safe the first time (it calls `dlsym`); callers that may run in a signal

@@ -162,11 +162,11 @@ impl Ctx {
             &mut len,
         );
         set_errno(saved);
-        let t = (r == 0 && (tv.tv_sec > 0 || tv.tv_usec > 0))
-            .then(|| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000));
-        if r == 0 {
-            self.slot.set_timeout(dir, t);
+        if r != 0 {
+            return None;
         }
+        let t = sys::timeout_of_timeval(&tv);
+        self.slot.set_timeout(dir, t);
         t
     }
 
