@@ -7,7 +7,8 @@
 //!   a call that blocks the OS thread (a crate built on `std::net`, `std::thread::sleep`, a
 //!   blocking C library) stops the hub and every other greenlet until it returns. Use the green
 //!   types ([`net`], [`sync`], [`sleep`]), run the call with [`threadpool::spawn_blocking`], or
-//!   build with the `monkey` feature, which makes std's blocking socket calls cooperate.
+//!   build with the `monkey` feature, whose `monkey::patch_all()` makes libc's blocking calls
+//!   (sockets, pipes, `poll`, sleeps, name lookups) park only the calling greenlet.
 //! - **A `std::sync::Mutex` held across a green call can deadlock the hub.** A greenlet that
 //!   blocks (parks) while holding it lets the others run on the same thread; the first of them
 //!   that locks the same mutex blocks the OS thread, and with it the holder, forever. Use

@@ -691,3 +691,24 @@ fn a_descriptor_number_reused_behind_the_hooks_back_is_relearned() {
         libc::close(p[1]);
     }
 }
+
+#[test]
+fn the_hubs_own_waker_and_poll_never_come_back_into_the_hub() {
+    patch();
+    // A greenlet of another patched thread stops this thread's hub: its write to the hub's
+    // waker (an eventfd, through the `write` hook, from a greenlet) and this hub's own
+    // epoll_wait and waker read (through the hooks, from the hub) pass straight through.
+    let handle = greenlet::HubHandle::current().unwrap();
+    let other = std::thread::spawn(move || {
+        let g = greenlet::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30)); // parks on that thread's hub
+            handle.stop();
+        });
+        g.join().unwrap();
+    });
+    let sleeper = greenlet::spawn(|| std::thread::sleep(Duration::from_secs(3600)));
+    // Main parks in a hooked sleep of its own; the stop ends it early (EINTR, nothing left).
+    std::thread::sleep(Duration::from_secs(3600));
+    other.join().unwrap();
+    sleeper.kill().unwrap_or(());
+}
