@@ -712,3 +712,41 @@ fn the_hubs_own_waker_and_poll_never_come_back_into_the_hub() {
     other.join().unwrap();
     sleeper.kill().unwrap_or(());
 }
+
+#[test]
+fn msg_waitall_fills_the_buffer_on_streams_only() {
+    patch();
+    let (a, b) = UnixStream::pair().unwrap();
+    let writer = greenlet::spawn(move || {
+        let mut b = b;
+        for part in [b"ab", b"cd", b"ef"] {
+            b.write_all(part).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        b
+    });
+    let mut buf = [0u8; 6];
+    // SAFETY (test): a valid buffer.
+    let n = unsafe { libc::recv(a.as_raw_fd(), buf.as_mut_ptr().cast(), 6, libc::MSG_WAITALL) };
+    assert_eq!((n, &buf), (6, b"abcdef"));
+    drop(writer.get().unwrap());
+
+    let (c, d) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    let sender = greenlet::spawn(move || {
+        std::thread::sleep(Duration::from_millis(5));
+        d.send(b"one").unwrap();
+        d.send(b"two").unwrap();
+    });
+    let mut buf = [0u8; 16];
+    // SAFETY (test): a valid buffer.
+    let n = unsafe {
+        libc::recv(
+            c.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            16,
+            libc::MSG_WAITALL,
+        )
+    };
+    assert_eq!(&buf[..n as usize], b"one", "one datagram, not two glued");
+    sender.join().unwrap();
+}

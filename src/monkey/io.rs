@@ -291,7 +291,8 @@ pub unsafe extern "C" fn recvfrom(
                 sys::recvfrom(fd, buf, n, flags, addr, len)
             });
         };
-        if flags & libc::MSG_WAITALL != 0 {
+        // MSG_WAITALL waits for the whole buffer on stream sockets only.
+        if flags & libc::MSG_WAITALL != 0 && is_stream(fd) {
             return run_all(&ctx, Dir::Read, "recvfrom", n, |done, nb| {
                 // SAFETY: `done < n`: inside the caller's buffer.
                 let at = unsafe { buf.cast::<u8>().add(done) }.cast();
@@ -302,6 +303,22 @@ pub unsafe extern "C" fn recvfrom(
             sys::recvfrom(fd, buf, n, flags | dontwait(nb), addr, len)
         })
     })
+}
+
+/// Whether `fd` is a stream socket (one `getsockopt`; asked only for `MSG_WAITALL`).
+fn is_stream(fd: c_int) -> bool {
+    let mut ty: c_int = 0;
+    let mut len = size_of::<c_int>() as socklen_t;
+    let saved = errno();
+    let r = sys::getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_TYPE,
+        (&raw mut ty).cast(),
+        &mut len,
+    );
+    sys::set_errno(saved);
+    r == 0 && ty == libc::SOCK_STREAM
 }
 
 /// libc's `recvmsg`.
