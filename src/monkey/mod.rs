@@ -100,6 +100,11 @@
 //! - **`fork`.** The child runs unpatched (a memory page that the kernel wipes on fork says
 //!   so); a prefork server forks first and calls `patch_all` in each child.
 //!
+//! - **Stacks.** Code written for threads may need more than a greenlet's default
+//!   [64 KiB stack](crate::DEFAULT_STACK_SIZE): `ureq` in a debug build and libcurl do. Spawn
+//!   such greenlets with [`SpawnBuilder::stack_size`](crate::SpawnBuilder::stack_size); an
+//!   overflow is reported with the greenlet's name, never silent.
+//!
 //! When the [blocking monitor](crate::HubBuilder::monitor) is on and a greenlet blocks the hub
 //! in a hooked call that could not cooperate, the warning names the call and its descriptor.
 //!
