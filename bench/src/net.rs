@@ -271,7 +271,7 @@ fn server_command(proto: Proto, runtime: Runtime) -> Result<Vec<String>, String>
     };
     match (proto, runtime) {
         (Proto::Http2, Runtime::Greenlet) => {
-            let exe = build_example(proto.example())?;
+            let exe = build_example(proto.example(), &[])?;
             Ok(vec![
                 exe.display().to_string(),
                 "{port}".into(),
