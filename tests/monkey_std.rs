@@ -191,3 +191,30 @@ fn the_hooks_are_in_the_dynamic_symbol_table_for_shared_libraries() {
         "the dynamic linker and the static one agree on the hook"
     );
 }
+
+#[test]
+fn std_sleeps_cooperate_on_every_hub_of_a_runtime() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    greenlet::monkey::patch_all();
+    let rt = greenlet::Runtime::new(2).unwrap();
+    let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let handles: Vec<_> = (0..200)
+        .map(|i| {
+            let (now, peak) = (now.clone(), peak.clone());
+            rt.spawn_on(i % 2, move || {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(50)); // parks on its own hub
+                now.fetch_sub(1, Ordering::SeqCst);
+            })
+            .unwrap()
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    // Two hub threads, 200 sleepers in their sleep at once.
+    assert_eq!(peak.load(Ordering::SeqCst), 200);
+    rt.shutdown(Duration::from_secs(5));
+}
