@@ -99,14 +99,7 @@ fn f(url: &str) {
 /// Starts one server per delay (on `port`, `port + 1`, ... or free ports for 0), fetches
 /// from all of them sequentially and then concurrently, prints both times and returns them.
 pub fn run(port: u16, delays: &[Duration]) -> (Duration, Duration) {
-    let servers: Vec<StreamServer> = delays
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| {
-            let p = if port == 0 { 0 } else { port + i as u16 };
-            slow_server(p, d).unwrap_or_else(|e| panic!("cannot listen on port {p}: {e}"))
-        })
-        .collect();
+    let servers = start_servers(port, delays, slow_server);
     let urls: Vec<String> = servers
         .iter()
         .map(|s| format!("http://{}/", s.local_addr()))
@@ -116,6 +109,25 @@ pub fn run(port: u16, delays: &[Duration]) -> (Duration, Duration) {
         s.stop(Duration::from_secs(1));
     }
     costs
+}
+
+/// Starts a server with `start` for each delay, on `port`, `port + 1`, ... (free ports for 0).
+///
+/// # Panics
+/// When a server cannot listen.
+pub fn start_servers<S>(
+    port: u16,
+    delays: &[Duration],
+    start: impl Fn(u16, Duration) -> io::Result<S>,
+) -> Vec<S> {
+    delays
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            let p = if port == 0 { 0 } else { port + i as u16 };
+            start(p, d).unwrap_or_else(|e| panic!("cannot listen on port {p}: {e}"))
+        })
+        .collect()
 }
 
 /// The article's two timings: each URL fetched by a greenlet of `spawn_fetch` that is joined

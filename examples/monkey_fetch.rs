@@ -73,14 +73,7 @@ fn f(url: &str) {
 /// Starts the servers, fetches sequentially then concurrently, prints and returns both times.
 pub fn run(port: u16, delays: &[Duration]) -> (Duration, Duration) {
     greenlet::monkey::patch_all();
-    let urls: Vec<String> = delays
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| {
-            let p = if port == 0 { 0 } else { port + i as u16 };
-            slow_server(p, d).unwrap_or_else(|e| panic!("cannot listen on port {p}: {e}"))
-        })
-        .collect();
+    let urls = article::start_servers(port, delays, slow_server);
 
     article::sequential_then_concurrent(&urls, |url| {
         greenlet::SpawnBuilder::new()
