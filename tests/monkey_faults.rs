@@ -750,3 +750,90 @@ fn msg_waitall_fills_the_buffer_on_streams_only() {
     assert_eq!(&buf[..n as usize], b"one", "one datagram, not two glued");
     sender.join().unwrap();
 }
+
+#[test]
+fn a_write_that_times_out_returns_what_it_wrote_then_would_block() {
+    patch();
+    let (a, _b) = UnixStream::pair().unwrap();
+    a.set_write_timeout(Some(Duration::from_millis(30)))
+        .unwrap();
+    let big = vec![7u8; 8 << 20];
+    let stop = Rc::new(Cell::new(false));
+    let (ticks, t) = ticker(&stop);
+    // One blocking write: the buffer fills, nobody reads, SO_SNDTIMEO expires: the kernel's
+    // answer is the part written.
+    // SAFETY (test): a valid buffer.
+    let n = unsafe { libc::write(a.as_raw_fd(), big.as_ptr().cast(), big.len()) };
+    assert!(n > 0 && (n as usize) < big.len(), "partial count, got {n}");
+    // Nothing more fits: the next write fails with EAGAIN once its timeout expires.
+    let err = (&a).write(&big).unwrap_err();
+    stop.set(true);
+    t.join().unwrap();
+    assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+    assert!(ticks.get() > 0, "the hub ran while the writer waited");
+}
+
+#[test]
+fn every_sleeping_call_parks_only_its_greenlet() {
+    patch();
+    let inside = Rc::new(Cell::new(0u32));
+    let peak = Rc::new(Cell::new(0u32));
+    let sleepers: [fn(); 4] = [
+        // SAFETY (test): plain sleeping calls with valid arguments.
+        || unsafe {
+            libc::usleep(30_000);
+        },
+        || unsafe {
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 30_000_000,
+            };
+            libc::nanosleep(&ts, std::ptr::null_mut());
+        },
+        || unsafe {
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 30_000_000,
+            };
+            libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut());
+        },
+        || unsafe {
+            // An absolute deadline on the monotonic clock.
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+            ts.tv_nsec += 30_000_000;
+            if ts.tv_nsec >= 1_000_000_000 {
+                ts.tv_sec += 1;
+                ts.tv_nsec -= 1_000_000_000;
+            }
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            );
+        },
+    ];
+    let handles: Vec<_> = sleepers
+        .iter()
+        .chain(std::iter::once(
+            &((|| unsafe {
+                libc::sleep(1);
+            }) as fn()),
+        ))
+        .map(|&f| {
+            let (inside, peak) = (inside.clone(), peak.clone());
+            greenlet::spawn(move || {
+                inside.set(inside.get() + 1);
+                peak.set(peak.get().max(inside.get()));
+                f();
+                inside.set(inside.get() - 1);
+            })
+        })
+        .collect();
+    greenlet::joinall(&handles, None, None).unwrap();
+    assert_eq!(peak.get(), 5, "all five were asleep at once");
+}
