@@ -84,7 +84,12 @@
 //!   across a hooked call that parks can deadlock the thread as a green call can.
 //! - **Files.** Regular-file I/O blocks (see above); run it with
 //!   [`spawn_blocking`](crate::threadpool::spawn_blocking).
-//! - **Other threads.** Cooperation is per thread: a thread without greenlets is untouched.
+//! - **Other threads.** Cooperation is per thread: a thread without greenlets is untouched. A
+//!   descriptor closed by another thread while a greenlet is parked on it does not wake that
+//!   greenlet (epoll forgets the file silently, as a thread blocked in `read` is not woken by
+//!   another thread's `close` on Linux either): its timeout, if any, ends the wait.
+//! - **Cancellation points.** The hooks make raw system calls, which are not `pthread_cancel`
+//!   cancellation points (Rust does not use thread cancellation).
 //! - **Calls libc makes to itself** (glibc's `fopen`/`fread`, `system`, its resolver's own
 //!   sockets) and raw `syscall`s, and a few calls that are not hooked: `waitpid`, `futex`,
 //!   `sendfile`, `splice`, `recvmmsg`/`sendmmsg`, `gethostbyname`. A `ppoll`, `pselect` or
