@@ -23,6 +23,70 @@ impl fmt::Display for GreenletExit {
 
 impl Error for GreenletExit {}
 
+/// The error of a blocking call whose greenlet was killed softly: the Rust form of gevent's
+/// `except GreenletExit:` cleanup.
+///
+/// [`JoinHandle::kill_timeout`](crate::JoinHandle::kill_timeout) and
+/// [`killall`](crate::killall) with [`Kill::Grace`](crate::Kill::Grace) first ask a greenlet to
+/// finish: the blocking call it is parked in (or its next one) fails with this error, once.
+/// Its code then runs on normally, `?` and destructors included, and its later blocking calls
+/// work as usual, so it can say goodbye to its peer before it returns. If it has not finished
+/// when the kill's grace time is up, it is unwound with [`GreenletExit`].
+///
+/// Each API reports it in its own error type: `JoinError::Killed`, `WaitError::Killed`,
+/// `RecvError::Killed`, `SendError::Killed`, `AsyncError::Killed`, and for I/O an
+/// [`io::Error`](std::io::Error) of kind `Other` that carries this type (see
+/// [`Killed::is_in`]). [`sleep`](crate::sleep) returns early.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use greenlet::sync::{Queue, RecvError};
+///
+/// let jobs = Queue::<u32>::new();
+/// let goodbye = Queue::new();
+/// let (j, g) = (jobs.clone(), goodbye.clone());
+/// let worker = greenlet::spawn(move || {
+///     loop {
+///         match j.get() {
+///             Ok(_job) => {}
+///             Err(RecvError::Killed) => break, // asked to finish
+///             Err(e) => panic!("{e}"),
+///         }
+///     }
+///     // Cleanup may block: this sleep and put work as usual.
+///     greenlet::sleep(Duration::from_millis(1));
+///     g.put("bye").unwrap();
+/// });
+/// greenlet::yield_now(); // it starts and waits for a job
+/// worker.kill_timeout(Duration::from_secs(5)).unwrap();
+/// assert_eq!(goodbye.try_get(), Ok("bye"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Killed;
+
+impl Killed {
+    /// Whether `error` is the I/O form of a soft kill.
+    ///
+    /// # Examples
+    /// ```
+    /// let e = std::io::Error::other(greenlet::Killed);
+    /// assert!(greenlet::Killed::is_in(&e));
+    /// assert!(!greenlet::Killed::is_in(&std::io::Error::other("no")));
+    /// ```
+    pub fn is_in(error: &std::io::Error) -> bool {
+        error.get_ref().is_some_and(|e| e.is::<Killed>())
+    }
+}
+
+impl fmt::Display for Killed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the greenlet was killed (asked to finish)")
+    }
+}
+
+impl Error for Killed {}
+
 /// A panic caught at the root of a greenlet, handed to its parent instead of aborting.
 ///
 /// It is `Send + Sync` (the payload sits behind a mutex), so errors that carry it can travel

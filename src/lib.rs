@@ -221,13 +221,14 @@ pub mod sync;
 pub mod threadpool;
 mod value;
 
-pub use crate::error::{GreenletExit, Panic, SwitchError};
+pub use crate::error::{GreenletExit, Killed, Panic, SwitchError};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
 pub use crate::hub::{
-    Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, LinkFn, LocalKey, LoopExit,
-    SpawnBuilder, Timeout, iwait, joinall, killall, sleep, sleep_until, spawn, spawn_later, wait,
-    wait_all, with_timeout, yield_now,
+    Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, Kill, LinkFn, LinkKey, LocalKey,
+    LoopExit, SpawnBuilder, Timeout, Waitable, Wakeup, idle, idle_timeout, iwait, iwait_objects,
+    joinall, killall, sleep, sleep_until, spawn, spawn_later, spawn_raw, wait, wait_all, wait_any,
+    wait_objects, with_timeout, yield_now,
 };
 pub use crate::runtime::{RemoteJoinHandle, Runtime};
 pub use crate::stack::DEFAULT_STACK_SIZE;

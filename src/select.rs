@@ -34,7 +34,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::hub::waitlist::{BlockError, deadline_after};
-use crate::hub::{Direction, IoRegistration, wait_any};
+use crate::hub::{Direction, IoRegistration, wait_any_io};
 use crate::net::Registration;
 use crate::net::wait::{is_ready, poll_now, pollfd};
 
@@ -222,7 +222,7 @@ pub fn select(
         })
         .collect::<io::Result<_>>()?;
     loop {
-        match wait_any(&regs, deadline) {
+        match wait_any_io(&regs, deadline) {
             Ok(()) => {
                 if poll_now(&mut pfds)? > 0 {
                     return Ok(split(&pfds));
@@ -232,7 +232,7 @@ pub fn select(
                 poll_now(&mut pfds)?;
                 return Ok(split(&pfds));
             }
-            Err(BlockError::LoopExit(e)) => return Err(io::Error::other(e)),
+            Err(e) => return Err(crate::net::blocked_error(e, None)),
         }
     }
 }
@@ -491,7 +491,7 @@ impl<T> Selector<T> {
                     n = self.poll_events()?;
                     break;
                 }
-                Err(BlockError::LoopExit(e)) => return Err(io::Error::other(e)),
+                Err(e) => return Err(crate::net::blocked_error(e, None)),
             }
         }
         let mut ready = Vec::with_capacity(n);

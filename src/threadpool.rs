@@ -131,6 +131,9 @@ pub enum BlockingError {
     /// refused (during unwinding) before the function returned; it keeps running on its pool
     /// thread and its result is dropped.
     Interrupted(crate::LoopExit),
+    /// The calling greenlet was killed softly (see [`Killed`](crate::Killed)) before the
+    /// function returned; it keeps running on its pool thread and its result is dropped.
+    Killed,
 }
 
 impl fmt::Display for BlockingError {
@@ -142,6 +145,7 @@ impl fmt::Display for BlockingError {
                 f.write_str("timed out waiting for a blocking function (it keeps running)")
             }
             BlockingError::Interrupted(e) => write!(f, "waiting for a thread-pool job: {e}"),
+            BlockingError::Killed => write!(f, "waiting for a thread-pool job: {}", crate::Killed),
         }
     }
 }
@@ -189,6 +193,7 @@ where
             // later park times out at once) until the job ends: give up, as gevent's
             // `threadpool.apply` raises `Timeout`.
             Err(BlockError::TimedOut) => return Err(BlockingError::TimedOut),
+            Err(BlockError::Killed) => return Err(BlockingError::Killed),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use greenlet::{HubHandle, JoinError, JoinHandle, SpawnBuilder};
+use greenlet::{HubHandle, JoinError, JoinHandle, Kill, SpawnBuilder};
 use util::on_fresh_thread;
 
 /// A log shared by the greenlets of one test.
@@ -405,7 +405,7 @@ fn kill_before_start_non_blocking() {
 fn kill_before_start_killall_blocking() {
     check_kill(
         |_| {},
-        |h| greenlet::killall(std::slice::from_ref(h), true, None).unwrap(),
+        |h| greenlet::killall(std::slice::from_ref(h), Kill::Join).unwrap(),
     );
 }
 
@@ -414,7 +414,7 @@ fn kill_before_start_killall_blocking() {
 fn kill_before_start_killall_non_blocking() {
     check_kill(
         |_| {},
-        |h| greenlet::killall(std::slice::from_ref(h), false, None).unwrap(),
+        |h| greenlet::killall(std::slice::from_ref(h), Kill::Now).unwrap(),
     );
 }
 
@@ -521,7 +521,12 @@ fn kill_self() {
 /// up, say), then lets the kill go on.
 fn slow_to_die(linger: Duration) -> JoinHandle<()> {
     greenlet::spawn(move || {
-        let killed = std::panic::catch_unwind(|| greenlet::sleep(LONG)).unwrap_err();
+        // A soft kill only ends the sleep early: it sleeps again, until it is unwound.
+        let killed = loop {
+            if let Err(unwind) = std::panic::catch_unwind(|| greenlet::sleep(LONG)) {
+                break unwind;
+            }
+        };
         greenlet::sleep(linger);
         std::panic::resume_unwind(killed)
     })
@@ -586,19 +591,19 @@ fn killall_block_and_timeout() {
         .map(|_| greenlet::spawn(|| greenlet::sleep(LONG)))
         .collect();
     greenlet::yield_now();
-    greenlet::killall(&hs, true, None).unwrap();
+    greenlet::killall(&hs, Kill::Join).unwrap();
     assert!(hs.iter().all(|h| matches!(h.get(), Err(JoinError::Killed))));
 
     let slow = slow_to_die(Duration::from_millis(30));
     greenlet::yield_now();
     let hs = [slow];
     assert!(matches!(
-        greenlet::killall(&hs, true, Some(Duration::from_millis(1))),
+        greenlet::killall(&hs, Kill::Grace(Duration::from_millis(1))),
         Err(JoinError::TimedOut)
     ));
     greenlet::joinall(&hs, None, None).unwrap();
     // Killing finished greenlets does nothing.
-    greenlet::killall(&hs, true, None).unwrap();
+    greenlet::killall(&hs, Kill::Join).unwrap();
 }
 
 /// gevent's `TestRef.test_kill_scheduled` / `test_kill_started`.
@@ -664,7 +669,7 @@ fn joinall_timeout() {
         greenlet::joinall(&hs, Some(Duration::ZERO), None).unwrap(),
         [1]
     );
-    greenlet::killall(&hs, true, None).unwrap();
+    greenlet::killall(&hs, Kill::Join).unwrap();
 }
 
 /// gevent's `TestJoinAll0`: nothing to wait for returns at once.

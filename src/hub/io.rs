@@ -221,7 +221,7 @@ impl IoRegistration {
         match r {
             Ok(true) => Ok(()),
             Ok(false) => Err(BlockError::TimedOut),
-            Err(e) => Err(BlockError::LoopExit(e)),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -281,7 +281,7 @@ pub(crate) fn wait_any(
     match r {
         Ok(true) => Ok(()),
         Ok(false) => Err(BlockError::TimedOut),
-        Err(e) => Err(BlockError::LoopExit(e)),
+        Err(e) => Err(e.into()),
     }
 }
 

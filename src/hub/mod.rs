@@ -15,7 +15,9 @@ mod remote;
 mod spawn;
 mod timeout;
 mod timer;
+mod waitable;
 pub(crate) mod waitlist;
+mod waits;
 mod xthread;
 
 use std::cell::{Cell, RefCell};
@@ -27,14 +29,15 @@ use crate::error::SwitchError;
 use crate::greenlet::{Greenlet, Kind};
 use crate::switch::{self, Msg};
 
-pub(crate) use self::io::{Direction, IoRegistration, wait_any};
+pub(crate) use self::io::{Direction, IoRegistration, wait_any as wait_any_io};
 pub use self::local::LocalKey;
 pub use self::remote::HubHandle;
 pub(crate) use self::remote::{LoadToken, RemoteWait, RemoteWaker};
 pub use self::spawn::{
-    JoinError, JoinHandle, LinkFn, SpawnBuilder, iwait, joinall, killall, spawn, spawn_later, wait,
-    wait_all,
+    JoinError, JoinHandle, LinkFn, LinkKey, SpawnBuilder, spawn, spawn_later, spawn_raw,
 };
+pub use self::waitable::{Waitable, Wakeup, iwait_objects, wait_any, wait_objects};
+pub use self::waits::{Kill, idle, idle_timeout, iwait, joinall, killall, wait, wait_all};
 pub use self::timeout::{Elapsed, Timeout, with_timeout};
 pub(crate) use self::xthread::{Parker, Unparker, parker};
 
@@ -53,6 +56,8 @@ pub(crate) struct GreenletData {
     /// at its next park (see `crate::monkey`).
     #[cfg(feature = "monkey")]
     pub(crate) deferred: crate::monkey::Deferred,
+    /// A soft kill is pending: the greenlet's next (or current) park fails with `Killed`.
+    kill_requested: Cell<bool>,
 }
 
 /// A registration to wake one parked greenlet once. Stale waiters (whose greenlet has been
@@ -107,6 +112,9 @@ pub struct LoopExit {
     stopped: bool,
     /// Set when the call could not block at all (it was made while unwinding a panic).
     refused: Option<&'static str>,
+    /// Set when the call gave up because its greenlet was killed softly (see
+    /// [`JoinHandle::kill_timeout`]).
+    killed: bool,
 }
 
 impl LoopExit {
@@ -125,12 +133,30 @@ impl LoopExit {
     pub fn is_refused(&self) -> bool {
         self.refused.is_some()
     }
+
+    /// Whether the call gave up because its greenlet was asked to finish by a soft kill
+    /// ([`JoinHandle::kill_timeout`], [`killall`] with [`Kill::Grace`]). The error types of the
+    /// blocking calls report this as their own `Killed`.
+    pub fn is_killed(&self) -> bool {
+        self.killed
+    }
+
+    pub(crate) fn killed(what: &dyn fmt::Display) -> LoopExit {
+        LoopExit {
+            waiting_on: what.to_string(),
+            stopped: false,
+            refused: None,
+            killed: true,
+        }
+    }
 }
 
 impl fmt::Display for LoopExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(why) = self.refused {
             write!(f, "cannot wait on {} here: {why}", self.waiting_on)
+        } else if self.killed {
+            write!(f, "the greenlet was killed while waiting on {}", self.waiting_on)
         } else if self.stopped {
             write!(
                 f,
@@ -251,6 +277,8 @@ pub(crate) struct Hub {
     /// Suspended greenlets whose last handle went while the hub was running: destroyed at the
     /// start of the hub's next step, when it holds no borrow of its own state.
     doomed: RefCell<Vec<Greenlet>>,
+    /// Greenlets in [`idle`]: woken when nothing else is ready.
+    idlers: waitlist::WaitList,
 }
 
 impl fmt::Debug for Hub {
@@ -274,6 +302,7 @@ impl Hub {
             token_seq: Cell::new(0),
             monitor: monitor::Monitor::from_env(),
             doomed: RefCell::new(Vec::new()),
+            idlers: waitlist::WaitList::new(),
         }
     }
 
@@ -326,7 +355,14 @@ impl Hub {
         }
         self.fire_timers();
         let idle = self.ready.borrow().is_empty();
-        if idle {
+        if idle && !self.idlers.is_empty() {
+            // Greenlets wait for the hub to be idle: ready I/O counts as work, so look first.
+            self.poll(Some(Duration::ZERO));
+            self.fire_timers();
+            if self.ready.borrow().is_empty() {
+                self.idlers.wake_all();
+            }
+        } else if idle {
             let (timeout, strong_timer) = {
                 let timers = self.timers.borrow();
                 let timeout = timers
@@ -424,7 +460,7 @@ pub(crate) fn shut_down_remote(grace: Duration) -> usize {
     let _ = joinall(&placed, Some(grace), None);
     let left: Vec<_> = placed.into_iter().filter(|h| !h.is_ready()).collect();
     if !left.is_empty() {
-        let _ = killall(&left, true, Some(Duration::from_secs(1)));
+        let _ = killall(&left, Kill::Grace(Duration::from_secs(1)));
     }
     left.len()
 }
@@ -468,6 +504,13 @@ pub(crate) fn park_with(
     weak_timer: bool,
     honour_timeouts: bool,
 ) -> Result<bool, LoopExit> {
+    let data = &waiter.greenlet.inner().hub;
+    if data.kill_requested.get() {
+        // A soft kill came before this park: it fails at once, and only this one.
+        data.kill_requested.set(false);
+        data.park_token.set(0);
+        return Err(LoopExit::killed(what));
+    }
     let deadline = if honour_timeouts {
         timeout::effective_deadline(&waiter.greenlet, deadline)
     } else {
@@ -486,6 +529,11 @@ pub(crate) fn park_with(
     if let Some(key) = timer {
         cancel_timer(&key);
     }
+    if data.kill_requested.get() && !matches!(msg, Msg::Throw(_)) {
+        // Woken by a soft kill (or killed softly while already woken): this call fails.
+        data.kill_requested.set(false);
+        return Err(LoopExit::killed(what));
+    }
     match crate::greenlet::receive(msg) {
         Ok(_) => {
             let now = Instant::now();
@@ -500,11 +548,13 @@ pub(crate) fn park_with(
             waiting_on: what.to_string(),
             stopped,
             refused: None,
+            killed: false,
         }),
         Err(SwitchError::NotAllowed(why)) => Err(LoopExit {
             waiting_on: what.to_string(),
             stopped: false,
             refused: Some(why),
+            killed: false,
         }),
         // A stray explicit switch into a parked greenlet: treat it as a wake-up; callers
         // re-check their condition.
@@ -526,6 +576,19 @@ pub(crate) fn schedule(greenlet: Greenlet, msg: Msg) {
 pub(crate) fn interrupt(greenlet: &Greenlet, payload: Box<dyn std::any::Any + Send>) {
     greenlet.inner().hub.park_token.set(0);
     schedule(greenlet.clone(), Msg::Throw(payload));
+}
+
+/// Asks `greenlet` to finish softly: its current park (if it is parked on the hub) or its next
+/// one fails with `Killed`, once; the blocking calls after that work as usual, so its cleanup
+/// code may block.
+pub(crate) fn request_kill(greenlet: &Greenlet) {
+    let data = &greenlet.inner().hub;
+    data.kill_requested.set(true);
+    if data.park_token.get() != 0 {
+        // Parked: wake it now; `park` sees the request and fails.
+        data.park_token.set(0);
+        schedule(greenlet.clone(), Msg::Wake);
+    }
 }
 
 /// Whether the current greenlet may block on the hub.

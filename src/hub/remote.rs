@@ -386,8 +386,32 @@ impl RemoteWait {
         match r {
             Ok(true) => Ok(()),
             Ok(false) => Err(BlockError::TimedOut),
-            Err(e) => Err(BlockError::LoopExit(e)),
+            Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl RemoteWait {
+    /// Has `w` woken when the waker fires, unless a greenlet waits on it already (its own
+    /// wait then wakes whoever else needs waking).
+    pub(crate) fn add_waiter(&self, w: &Waiter) {
+        with_hub(|hub| {
+            let mut waiting = hub.remote.waiting.borrow_mut();
+            let entry = waiting.entry(self.id).or_insert_with(|| w.clone());
+            if !entry.is_waiting() {
+                *entry = w.clone();
+            }
+        });
+    }
+
+    /// Drops the registration if its greenlet no longer waits.
+    pub(crate) fn remove_stale(&self) {
+        super::try_with_hub(|hub| {
+            let mut waiting = hub.remote.waiting.borrow_mut();
+            if waiting.get(&self.id).is_some_and(|w| !w.is_waiting()) {
+                waiting.remove(&self.id);
+            }
+        });
     }
 }
 

@@ -18,13 +18,26 @@ use crate::switch::{self, Msg};
 /// A callback run when a spawned greenlet finishes; see [`JoinHandle::link`].
 pub type LinkFn<T> = Box<dyn FnOnce(&JoinHandle<T>)>;
 
+/// Names one callback added with [`JoinHandle::link`] (or `link_value` / `link_exception`), to
+/// take it back with [`JoinHandle::unlink`] (gevent's `unlink(callback)`: Rust closures cannot
+/// be compared, so the link hands out this key instead).
+///
+/// It is a plain value: copying or dropping it does nothing to the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkKey {
+    greenlet: u64,
+    id: u64,
+}
+
 /// Why a spawned greenlet produced no value, or a wait on it gave up.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum JoinError {
     /// The greenlet panicked; the panic is here.
     Panicked(Panic),
-    /// The greenlet was killed (gevent's `GreenletExit`) before it returned.
+    /// The greenlet was killed (gevent's `GreenletExit`) before it returned; or, from a wait,
+    /// the waiting greenlet itself was killed softly (see [`Killed`](crate::Killed); then the
+    /// awaited one is not [`is_ready`](JoinHandle::is_ready)).
     Killed,
     /// The value was already taken by an earlier `get`.
     Taken,
@@ -65,6 +78,7 @@ impl From<BlockError> for JoinError {
         match e {
             BlockError::TimedOut => JoinError::TimedOut,
             BlockError::LoopExit(e) => JoinError::LoopExit(e),
+            BlockError::Killed => JoinError::Killed,
         }
     }
 }
@@ -80,7 +94,9 @@ struct Shared<T> {
     joiners: WaitList,
     /// Completion callbacks of multi-handle waits (`joinall`, `iwait`): run once at the end.
     watchers: RefCell<Vec<Box<dyn FnOnce()>>>,
-    links: RefCell<Vec<LinkFn<T>>>,
+    /// Callbacks run at the end, in order of adding, each with its key's id.
+    links: RefCell<Vec<(u64, LinkFn<T>)>>,
+    next_link: Cell<u64>,
     /// Set by a kill that came before the greenlet started: it then never runs its function.
     killed_before_start: Cell<bool>,
     /// The start timer of a `spawn_later` greenlet, cancelled by a kill before the start: left
@@ -222,6 +238,22 @@ impl SpawnBuilder {
         Ok(handle)
     }
 
+    /// Spawns `f` as a raw greenlet, without a [`JoinHandle`] (gevent's `spawn_raw`); see
+    /// [`spawn_raw`](crate::spawn_raw).
+    ///
+    /// # Errors
+    /// As [`spawn`](SpawnBuilder::spawn).
+    pub fn spawn_raw(self, f: impl FnOnce() + 'static) -> io::Result<Greenlet> {
+        // The greenlet's root catches a panic and hands it to the parent, the hub, which drops
+        // it: the panic hook has reported it already.
+        let greenlet = self.builder.build(move |()| f())?;
+        greenlet
+            .set_parent(&switch::hub_greenlet())
+            .expect("the hub is nobody's descendant");
+        schedule(greenlet.clone(), Msg::Wake);
+        Ok(greenlet)
+    }
+
     fn create<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let name = self.builder.name_ref().map(str::to_owned);
         let shared = Rc::new(Shared {
@@ -232,6 +264,7 @@ impl SpawnBuilder {
             joiners: WaitList::new(),
             watchers: RefCell::new(Vec::new()),
             links: RefCell::new(Vec::new()),
+            next_link: Cell::new(0),
             killed_before_start: Cell::new(false),
             start_timer: Cell::new(None),
             running_links: Cell::new(false),
@@ -288,7 +321,7 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
         if links.is_empty() {
             break;
         }
-        for link in links {
+        for (_, link) in links {
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&handle))) {
                 log::error!(
                     "a link callback of greenlet {:?} panicked: {}",
@@ -320,10 +353,7 @@ impl<T: 'static> JoinHandle<T> {
     /// Whether the greenlet finished by returning a value (gevent's `successful()`).
     pub fn is_successful(&self) -> bool {
         self.shared.observed.set(true);
-        matches!(
-            &*self.shared.result.borrow(),
-            Some(Ok(_)) | Some(Err(JoinError::Taken))
-        )
+        self.succeeded()
     }
 
     /// The value the greenlet returned, if it did and it was not taken by `get`.
@@ -360,7 +390,27 @@ impl<T: 'static> JoinHandle<T> {
         self.wait(deadline_after(Some(timeout)))
     }
 
-    fn wait(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
+    /// Marks the outcome as looked at (a multi-handle wait does).
+    pub(super) fn observe(&self) {
+        self.shared.observed.set(true);
+    }
+
+    /// The greenlets joining this one.
+    pub(super) fn joiners(&self) -> &WaitList {
+        &self.shared.joiners
+    }
+
+    /// Runs `notify` once the greenlet finishes (before its links); `false` (and `notify`
+    /// dropped) if it has finished already.
+    pub(super) fn watch(&self, notify: Box<dyn FnOnce()>) -> bool {
+        if self.is_ready() {
+            return false;
+        }
+        self.shared.watchers.borrow_mut().push(notify);
+        true
+    }
+
+    pub(super) fn wait(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
         self.shared.observed.set(true);
         if self.shared.done.get() {
             return Ok(());
@@ -420,14 +470,20 @@ impl<T: 'static> JoinHandle<T> {
         }
     }
 
-    /// Kills the greenlet and waits until it is dead (gevent's `kill(block=True)`).
+    /// Kills the greenlet at once and waits until it is dead (gevent's `kill(block=True)`).
     ///
     /// The greenlet gets [`GreenletExit`] raised where it is blocked, so its stack unwinds and
-    /// its destructors run; a greenlet that has not started yet never runs its function, but
-    /// its links still fire. Killing a finished greenlet does nothing.
+    /// its destructors run. A destructor cannot block during that unwind: a switch while
+    /// unwinding is refused (the panic count is per thread), so its blocking calls fail or
+    /// return at once (`sleep` returns, a `get` fails with `LoopExit`, whose
+    /// [`is_refused`](LoopExit::is_refused) is true). Cleanup that must block (a goodbye
+    /// message to a peer) belongs in [`kill_timeout`](JoinHandle::kill_timeout), which first
+    /// asks the greenlet to finish. A greenlet that has not started yet never runs its
+    /// function, but its links still fire. Killing a finished greenlet does nothing.
     ///
     /// # Errors
-    /// [`JoinError::LoopExit`] if the kill cannot complete.
+    /// [`JoinError::LoopExit`] if the kill cannot complete; [`JoinError::Killed`] if the calling
+    /// greenlet is itself killed softly while it waits.
     ///
     /// # Examples
     /// ```
@@ -441,16 +497,75 @@ impl<T: 'static> JoinHandle<T> {
         self.join()
     }
 
-    /// [`kill`](JoinHandle::kill) waiting at most `timeout` for the greenlet to die.
+    /// Kills the greenlet gracefully: asks it to finish (a soft kill), gives it `timeout` to do
+    /// so, then unwinds it as [`kill`](JoinHandle::kill) does and waits at most `timeout` more
+    /// (gevent's `kill(timeout=...)`, where the greenlet may block in `except GreenletExit`).
+    ///
+    /// The soft kill makes the blocking call the greenlet is parked in (or its next one) fail
+    /// with its own form of [`Killed`](crate::Killed), once; its code then runs on normally and
+    /// its later blocking calls work, so it can block to clean up. If it returns a value
+    /// meanwhile, that value is its outcome. A greenlet that has not started, or the calling
+    /// greenlet itself, is unwound at once.
     ///
     /// # Errors
-    /// [`JoinError::TimedOut`] if its destructors keep it alive longer; `LoopExit`.
+    /// [`JoinError::TimedOut`] if it is still alive after both waits (only a greenlet that
+    /// catches the unwind and keeps running can be); [`JoinError::LoopExit`];
+    /// [`JoinError::Killed`] if the calling greenlet is killed softly meanwhile.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use greenlet::sync::{Queue, RecvError};
+    ///
+    /// let said = Queue::new();
+    /// let s = said.clone();
+    /// let h = greenlet::spawn(move || {
+    ///     let inbox = Queue::<String>::new();
+    ///     match inbox.get() {
+    ///         Err(RecvError::Killed) => {
+    ///             greenlet::sleep(Duration::from_millis(1)); // cleanup may block
+    ///             s.put("goodbye").unwrap();
+    ///         }
+    ///         other => panic!("{other:?}"),
+    ///     }
+    /// });
+    /// greenlet::yield_now(); // it starts and waits
+    /// h.kill_timeout(Duration::from_secs(5)).unwrap();
+    /// assert_eq!(said.try_get(), Ok("goodbye"));
+    /// ```
     pub fn kill_timeout(&self, timeout: Duration) -> Result<(), JoinError> {
-        self.kill_nowait();
-        self.join_timeout(timeout)
+        if self.is_ready() {
+            return Ok(());
+        }
+        self.kill_soft();
+        match self.join_timeout(timeout) {
+            Err(JoinError::TimedOut) => {
+                self.kill_nowait();
+                self.join_timeout(timeout)
+            }
+            r => r,
+        }
     }
 
-    /// Asks the greenlet to die without waiting (gevent's `kill(block=False)`). Idempotent.
+    /// Asks the greenlet to finish without waiting (a soft kill, see
+    /// [`kill_timeout`](JoinHandle::kill_timeout)): the blocking call it is parked in, or its
+    /// next one, fails with [`Killed`](crate::Killed), once. A greenlet that has not started,
+    /// or the calling greenlet itself, is unwound instead, as by
+    /// [`kill_nowait`](JoinHandle::kill_nowait). Idempotent until it is delivered.
+    pub fn kill_soft(&self) {
+        let g = &self.greenlet;
+        if self.is_ready() {
+            return;
+        }
+        if g.is_started() && !g.is_current() {
+            super::request_kill(g);
+        } else {
+            self.kill_nowait();
+        }
+    }
+
+    /// Asks the greenlet to die without waiting (gevent's `kill(block=False)`): it is unwound
+    /// with [`GreenletExit`] when it next runs. Idempotent.
     pub fn kill_nowait(&self) {
         if self.is_ready() {
             return;
@@ -471,26 +586,120 @@ impl<T: 'static> JoinHandle<T> {
         }
     }
 
-    /// Calls `callback` with this handle when the greenlet finishes (at once if it has), in the
-    /// order links were added (gevent's `link`). It runs on the finishing greenlet; a panic in
-    /// it is logged, not propagated.
-    pub fn link(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) {
+    /// Calls `callback` with this handle when the greenlet finishes, however it ends (gevent's
+    /// `link`); returns a key for [`unlink`](JoinHandle::unlink).
+    ///
+    /// Links run in the order they were added (`link`, `link_value` and `link_exception`
+    /// alike), on the finishing greenlet, right after its outcome is recorded and its joiners
+    /// are woken (they run after the links). A link added to a finished greenlet runs at
+    /// once, in the caller. A panic in a link is logged, not propagated.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc};
+    ///
+    /// let seen = Rc::new(RefCell::new(Vec::new()));
+    /// let h = greenlet::spawn(|| 7);
+    /// let (s1, s2) = (seen.clone(), seen.clone());
+    /// h.link(move |h| s1.borrow_mut().push(format!("first: {:?}", h.value().map(|v| *v))));
+    /// let key = h.link(move |_| s2.borrow_mut().push("never".to_string()));
+    /// assert!(h.unlink(key)); // taken back before it ran
+    /// h.join().unwrap();
+    /// assert_eq!(*seen.borrow(), ["first: Some(7)"]);
+    /// ```
+    pub fn link(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) -> LinkKey {
         self.shared.observed.set(true);
-        if self.is_ready() && !self.shared.running_links.get() {
-            callback(self);
-        } else {
-            self.shared.links.borrow_mut().push(Box::new(callback));
+        self.add_link(Box::new(callback))
+    }
+
+    /// [`link`](JoinHandle::link) for a greenlet that returns a value (gevent's `link_value`):
+    /// `callback` runs only if it [`is_successful`](JoinHandle::is_successful).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    ///
+    /// let got = Rc::new(Cell::new(0));
+    /// let ok = greenlet::spawn(|| 6 * 7);
+    /// let g = got.clone();
+    /// ok.link_value(move |h| g.set(*h.value().unwrap()));
+    /// ok.join().unwrap();
+    /// assert_eq!(got.get(), 42);
+    /// ```
+    pub fn link_value(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) -> LinkKey {
+        self.link(move |h| {
+            if h.succeeded() {
+                callback(h)
+            }
+        })
+    }
+
+    /// [`link`](JoinHandle::link) for a greenlet that fails (gevent's `link_exception`):
+    /// `callback` runs only if it panicked or was killed; [`error`](JoinHandle::error) says
+    /// which. (gevent counts a kill as success, with `GreenletExit` as the value; here a kill
+    /// is a failure, as [`is_successful`](JoinHandle::is_successful) says.)
+    ///
+    /// # Examples
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc};
+    ///
+    /// let why = Rc::new(RefCell::new(String::new()));
+    /// let h = greenlet::spawn(|| -> u32 { panic!("expected panic: no luck") });
+    /// let w = why.clone();
+    /// h.link_exception(move |h| *w.borrow_mut() = h.error().unwrap().to_string());
+    /// h.join().unwrap();
+    /// assert_eq!(*why.borrow(), "greenlet panicked: expected panic: no luck");
+    /// ```
+    pub fn link_exception(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) -> LinkKey {
+        self.link(move |h| {
+            if !h.succeeded() {
+                callback(h)
+            }
+        })
+    }
+
+    /// Takes back a link that has not run yet (gevent's `unlink`); returns whether it was
+    /// still waiting to run. A key of another greenlet's link does nothing here.
+    pub fn unlink(&self, key: LinkKey) -> bool {
+        if key.greenlet != self.greenlet.id() {
+            return false;
         }
+        let removed = {
+            let mut links = self.shared.links.borrow_mut();
+            let i = links.iter().position(|(id, _)| *id == key.id);
+            i.map(|i| links.remove(i))
+        };
+        // Dropped outside the borrow: the closure's captures may have destructors of their own.
+        removed.is_some()
     }
 
     /// [`link`](JoinHandle::link) for the crate's own bookkeeping (pools, groups): it does not
     /// count as looking at the outcome, so a panic nobody joins is still logged.
     pub(crate) fn link_internal(&self, callback: impl FnOnce(&JoinHandle<T>) + 'static) {
-        if self.is_ready() {
+        self.add_link(Box::new(callback));
+    }
+
+    fn add_link(&self, callback: LinkFn<T>) -> LinkKey {
+        let id = self.shared.next_link.get() + 1;
+        self.shared.next_link.set(id);
+        let key = LinkKey {
+            greenlet: self.greenlet.id(),
+            id,
+        };
+        if self.is_ready() && !self.shared.running_links.get() {
             callback(self);
         } else {
-            self.shared.links.borrow_mut().push(Box::new(callback));
+            self.shared.links.borrow_mut().push((id, callback));
         }
+        key
+    }
+
+    /// Whether it finished with a value, without marking the outcome as looked at.
+    fn succeeded(&self) -> bool {
+        matches!(
+            &*self.shared.result.borrow(),
+            Some(Ok(_)) | Some(Err(JoinError::Taken))
+        )
     }
 }
 
@@ -522,6 +731,38 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
         .unwrap_or_else(|e| panic!("greenlet::spawn: {e}"))
 }
 
+/// Spawns `f` as a raw greenlet (gevent's `spawn_raw`): it runs on the hub like [`spawn`]'s,
+/// without a [`JoinHandle`] and its bookkeeping.
+///
+/// What that saves: the handle's shared record (one allocation), recording the outcome,
+/// waking joiners and running links at the end. What it costs: nothing can join it, get its
+/// value or link to it; a panic is reported by the panic hook and then dropped. The returned
+/// [`Greenlet`] tells whether it [`is_dead`](Greenlet::is_dead); keeping or dropping it does
+/// not affect the greenlet. To stop one, have it wait on something you control (an
+/// [`Event`](crate::sync::Event), a queue's `close`). Use it for fire-and-forget work at high
+/// rates; use [`spawn`] whenever a result or a kill matters.
+///
+/// # Panics
+/// As [`spawn`].
+///
+/// # Examples
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let count = Rc::new(Cell::new(0));
+/// for _ in 0..3 {
+///     let c = count.clone();
+///     greenlet::spawn_raw(move || c.set(c.get() + 1));
+/// }
+/// greenlet::idle().unwrap(); // until they all ran
+/// assert_eq!(count.get(), 3);
+/// ```
+pub fn spawn_raw(f: impl FnOnce() + 'static) -> Greenlet {
+    SpawnBuilder::new()
+        .spawn_raw(f)
+        .unwrap_or_else(|e| panic!("greenlet::spawn_raw: {e}"))
+}
+
 /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
 ///
 /// # Panics
@@ -532,194 +773,3 @@ pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static)
         .unwrap_or_else(|e| panic!("greenlet::spawn_later: {e}"))
 }
 
-/// Waits until the given greenlets finish: all of them, or `count` of them, or until
-/// `timeout`; returns the indices of those that finished, in order (gevent's `joinall`).
-///
-/// # Errors
-/// [`LoopExit`] when nothing could finish them.
-///
-/// # Examples
-/// ```
-/// use std::time::Duration;
-/// let hs: Vec<_> = (0..3u64).map(|i| greenlet::spawn(move || greenlet::sleep(Duration::from_millis(i)))).collect();
-/// assert_eq!(greenlet::joinall(&hs, None, None).unwrap(), [0, 1, 2]);
-/// ```
-pub fn joinall<T: 'static>(
-    handles: &[JoinHandle<T>],
-    timeout: Option<Duration>,
-    count: Option<usize>,
-) -> Result<Vec<usize>, LoopExit> {
-    let want = count.unwrap_or(handles.len()).min(handles.len());
-    let deadline = deadline_after(timeout);
-    if want == handles.len() {
-        // Waiting for all: joining one after the other is enough, with nothing to allocate.
-        for h in handles {
-            match h.wait(deadline) {
-                Ok(()) | Err(JoinError::TimedOut) => {}
-                Err(JoinError::LoopExit(e)) => return Err(e),
-                Err(_) => unreachable!("wait fails only by time or LoopExit"),
-            }
-        }
-        return Ok((0..handles.len())
-            .filter(|&i| handles[i].is_ready())
-            .collect());
-    }
-    let finished = Finished::watch(handles);
-    match finished.wait_for(want, deadline, handles.len()) {
-        Ok(()) | Err(BlockError::TimedOut) => {}
-        Err(BlockError::LoopExit(e)) => return Err(e),
-    }
-    let mut done = finished.order.borrow().clone();
-    done.sort_unstable();
-    Ok(done)
-}
-
-/// Collects the indices of watched handles in the order they finish: each handle notifies it
-/// once, so waiting on n handles costs O(n), not a rescan per wake-up.
-struct Finished {
-    order: RefCell<Vec<usize>>,
-    waiters: WaitList,
-}
-
-impl Finished {
-    fn watch<T: 'static>(handles: &[JoinHandle<T>]) -> Rc<Finished> {
-        let finished = Rc::new(Finished {
-            order: RefCell::new(Vec::new()),
-            waiters: WaitList::new(),
-        });
-        for (i, h) in handles.iter().enumerate() {
-            h.shared.observed.set(true);
-            if h.is_ready() {
-                finished.order.borrow_mut().push(i);
-            } else {
-                // Weak: a wait that gave up must not keep its collector alive in the handle.
-                let weak = Rc::downgrade(&finished);
-                h.shared.watchers.borrow_mut().push(Box::new(move || {
-                    if let Some(f) = weak.upgrade() {
-                        f.order.borrow_mut().push(i);
-                        f.waiters.wake_all();
-                    }
-                }));
-            }
-        }
-        finished
-    }
-
-    fn wait_for(
-        &self,
-        want: usize,
-        deadline: Option<Instant>,
-        of: usize,
-    ) -> Result<(), BlockError> {
-        let what = format!("{want} of {of} greenlets");
-        block_on(&self.waiters, deadline, &what, || {
-            (self.order.borrow().len() >= want).then_some(())
-        })
-    }
-}
-
-/// [`joinall`] by another name: waits for the given greenlets (gevent's `wait(objects)`).
-///
-/// # Errors
-/// As [`joinall`].
-pub fn wait<T: 'static>(
-    handles: &[JoinHandle<T>],
-    timeout: Option<Duration>,
-    count: Option<usize>,
-) -> Result<Vec<usize>, LoopExit> {
-    joinall(handles, timeout, count)
-}
-
-/// Kills every greenlet given (gevent's `killall`), waiting for them to die when `block`.
-///
-/// # Errors
-/// [`JoinError::LoopExit`] / [`JoinError::TimedOut`] while waiting.
-pub fn killall<T: 'static>(
-    handles: &[JoinHandle<T>],
-    block: bool,
-    timeout: Option<Duration>,
-) -> Result<(), JoinError> {
-    for h in handles {
-        h.kill_nowait();
-    }
-    if block {
-        let done = joinall(handles, timeout, None).map_err(JoinError::LoopExit)?;
-        if done.len() < handles.len() {
-            return Err(JoinError::TimedOut);
-        }
-    }
-    Ok(())
-}
-
-/// Yields the indices of `handles` as they finish, in finishing order (gevent's `iwait`).
-/// The iterator ends when all have finished, or at `timeout`, or on [`LoopExit`].
-///
-/// # Examples
-/// ```
-/// use std::time::Duration;
-/// let slow = greenlet::spawn(|| greenlet::sleep(Duration::from_millis(30)));
-/// let fast = greenlet::spawn(|| greenlet::sleep(Duration::from_millis(1)));
-/// let order: Vec<usize> = greenlet::iwait(&[slow, fast], None).collect();
-/// assert_eq!(order, [1, 0]);
-/// ```
-pub fn iwait<T: 'static>(
-    handles: &[JoinHandle<T>],
-    timeout: Option<Duration>,
-) -> impl Iterator<Item = usize> + '_ {
-    let deadline = deadline_after(timeout);
-    let finished = Finished::watch(handles);
-    let mut next = 0;
-    std::iter::from_fn(move || {
-        if next == handles.len() {
-            return None;
-        }
-        finished.wait_for(next + 1, deadline, handles.len()).ok()?;
-        next += 1;
-        Some(finished.order.borrow()[next - 1])
-    })
-}
-
-/// Runs the hub until nothing is left that could ever run (gevent's `wait()` without
-/// objects, `hub.join()`): every spawned greenlet has finished or waits on something that can
-/// never happen. Returns `Ok(true)` then, or `Ok(false)` if `timeout` (or a [`Timeout`] of the
-/// main greenlet) ran out first. The timeout itself does not keep the hub running.
-///
-/// [`Timeout`]: crate::Timeout
-///
-/// # Errors
-/// A [`LoopExit`] whose [`is_stopped`](LoopExit::is_stopped) is true when the hub was stopped
-/// by a [`HubHandle`](crate::HubHandle).
-///
-/// # Panics
-/// When called from a greenlet other than the main one: only the main greenlet is told that
-/// the hub ran dry (gevent asserts the same).
-///
-/// # Examples
-/// ```
-/// use std::time::Duration;
-/// for i in 0..3u64 {
-///     // Fire and forget: nobody keeps the handles.
-///     greenlet::spawn(move || greenlet::sleep(Duration::from_millis(i)));
-/// }
-/// assert!(greenlet::wait_all(None).unwrap());
-/// ```
-#[doc(alias = "wait()")]
-pub fn wait_all(timeout: Option<Duration>) -> Result<bool, LoopExit> {
-    super::check_can_block();
-    assert!(
-        crate::current().is_main(),
-        "greenlet::wait_all can only be called from the main greenlet"
-    );
-    let deadline = deadline_after(timeout);
-    loop {
-        let w = super::waiter();
-        // Nothing holds `w` but the (weak) timer: only the hub running dry, the timeout or a
-        // stop resume us.
-        match super::park_with(&w, deadline, &"everything to finish (wait_all)", true, true) {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
-            Err(e) if e.is_stopped() => return Err(e),
-            Err(_) => return Ok(true),
-        }
-    }
-}

@@ -20,6 +20,10 @@ impl WaitList {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.borrow().is_empty()
+    }
+
     pub(crate) fn push(&self, w: Waiter) {
         self.queue.borrow_mut().push_back(w);
     }
@@ -76,6 +80,18 @@ impl fmt::Debug for WaitList {
 pub(crate) enum BlockError {
     TimedOut,
     LoopExit(LoopExit),
+    /// The greenlet was killed softly while it waited (see `hub::request_kill`).
+    Killed,
+}
+
+impl From<LoopExit> for BlockError {
+    fn from(e: LoopExit) -> BlockError {
+        if e.is_killed() {
+            BlockError::Killed
+        } else {
+            BlockError::LoopExit(e)
+        }
+    }
 }
 
 /// The deadline `timeout` from now (`None`: never; a huge timeout saturates to never).
@@ -114,7 +130,7 @@ pub(crate) fn block_on<T>(
             }
             Err(exit) => {
                 list.prune();
-                return Err(BlockError::LoopExit(exit));
+                return Err(exit.into());
             }
         }
     }

@@ -322,6 +322,7 @@ pub(crate) fn blocked_error(e: BlockError, deadline: Option<Instant>) -> io::Err
             io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired")
         }
         BlockError::LoopExit(e) => io::Error::other(e),
+        BlockError::Killed => io::Error::other(crate::Killed),
     }
 }
 

@@ -87,7 +87,7 @@ fn wait_one(src: Source<'_>, dir: Direction, timeout: Option<Duration>) -> io::R
                 }
             }
             Err(BlockError::TimedOut) => return Ok(poll_now(&mut pfd)? > 0),
-            Err(BlockError::LoopExit(e)) => return Err(io::Error::other(e)),
+            Err(e) => return Err(super::blocked_error(e, None)),
         }
     }
 }

@@ -21,6 +21,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::error::{GreenletExit, Panic};
 use crate::hub::waitlist::{WaitList, block_on, deadline_after};
 use crate::sync::{SemCore, WaitError};
 use crate::{Greenlet, JoinError, JoinHandle, SpawnBuilder};
@@ -63,6 +66,7 @@ fn join_error(e: WaitError) -> JoinError {
     match e {
         WaitError::TimedOut => JoinError::TimedOut,
         WaitError::LoopExit(e) => JoinError::LoopExit(e),
+        WaitError::Killed => JoinError::Killed,
     }
 }
 
@@ -113,6 +117,35 @@ impl Inner {
                 panic!("{}::spawn: {e}", self.kind);
             }
         }
+    }
+
+    /// Runs `f` in a member greenlet and waits for its value; in the calling greenlet when it
+    /// is a member already (it may hold the last free place itself).
+    fn apply<T: 'static>(self: &Rc<Self>, f: impl FnOnce() -> T + 'static) -> Result<T, JoinError> {
+        if self.contains(&crate::current()) {
+            return match panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(v) => Ok(v),
+                // A kill goes on unwinding the caller.
+                Err(p) if p.is::<GreenletExit>() => panic::resume_unwind(p),
+                Err(p) => Err(JoinError::Panicked(Panic::new(p))),
+            };
+        }
+        self.acquire(None, "apply").map_err(join_error)?;
+        self.start(f).get()
+    }
+
+    /// Spawns `f` as a member (the caller holds a permit); `callback` runs in the member
+    /// with the value, if `f` returns one.
+    fn start_then<T: 'static>(
+        self: &Rc<Self>,
+        f: impl FnOnce() -> T + 'static,
+        callback: impl FnOnce(&T) + 'static,
+    ) -> JoinHandle<T> {
+        self.start(move || {
+            let v = f();
+            callback(&v);
+            v
+        })
     }
 
     /// Makes `h` a member; the caller holds a permit for it. It leaves when it finishes.
@@ -264,6 +297,27 @@ macro_rules! group_methods {
             self.inner.join(deadline_after(Some(timeout)), "kill_timeout")
         }
 
+        /// Runs `f` in a greenlet of this group and waits for its value (gevent's `apply`).
+        ///
+        /// Called from a greenlet that is already in it, `f` runs right there instead, as in
+        /// gevent: waiting for a place the caller may hold itself could never end.
+        ///
+        /// # Errors
+        /// [`JoinError::Panicked`] when `f` panics; [`JoinError::Killed`] when its greenlet is
+        /// killed (or the caller is killed softly while it waits); [`JoinError::LoopExit`]
+        /// when it could never get a place or finish.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let group = ", $ctor, ";")]
+        /// assert_eq!(group.apply(|| 6 * 7).unwrap(), 42);
+        /// let failed = group.apply(|| -> u32 { panic!("expected panic: in apply") });
+        /// assert!(matches!(failed, Err(greenlet::JoinError::Panicked(_))));
+        /// ```
+        pub fn apply<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Result<T, JoinError> {
+            self.inner.apply(f)
+        }
+
         /// Runs `f` on every item, each in a greenlet of this group, and returns the results in
         /// the order of the items (gevent's `map`).
         ///
@@ -376,6 +430,32 @@ impl Group {
     /// If no stack can be had, as [`spawn`](crate::spawn).
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
         self.inner.start(f)
+    }
+
+    /// Spawns `f` in the group and returns its handle at once; when `f` returns a value,
+    /// `callback` runs with it in the same greenlet (gevent's `apply_async(func,
+    /// callback=...)`; a panic of `f` skips it).
+    ///
+    /// # Panics
+    /// If no stack can be had, as [`spawn`](crate::spawn).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    ///
+    /// let group = greenlet::pool::Group::new();
+    /// let seen = Rc::new(Cell::new(0));
+    /// let s = seen.clone();
+    /// let h = group.apply_async(|| 6 * 7, move |v| s.set(*v));
+    /// assert_eq!(h.get().unwrap(), 42);
+    /// assert_eq!(seen.get(), 42);
+    /// ```
+    pub fn apply_async<T: 'static>(
+        &self,
+        f: impl FnOnce() -> T + 'static,
+        callback: impl FnOnce(&T) + 'static,
+    ) -> JoinHandle<T> {
+        self.inner.start_then(f, callback)
     }
 
     /// Adds an already spawned greenlet; adding a member again does nothing, and a finished
@@ -514,6 +594,38 @@ impl Pool {
     ) -> Result<JoinHandle<T>, WaitError> {
         self.inner.acquire(None, "spawn")?;
         Ok(self.inner.start(f))
+    }
+
+    /// Spawns `f` in the pool, first waiting while it is full, and returns its handle; when
+    /// `f` returns a value, `callback` runs with it in the same greenlet (gevent's
+    /// `apply_async(func, callback=...)`; a panic of `f` skips it).
+    ///
+    /// # Errors
+    /// As [`spawn`](Pool::spawn).
+    ///
+    /// # Panics
+    /// As [`spawn`](Pool::spawn).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc};
+    ///
+    /// let pool = greenlet::pool::Pool::new(2);
+    /// let done = Rc::new(RefCell::new(Vec::new()));
+    /// for n in 1..=4u32 {
+    ///     let d = done.clone();
+    ///     pool.apply_async(move || n * n, move |v| d.borrow_mut().push(*v)).unwrap();
+    /// }
+    /// pool.join().unwrap();
+    /// assert_eq!(*done.borrow(), [1, 4, 9, 16]);
+    /// ```
+    pub fn apply_async<T: 'static>(
+        &self,
+        f: impl FnOnce() -> T + 'static,
+        callback: impl FnOnce(&T) + 'static,
+    ) -> Result<JoinHandle<T>, WaitError> {
+        self.inner.acquire(None, "apply_async")?;
+        Ok(self.inner.start_then(f, callback))
     }
 
     /// Spawns `f` if the pool has room right now; `None` (and `f` dropped) if it is full.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{GreenletExit, Panic};
-use crate::hub::waitlist::{BlockError, deadline_after};
+use crate::hub::waitlist::deadline_after;
 use crate::hub::{HubHandle, JoinError, LoadToken, SpawnBuilder};
 use crate::sync::gate::Node;
 
@@ -201,10 +201,7 @@ impl<T> RemoteJoinHandle<T> {
                     if let Some(outcome) = Self::take(&mut s) {
                         return outcome;
                     }
-                    return Err(match e {
-                        BlockError::TimedOut => JoinError::TimedOut,
-                        BlockError::LoopExit(e) => JoinError::LoopExit(e),
-                    });
+                    return Err(e.into());
                 }
             }
         }

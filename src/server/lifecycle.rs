@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{AcceptBackoff, AcceptError, Handlers, KILL_WAIT, classify_accept_error};
-use crate::hub::waitlist::{BlockError, WaitList, block_on};
+use crate::hub::waitlist::{WaitList, block_on};
 use crate::hub::{JoinHandle, SpawnBuilder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +91,7 @@ impl<S: 'static> Lifecycle<S> {
         if let Some(e) = self.fatal.borrow_mut().take() {
             return Err(e);
         }
-        r.map_err(|e| match e {
-            BlockError::LoopExit(e) => io::Error::other(e),
-            BlockError::TimedOut => {
-                io::Error::new(io::ErrorKind::TimedOut, "the greenlet's Timeout expired")
-            }
-        })
+        r.map_err(|e| crate::net::blocked_error(e, None))
     }
 
     /// Closes the socket (killing the loop unless it is the caller), waits up to `timeout` for

@@ -103,7 +103,7 @@ use std::time::Duration;
 
 use crate::error::GreenletExit;
 use crate::hub::waitlist::{BlockError, WaitList, block_on};
-use crate::hub::{JoinHandle, SpawnBuilder, joinall, killall};
+use crate::hub::{JoinHandle, Kill, SpawnBuilder, joinall, killall};
 use crate::pool::Pool;
 use crate::sync::WaitError;
 
@@ -182,6 +182,7 @@ impl Handlers {
             pool.wait_available().map_err(|e| match e {
                 WaitError::TimedOut => BlockError::TimedOut,
                 WaitError::LoopExit(e) => BlockError::LoopExit(e),
+                WaitError::Killed => BlockError::Killed,
             })?;
         }
         self.used.set(self.used.get() + 1);
@@ -259,7 +260,7 @@ impl Handlers {
         let _ = joinall(&running, Some(timeout), None);
         let left: Vec<_> = running.into_iter().filter(|h| !h.is_ready()).collect();
         if !left.is_empty() {
-            let _ = killall(&left, true, Some(KILL_WAIT));
+            let _ = killall(&left, Kill::Grace(KILL_WAIT));
         }
         left.len()
     }

@@ -1,6 +1,7 @@
 //! Channels between greenlets: gevent's rendezvous [`Channel`], and std-shaped
 //! [`channel`]/[`sync_channel`] pairs of [`Sender`] and [`Receiver`].
 
+use crate::hub::{Waitable, Wakeup};
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
@@ -150,6 +151,32 @@ impl<T> Clone for Channel<T> {
 impl<T> Default for Channel<T> {
     fn default() -> Self {
         Channel::new()
+    }
+}
+
+/// Ready when a `recv` would return at once: a sender waiting with an item, or closed.
+impl<T> Waitable for Channel<T> {
+    fn is_ready(&self) -> bool {
+        self.core.is_readable()
+    }
+    fn add_waiter(&self, wakeup: &Wakeup) {
+        self.core.add_read_waiter(wakeup.waiter());
+    }
+    fn remove_waiters(&self) {
+        self.core.prune_read_waiters();
+    }
+}
+
+/// Ready when a `recv` would return at once: an item to take, or every sender gone.
+impl<T> Waitable for Receiver<T> {
+    fn is_ready(&self) -> bool {
+        self.ends.core.is_readable()
+    }
+    fn add_waiter(&self, wakeup: &Wakeup) {
+        self.ends.core.add_read_waiter(wakeup.waiter());
+    }
+    fn remove_waiters(&self) {
+        self.ends.core.prune_read_waiters();
     }
 }
 

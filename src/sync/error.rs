@@ -32,6 +32,8 @@ pub enum WaitError {
     TimedOut,
     /// Nothing could ever satisfy the wait (see [`LoopExit`]).
     LoopExit(LoopExit),
+    /// The calling greenlet was killed softly: time to clean up (see [`Killed`](crate::Killed)).
+    Killed,
 }
 
 impl WaitError {
@@ -46,6 +48,7 @@ impl fmt::Display for WaitError {
         match self {
             WaitError::TimedOut => f.write_str("timed out waiting"),
             WaitError::LoopExit(e) => fmt::Display::fmt(e, f),
+            WaitError::Killed => fmt::Display::fmt(&crate::Killed, f),
         }
     }
 }
@@ -54,7 +57,7 @@ impl Error for WaitError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             WaitError::LoopExit(e) => Some(e),
-            WaitError::TimedOut => None,
+            WaitError::TimedOut | WaitError::Killed => None,
         }
     }
 }
@@ -64,13 +67,14 @@ impl From<BlockError> for WaitError {
         match e {
             BlockError::TimedOut => WaitError::TimedOut,
             BlockError::LoopExit(e) => WaitError::LoopExit(e),
+            BlockError::Killed => WaitError::Killed,
         }
     }
 }
 
 impl From<LoopExit> for WaitError {
     fn from(e: LoopExit) -> WaitError {
-        WaitError::LoopExit(e)
+        BlockError::from(e).into()
     }
 }
 
@@ -87,6 +91,8 @@ pub enum RecvError {
     TimedOut,
     /// Nothing could ever put an item (see [`LoopExit`]).
     LoopExit(LoopExit),
+    /// The calling greenlet was killed softly: time to clean up (see [`Killed`](crate::Killed)).
+    Killed,
 }
 
 impl fmt::Display for RecvError {
@@ -95,6 +101,7 @@ impl fmt::Display for RecvError {
             RecvError::Closed => f.write_str("receiving on a closed and empty queue or channel"),
             RecvError::TimedOut => f.write_str("timed out waiting for an item"),
             RecvError::LoopExit(e) => fmt::Display::fmt(e, f),
+            RecvError::Killed => fmt::Display::fmt(&crate::Killed, f),
         }
     }
 }
@@ -113,6 +120,7 @@ impl From<WaitError> for RecvError {
         match e {
             WaitError::TimedOut => RecvError::TimedOut,
             WaitError::LoopExit(e) => RecvError::LoopExit(e),
+            WaitError::Killed => RecvError::Killed,
         }
     }
 }
@@ -147,13 +155,27 @@ pub enum SendError<T> {
     TimedOut(T),
     /// Nothing could ever make room (see [`LoopExit`]).
     LoopExit(T, LoopExit),
+    /// The calling greenlet was killed softly: time to clean up (see [`Killed`](crate::Killed)).
+    Killed(T),
 }
 
 impl<T> SendError<T> {
     /// The item that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            SendError::Closed(v) | SendError::TimedOut(v) | SendError::LoopExit(v, _) => v,
+            SendError::Closed(v)
+            | SendError::TimedOut(v)
+            | SendError::LoopExit(v, _)
+            | SendError::Killed(v) => v,
+        }
+    }
+
+    /// The error for `item` when the wait to send it gave up with `exit`.
+    pub(crate) fn from_exit(item: T, exit: LoopExit) -> SendError<T> {
+        if exit.is_killed() {
+            SendError::Killed(item)
+        } else {
+            SendError::LoopExit(item, exit)
         }
     }
 
@@ -169,6 +191,7 @@ impl<T> fmt::Debug for SendError<T> {
             SendError::Closed(_) => f.write_str("Closed(..)"),
             SendError::TimedOut(_) => f.write_str("TimedOut(..)"),
             SendError::LoopExit(_, e) => f.debug_tuple("LoopExit").field(&"..").field(e).finish(),
+            SendError::Killed(_) => f.write_str("Killed(..)"),
         }
     }
 }
@@ -179,6 +202,7 @@ impl<T> fmt::Display for SendError<T> {
             SendError::Closed(_) => f.write_str("sending on a closed queue or channel"),
             SendError::TimedOut(_) => f.write_str("timed out waiting to send"),
             SendError::LoopExit(_, e) => fmt::Display::fmt(e, f),
+            SendError::Killed(_) => fmt::Display::fmt(&crate::Killed, f),
         }
     }
 }
@@ -293,6 +317,8 @@ pub enum AsyncError {
     TimedOut,
     /// Nothing could ever complete the result (see [`LoopExit`]).
     LoopExit(LoopExit),
+    /// The calling greenlet was killed softly: time to clean up (see [`Killed`](crate::Killed)).
+    Killed,
 }
 
 impl fmt::Display for AsyncError {
@@ -306,6 +332,7 @@ impl fmt::Display for AsyncError {
             AsyncError::NotReady => f.write_str("the result is not ready yet"),
             AsyncError::TimedOut => f.write_str("timed out waiting for the result"),
             AsyncError::LoopExit(e) => fmt::Display::fmt(e, f),
+            AsyncError::Killed => fmt::Display::fmt(&crate::Killed, f),
         }
     }
 }
@@ -325,6 +352,7 @@ impl From<WaitError> for AsyncError {
         match e {
             WaitError::TimedOut => AsyncError::TimedOut,
             WaitError::LoopExit(e) => AsyncError::LoopExit(e),
+            WaitError::Killed => AsyncError::Killed,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::error::{AsyncError, WaitError};
 use super::sender::{AsyncSender, SenderInner, SharedError, Slot, SlotState};
 use crate::hub::waitlist::{BlockError, WaitList, block_on, deadline_after};
-use crate::hub::{self, RemoteWait};
+use crate::hub::{self, RemoteWait, Waitable, Wakeup};
 
 /// A flag that greenlets can wait for (gevent's `Event`): [`wait`](Event::wait) blocks until
 /// another greenlet [`set`](Event::set)s it, which wakes every waiter at once.
@@ -121,6 +121,19 @@ impl Event {
     #[doc(alias = "wait(timeout)")]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
         self.wait_until(deadline_after(Some(timeout)), "Event::wait_timeout")
+    }
+}
+
+/// Ready once set.
+impl Waitable for Event {
+    fn is_ready(&self) -> bool {
+        self.is_set()
+    }
+    fn add_waiter(&self, wakeup: &Wakeup) {
+        self.inner.waiters.push(wakeup.waiter().clone());
+    }
+    fn remove_waiters(&self) {
+        self.inner.waiters.prune();
     }
 }
 
@@ -351,7 +364,7 @@ impl<T> AsyncResult<T> {
                 match hub::park(&w, deadline, &what) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(BlockError::TimedOut),
-                    Err(e) => Err(BlockError::LoopExit(e)),
+                    Err(e) => Err(e.into()),
                 }
             };
             match woken {
@@ -560,6 +573,30 @@ impl<T> Drop for Watch<'_, T> {
         let inner = &self.0.inner;
         inner.watching.set(false);
         inner.waiters.wake_one();
+    }
+}
+
+/// Ready once complete (or abandoned by its senders), as [`AsyncResult::is_ready`] says.
+impl<T> Waitable for AsyncResult<T> {
+    fn is_ready(&self) -> bool {
+        AsyncResult::is_ready(self)
+    }
+    fn add_waiter(&self, wakeup: &Wakeup) {
+        let inner = &self.inner;
+        inner.waiters.push(wakeup.waiter().clone());
+        if !inner.watching.get()
+            && self.remote_open()
+            && let Some(remote) = &*inner.remote.borrow()
+        {
+            // Nobody watches for the senders: this wait does.
+            remote.wait.add_waiter(wakeup.waiter());
+        }
+    }
+    fn remove_waiters(&self) {
+        self.inner.waiters.prune();
+        if let Some(remote) = &*self.inner.remote.borrow() {
+            remote.wait.remove_stale();
+        }
     }
 }
 

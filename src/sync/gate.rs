@@ -65,10 +65,19 @@ impl Node {
         what: &dyn fmt::Display,
         honour_timeouts: bool,
     ) -> Result<(), BlockError> {
+        let mut killed = false;
         loop {
             match self.wait_stoppable(parker, deadline, what, honour_timeouts) {
                 Err(BlockError::LoopExit(_)) => {}
-                r => return r,
+                // A soft kill: these waits (std's lock calls) have no error for it, so the
+                // wait goes on and the kill is handed to the greenlet's next park.
+                Err(BlockError::Killed) => killed = true,
+                r => {
+                    if killed {
+                        crate::hub::request_kill(&crate::current());
+                    }
+                    return r;
+                }
             }
         }
     }

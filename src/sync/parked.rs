@@ -83,6 +83,11 @@ impl<T> Parked<T> {
         let woken = hub::park(&waiter, deadline, what);
         guard.redeliver = None;
         let (served, slot) = self.remove(id);
+        if served && woken.as_ref().is_err_and(LoopExit::is_killed) {
+            // It was served before the soft kill reached it: it takes what it was given, and
+            // the kill waits for its next park.
+            hub::request_kill(&crate::current());
+        }
         Woken {
             woken,
             served,

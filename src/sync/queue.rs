@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::error::{RecvError, SendError, TaskDoneError, TryRecvError, TrySendError, WaitError};
 use super::storage::{Fifo, Iter, Lifo, Lowest, QueueCore};
 use crate::hub::waitlist::deadline_after;
+use crate::hub::{Waitable, Wakeup};
 
 macro_rules! queue_type {
     (
@@ -31,6 +32,19 @@ macro_rules! queue_type {
         impl<T $($bound)*> Default for $name<T> {
             fn default() -> Self {
                 $name::new()
+            }
+        }
+
+        /// Ready when a `get` would return at once: an item to take, or closed.
+        impl<T $($bound)*> Waitable for $name<T> {
+            fn is_ready(&self) -> bool {
+                self.core.is_readable()
+            }
+            fn add_waiter(&self, wakeup: &Wakeup) {
+                self.core.add_read_waiter(wakeup.waiter());
+            }
+            fn remove_waiters(&self) {
+                self.core.prune_read_waiters();
             }
         }
 

@@ -71,7 +71,7 @@ impl SemCore {
                 Ok(true) => {}
                 Ok(false) if self.try_acquire() => return Ok(()),
                 Ok(false) => return Err(WaitError::TimedOut),
-                Err(e) => return Err(WaitError::LoopExit(e)),
+                Err(e) => return Err(e.into()),
             }
         }
     }

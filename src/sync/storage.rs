@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::error::{RecvError, SendError, TaskDoneError, TryRecvError, TrySendError, WaitError};
 use super::parked::Parked;
+use crate::hub::Waiter;
 use crate::hub::waitlist::{WaitList, block_on};
 
 /// How a queue stores its items: the order they come out in.
@@ -225,7 +226,7 @@ impl<T, S: Store<T>> QueueCore<T, S> {
                         Err(TrySendError::Full(v)) => Err(SendError::TimedOut(v)),
                     };
                 }
-                Err(e) => return Err(SendError::LoopExit(item, e)),
+                Err(e) => return Err(SendError::from_exit(item, e)),
             }
         }
     }
@@ -286,7 +287,7 @@ impl<T, S: Store<T>> QueueCore<T, S> {
                         TryRecvError::Empty => RecvError::TimedOut,
                     });
                 }
-                Err(e) => return Err(RecvError::LoopExit(e)),
+                Err(e) => return Err(WaitError::from(e).into()),
             }
         }
     }
@@ -319,6 +320,20 @@ impl<T, S: Store<T>> QueueCore<T, S> {
             Err(TryRecvError::Empty) => None,
         });
         r.map_err(WaitError::from)?
+    }
+
+    /// Whether a `get` would return at once: an item to take, or closed.
+    pub(crate) fn is_readable(&self) -> bool {
+        self.len() > 0 || self.putters.peek_full(|_| ()).is_some() || self.closed.get()
+    }
+
+    /// Wakes `w` when the queue may have become readable.
+    pub(crate) fn add_read_waiter(&self, w: &Waiter) {
+        self.peekers.push(w.clone());
+    }
+
+    pub(crate) fn prune_read_waiters(&self) {
+        self.peekers.prune();
     }
 
     pub(crate) fn close(&self) {
