@@ -475,3 +475,63 @@ fn a_panicking_items_iterator_loses_no_slot() {
     p.join().unwrap();
     assert_eq!(p.free_count(), 3);
 }
+
+/// gevent's `apply`: the value of `f`, run in a member greenlet; a member calling it on its
+/// own full pool runs `f` itself instead of waiting forever.
+#[test]
+fn apply_returns_the_value_and_runs_inline_in_a_member() {
+    let pool = Pool::new(1);
+    assert_eq!(pool.apply(|| 6 * 7).unwrap(), 42);
+    assert!(matches!(
+        pool.apply(|| -> u8 { panic!("expected panic: in apply") }),
+        Err(JoinError::Panicked(_))
+    ));
+    let p = pool.clone();
+    let outer = pool
+        .spawn(move || {
+            let me = greenlet::current().id();
+            // The pool is full (this greenlet holds its one place).
+            p.apply(move || greenlet::current().id() == me).unwrap()
+        })
+        .unwrap();
+    assert!(outer.get().unwrap(), "ran in the calling member");
+    let group = Group::new();
+    assert_eq!(group.apply(|| "g").unwrap(), "g");
+}
+
+/// gevent's `apply_async`: the handle at once, the callback with the value in the member;
+/// no callback for a panic; a full pool makes it wait like `spawn`.
+#[test]
+fn apply_async_calls_back_with_the_value() {
+    let pool = Pool::new(1);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    let a = pool
+        .apply_async(|| 1, move |v| s.borrow_mut().push(*v))
+        .unwrap();
+    let s = seen.clone();
+    let b = pool
+        .apply_async(
+            || -> i32 { panic!("expected panic: in apply_async") },
+            move |v| s.borrow_mut().push(*v),
+        )
+        .unwrap(); // waited for `a` to finish
+    assert!(a.is_ready());
+    assert!(matches!(b.get(), Err(JoinError::Panicked(_))));
+    let full = Pool::new(0);
+    assert!(matches!(
+        full.apply_async(|| (), |_| ()),
+        Err(WaitError::LoopExit(_))
+    ));
+    assert_eq!(*seen.borrow(), [1]);
+    let group = Group::new();
+    let s = seen.clone();
+    assert_eq!(
+        group
+            .apply_async(|| 2, move |v| s.borrow_mut().push(*v))
+            .get()
+            .unwrap(),
+        2
+    );
+    assert_eq!(*seen.borrow(), [1, 2]);
+}

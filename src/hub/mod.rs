@@ -36,9 +36,9 @@ pub(crate) use self::remote::{LoadToken, RemoteWait, RemoteWaker};
 pub use self::spawn::{
     JoinError, JoinHandle, LinkFn, LinkKey, SpawnBuilder, spawn, spawn_later, spawn_raw,
 };
+pub use self::timeout::{Elapsed, Timeout, with_timeout};
 pub use self::waitable::{Waitable, Wakeup, iwait_objects, wait_any, wait_objects};
 pub use self::waits::{Kill, idle, idle_timeout, iwait, joinall, killall, wait, wait_all};
-pub use self::timeout::{Elapsed, Timeout, with_timeout};
 pub(crate) use self::xthread::{Parker, Unparker, parker};
 
 use self::timer::{TimerKey, Timers};
@@ -156,7 +156,11 @@ impl fmt::Display for LoopExit {
         if let Some(why) = self.refused {
             write!(f, "cannot wait on {} here: {why}", self.waiting_on)
         } else if self.killed {
-            write!(f, "the greenlet was killed while waiting on {}", self.waiting_on)
+            write!(
+                f,
+                "the greenlet was killed while waiting on {}",
+                self.waiting_on
+            )
         } else if self.stopped {
             write!(
                 f,

@@ -772,4 +772,3 @@ pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static)
         .spawn_later(delay, f)
         .unwrap_or_else(|e| panic!("greenlet::spawn_later: {e}"))
 }
-

@@ -270,8 +270,7 @@ pub fn iwait_objects<'a>(
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return None;
             }
-            let timed_out =
-                park_on(objects, |i| yielded[i], deadline, &WaitWhat(left)).ok()?;
+            let timed_out = park_on(objects, |i| yielded[i], deadline, &WaitWhat(left)).ok()?;
             if timed_out && !(0..objects.len()).any(|i| !yielded[i] && objects[i].is_ready()) {
                 return None;
             }
