@@ -93,6 +93,9 @@ impl Error for Killed {}
 /// inside an `io::Error` or across threads.
 pub struct Panic {
     message: Option<String>,
+    /// Whether the crate's panic hook reported it when it happened (then it is not logged
+    /// again).
+    reported: bool,
     payload: std::sync::Mutex<Box<dyn Any + Send>>,
 }
 
@@ -105,6 +108,7 @@ impl Panic {
         };
         Panic {
             message,
+            reported: crate::debug::take_reported(),
             payload: std::sync::Mutex::new(payload),
         }
     }
@@ -112,6 +116,11 @@ impl Panic {
     /// The panic message, when the payload is a string (as with `panic!("...")`).
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
+    }
+
+    /// Whether the panic hook reported it already, naming its greenlet.
+    pub(crate) fn was_reported(&self) -> bool {
+        self.reported
     }
 
     /// The raw payload, for `std::panic::resume_unwind`.

@@ -73,7 +73,7 @@ impl Inner {
             Kind::Hub => "hub",
             Kind::Coroutine => "",
         };
-        Rc::new(Inner {
+        let inner = Rc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: Some(name.into()),
             kind,
@@ -84,7 +84,9 @@ impl Inner {
             arg_type: None,
             stack_size: 0,
             hub: Default::default(),
-        })
+        });
+        crate::debug::register(&inner);
+        inner
     }
 }
 
@@ -544,7 +546,9 @@ impl Builder {
             stack_size,
             hub: Default::default(),
         };
-        Ok(Greenlet(Rc::new(inner)))
+        let inner = Rc::new(inner);
+        crate::debug::register(&inner);
+        Ok(Greenlet(inner))
     }
 }
 

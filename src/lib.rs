@@ -203,6 +203,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+pub mod debug;
 mod error;
 mod generator;
 mod greenlet;

@@ -85,10 +85,50 @@ fn busy_loop(d: Duration) {
 // ---------------------------------------------------------------------------------------------
 // Panics nobody looked at
 
-/// A spawned greenlet's panic that nobody joins or links is reported through `log::error!`,
-/// with the greenlet's name and the panic message; the hub goes on.
+/// Regression: a spawned greenlet's panic was reported twice, by std's hook as `thread
+/// 'main' panicked` and again by the unobserved-panic log. Now the crate's hook reports it
+/// once, naming the greenlet, and the log stays quiet. In a child process, to read its stderr.
 #[test]
-fn unobserved_panic_is_logged_with_the_name() {
+fn a_panic_in_a_greenlet_is_reported_once_naming_the_greenlet() {
+    let run = util::run_test_in_child_with("panic_report_child", &[("RUST_BACKTRACE", "0")]);
+    assert!(run.success, "child failed:\n{}\n{}", run.stdout, run.stderr);
+    let mentions: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("nobody joins me"))
+        .collect();
+    assert_eq!(
+        mentions.len(),
+        1,
+        "reported {} times:\n{}",
+        mentions.len(),
+        run.stderr
+    );
+    let header = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("fire-and-forget-panicker"))
+        .unwrap_or_else(|| panic!("no report naming the greenlet:\n{}", run.stderr));
+    assert!(
+        header.starts_with("greenlet \"fire-and-forget-panicker\" (#")
+            && header.contains("panicked at tests/monitor.rs:"),
+        "{header}"
+    );
+    // std's own report (`thread '..' panicked at`) does not come as well.
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("thread '")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("[ERROR]"), "{}", run.stderr);
+}
+
+/// The body of [`a_panic_in_a_greenlet_is_reported_once_naming_the_greenlet`].
+#[test]
+fn panic_report_child() {
+    if !util::in_child() {
+        return;
+    }
     logger();
     let h = SpawnBuilder::new()
         .name("fire-and-forget-panicker")
@@ -96,20 +136,27 @@ fn unobserved_panic_is_logged_with_the_name() {
         .unwrap();
     drop(h); // fire and forget
     greenlet::yield_now();
-    let found = logged(log::Level::Error, "fire-and-forget-panicker");
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert!(
-        found[0].contains("expected panic: nobody joins me"),
-        "{}",
-        found[0]
-    );
     assert_eq!(greenlet::spawn(|| 1).get().unwrap(), 1);
 }
 
-/// A handle kept but never asked: reported when the last handle goes.
+/// When another panic hook replaced the crate's (set after it), a panic nobody joined is
+/// still reported once, through `log::error!` with the greenlet's name and the message, when
+/// its last handle goes.
 #[test]
-fn unobserved_panic_is_logged_when_the_last_handle_goes() {
+fn unobserved_panic_is_logged_when_another_hook_replaced_the_crates() {
+    let run = util::run_test_in_child_with("replaced_hook_child", &[]);
+    assert!(run.success, "child failed:\n{}\n{}", run.stdout, run.stderr);
+}
+
+/// The body of [`unobserved_panic_is_logged_when_another_hook_replaced_the_crates`].
+#[test]
+fn replaced_hook_child() {
+    if !util::in_child() {
+        return;
+    }
     logger();
+    greenlet::spawn(|| ()).join().unwrap(); // the crate's hook is installed by now
+    std::panic::set_hook(Box::new(|_| {})); // an application's own, silent hook
     let h = SpawnBuilder::new()
         .name("ignored-panicker")
         .spawn(|| panic!("expected panic: ignored"))
@@ -121,7 +168,9 @@ fn unobserved_panic_is_logged_when_the_last_handle_goes() {
     drop(h);
     assert!(logged(log::Level::Error, "ignored-panicker").is_empty());
     drop(h2);
-    assert_eq!(logged(log::Level::Error, "ignored-panicker").len(), 1);
+    let found = logged(log::Level::Error, "ignored-panicker");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("expected panic: ignored"), "{}", found[0]);
 }
 
 /// A panic that was joined, got, or linked is not reported: someone saw it.

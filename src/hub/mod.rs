@@ -58,6 +58,8 @@ pub(crate) struct GreenletData {
     pub(crate) deferred: crate::monkey::Deferred,
     /// A soft kill is pending: the greenlet's next (or current) park fails with `Killed`.
     kill_requested: Cell<bool>,
+    /// What `greenlet::debug` knows of the greenlet.
+    pub(crate) diag: crate::debug::Diag,
 }
 
 /// A registration to wake one parked greenlet once. Stale waiters (whose greenlet has been
@@ -527,7 +529,9 @@ pub(crate) fn park_with(
                 .insert_with(d, waiter.clone(), weak_timer)
         })
     });
+    crate::debug::parking(&data.diag, what);
     let msg = switch::switch_to_hub(Msg::Wake);
+    crate::debug::resumed(&data.diag);
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
     waiter.greenlet.inner().hub.park_token.set(0);
     if let Some(key) = timer {
@@ -580,6 +584,16 @@ pub(crate) fn schedule(greenlet: Greenlet, msg: Msg) {
 pub(crate) fn interrupt(greenlet: &Greenlet, payload: Box<dyn std::any::Any + Send>) {
     greenlet.inner().hub.park_token.set(0);
     schedule(greenlet.clone(), Msg::Throw(payload));
+}
+
+/// The ids of the greenlets waiting in the ready queue (for `debug::dump`).
+pub(crate) fn ready_ids() -> Vec<u64> {
+    try_with_hub(|hub| hub.ready.borrow().iter().map(|(g, _)| g.id()).collect()).unwrap_or_default()
+}
+
+/// Whether `g` is parked on the hub (some waiter of it is live).
+pub(crate) fn is_parked(g: &crate::greenlet::Inner) -> bool {
+    g.hub.park_token.get() != 0
 }
 
 /// Asks `greenlet` to finish softly: its current park (if it is parked on the hub) or its next

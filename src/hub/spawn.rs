@@ -124,6 +124,7 @@ impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
         if !self.observed.get()
             && let Some(Err(JoinError::Panicked(p))) = &*self.result.borrow()
+            && !p.was_reported()
         {
             log::error!(
                 "greenlet {:?} panicked and nobody joined it: {}",
