@@ -1,14 +1,15 @@
-//! A small Redis-compatible server: PING, ECHO, SET, GET, DEL, INCR, EXISTS (and QUIT, plus
-//! the CONFIG GET / COMMAND handshakes of redis-cli and redis-benchmark), inline and multibulk
-//! requests, pipelining. The unmodified `redis-cli` and `redis-benchmark` talk to it.
+//! A small Redis-compatible server: PING, ECHO, GET, SET (with EX/PX), MGET, MSET, DEL,
+//! EXISTS, INCR, DECR, INCRBY, DECRBY, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST and QUIT, plus the
+//! handshakes clients send with their defaults (redis-cli's COMMAND DOCS, redis-benchmark's
+//! CONFIG GET, redis-py's HELLO 3, CLIENT SETINFO and SELECT); inline and multibulk requests,
+//! pipelining. The unmodified `redis-cli`, `redis-benchmark` and redis-py talk to it.
 //!
 //! Each connection is straight-line code in its own greenlet: read into one buffer, run every
-//! complete command in it, write all the replies with one `write`, read again. On one hub the
-//! keyspace is an `Rc<RefCell<HashMap>>` shared by all connections: they all run on one
-//! thread, so there is no lock, and no command can be interrupted half-way (a greenlet only
-//! switches when it blocks, and commands never block). With `--threads N` the server runs on
-//! the N hubs of a [`greenlet::Runtime`] and the keyspace is one `greenlet::sync::Mutex`
-//! shared by them, held for one command at a time.
+//! complete command in it, write all the replies with one `write`, read again. The keyspace
+//! and the commands are in `common/keyspace.rs`: on one hub the connections share it without
+//! a lock; with `--threads N` the server runs on the N hubs of a [`greenlet::Runtime`] and the
+//! keyspace is one `greenlet::sync::Mutex` shared by them, held for one command at a time.
+//! Keys with a deadline are deleted by a greenlet that sleeps on the hub's timers.
 //!
 //! ```text
 //! cargo run --release --example redis_server 6379
@@ -20,11 +21,11 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/keyspace.rs"]
+mod keyspace;
 #[path = "common/resp.rs"]
 mod resp;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::ops::Range;
@@ -35,34 +36,7 @@ use std::time::Duration;
 use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
 
-/// String keys to string values.
-pub type Map = HashMap<Vec<u8>, Vec<u8>>;
-
-/// The keyspace of one hub: no lock, the hub's connections take turns.
-pub type Db = Rc<RefCell<Map>>;
-
-/// The keyspace shared by the hubs of a runtime.
-pub type SharedDb = Arc<greenlet::sync::Mutex<Map>>;
-
-/// A keyspace a command runs against, with exclusive access for the length of `f`.
-pub trait Keyspace {
-    /// Runs `f` on the map.
-    fn with<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R;
-}
-
-impl Keyspace for Db {
-    fn with<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
-        f(&mut self.borrow_mut())
-    }
-}
-
-impl Keyspace for SharedDb {
-    fn with<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
-        // Never held across a blocking call (commands do not block), so the lock is only
-        // ever waited for by the other hubs, for one command.
-        f(&mut self.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
+pub use keyspace::{Db, Keyspace, SharedDb, execute};
 
 /// The initial read buffer of a connection; it grows for large requests, up to
 /// [`MAX_REQUEST`].
@@ -137,168 +111,6 @@ fn serve(mut conn: &TcpStream, db: &impl Keyspace) -> io::Result<()> {
     }
 }
 
-fn bulk(out: &mut Vec<u8>, v: &[u8]) {
-    let _ = write!(out, "${}\r\n", v.len());
-    out.extend_from_slice(v);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn int(out: &mut Vec<u8>, n: i64) {
-    let _ = write!(out, ":{n}\r\n");
-}
-
-fn wrong_arity(out: &mut Vec<u8>, cmd: &str) {
-    let _ = write!(
-        out,
-        "-ERR wrong number of arguments for '{cmd}' command\r\n"
-    );
-}
-
-/// Runs one command (`args` are ranges of `req`), appending its reply to `out`. Returns
-/// whether the connection is to be closed (QUIT).
-fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut Vec<u8>) -> bool {
-    let Some(first) = args.first() else {
-        return false; // an empty line or `*0`: nothing to answer
-    };
-    let arg = |i: usize| &req[args[i].clone()];
-    let cmd = &req[first.clone()];
-    let is = |name: &str| cmd.eq_ignore_ascii_case(name.as_bytes());
-    let n = args.len();
-    if is("ping") {
-        match n {
-            1 => out.extend_from_slice(b"+PONG\r\n"),
-            2 => bulk(out, arg(1)),
-            _ => wrong_arity(out, "ping"),
-        }
-    } else if is("get") {
-        if n != 2 {
-            wrong_arity(out, "get");
-        } else {
-            db.with(|db| match db.get(arg(1)) {
-                Some(v) => bulk(out, v),
-                None => out.extend_from_slice(b"$-1\r\n"),
-            });
-        }
-    } else if is("set") {
-        if n < 3 {
-            wrong_arity(out, "set");
-        } else if n > 3 {
-            out.extend_from_slice(b"-ERR syntax error\r\n");
-        } else {
-            db.with(|db| match db.get_mut(arg(1)) {
-                Some(v) => {
-                    v.clear();
-                    v.extend_from_slice(arg(2));
-                }
-                None => {
-                    db.insert(arg(1).to_vec(), arg(2).to_vec());
-                }
-            });
-            out.extend_from_slice(b"+OK\r\n");
-        }
-    } else if is("echo") {
-        if n != 2 {
-            wrong_arity(out, "echo")
-        } else {
-            bulk(out, arg(1))
-        }
-    } else if is("del") || is("exists") {
-        let del = is("del");
-        if n < 2 {
-            wrong_arity(out, if del { "del" } else { "exists" });
-        } else {
-            let count = db.with(|db| {
-                (1..n)
-                    .filter(|&i| {
-                        if del {
-                            db.remove(arg(i)).is_some()
-                        } else {
-                            db.contains_key(arg(i))
-                        }
-                    })
-                    .count()
-            });
-            int(out, count as i64);
-        }
-    } else if is("incr") {
-        if n != 2 {
-            wrong_arity(out, "incr");
-        } else {
-            db.with(|db| incr(db, arg(1), out));
-        }
-    } else if is("quit") {
-        out.extend_from_slice(b"+OK\r\n");
-        return true;
-    } else if is("config") && n == 3 && arg(1).eq_ignore_ascii_case(b"get") {
-        // redis-benchmark asks for `save` and `appendonly` before it starts: nothing is
-        // saved here.
-        let value: Option<&[u8]> = match arg(2) {
-            p if p.eq_ignore_ascii_case(b"save") => Some(b""),
-            p if p.eq_ignore_ascii_case(b"appendonly") => Some(b"no"),
-            _ => None,
-        };
-        match value {
-            Some(v) => {
-                out.extend_from_slice(b"*2\r\n");
-                bulk(out, arg(2));
-                bulk(out, v);
-            }
-            None => out.extend_from_slice(b"*0\r\n"),
-        }
-    } else if is("command") {
-        // redis-cli asks for command docs: none here.
-        out.extend_from_slice(b"*0\r\n");
-    } else {
-        unknown(out, req, args);
-    }
-    false
-}
-
-fn incr(db: &mut Map, key: &[u8], out: &mut Vec<u8>) {
-    let old = match db.get(key) {
-        None => 0,
-        Some(v) => match std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
-            Some(i) if v.first() != Some(&b'+') => i,
-            _ => {
-                out.extend_from_slice(b"-ERR value is not an integer or out of range\r\n");
-                return;
-            }
-        },
-    };
-    let Some(new) = old.checked_add(1) else {
-        out.extend_from_slice(b"-ERR increment or decrement would overflow\r\n");
-        return;
-    };
-    let v = db.entry(key.to_vec()).or_default();
-    v.clear();
-    let _ = write!(v, "{new}");
-    int(out, new);
-}
-
-/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as redis-server says it,
-/// with names cut short and made printable.
-fn unknown(out: &mut Vec<u8>, req: &[u8], args: &[Range<usize>]) {
-    let show = |r: &Range<usize>| -> String {
-        String::from_utf8_lossy(&req[r.clone()])
-            .chars()
-            .take(128)
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect()
-    };
-    let _ = write!(
-        out,
-        "-ERR unknown command '{}', with args beginning with: ",
-        show(&args[0])
-    );
-    for a in args.iter().skip(1).take(8) {
-        let _ = write!(out, "'{}' ", show(a));
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
 /// Closes a connection the client may still be sending on: stop sending, then read and drop
 /// what arrives for up to a second. Closing with unread input would make the kernel reset the
 /// connection, which can destroy the last answer before the client reads it.
@@ -339,7 +151,11 @@ pub fn demo() {
     let client = greenlet::spawn(move || {
         let request = b"*3\r\n$3\r\nSET\r\n$7\r\ncounter\r\n$2\r\n41\r\n\
                         INCR counter\r\n\
+                        INCRBY counter 10\r\n\
                         *2\r\n$3\r\nGET\r\n$7\r\ncounter\r\n\
+                        MSET a 1 b 2\r\n\
+                        MGET a b nosuchkey\r\n\
+                        PEXPIRE a 5\r\n\
                         EXISTS counter nosuchkey\r\n\
                         ECHO \"hello world\"\r\n\
                         PING\r\n\
@@ -349,7 +165,7 @@ pub fn demo() {
     let garbage = greenlet::spawn(move || exchange(addr, b"*1\r\n$x\r\n"));
     let replies = client.get().expect("client greenlet").expect("exchange");
     println!(
-        "SET, INCR, GET, EXISTS, ECHO, PING, QUIT pipelined -> {:?}",
+        "SET, INCR, INCRBY, GET, MSET, MGET, PEXPIRE, EXISTS, ECHO, PING, QUIT pipelined -> {:?}",
         replies
     );
     let reply = garbage

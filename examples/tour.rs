@@ -34,7 +34,7 @@ demos! {
     "select_client.rs" => select_client: "the article's select() client (article 2.3)",
     "selectors_echo.rs" => selectors_echo: "the article's selectors echo server, on greenlet::select::Selector (article 2.4)",
     "http_hello.rs" => http_hello: "an HTTP/1.1 keep-alive hello server, pipelined requests answered in order",
-    "redis_server.rs" => redis_server: "a RESP server that redis-cli and redis-benchmark talk to",
+    "redis_server.rs" => redis_server: "a RESP server that redis-cli, redis-benchmark and redis-py talk to",
     "concurrent_fetch.rs" => concurrent_fetch: "fetching URLs one after another, then concurrently (article 1.2)",
 }
 

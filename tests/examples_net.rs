@@ -582,6 +582,41 @@ fn redis_every_command_inline_and_multibulk() {
         ask(mbulk(&["CONFIG", "GET", "appendonly"])),
         "*[$appendonly,$no]"
     );
+    // The commands real clients' defaults need.
+    assert_eq!(ask(mbulk(&["INCRBY", "m", "10"])), ":10");
+    assert_eq!(ask("DECRBY m 3\r\n".into()), ":7");
+    assert_eq!(ask(mbulk(&["DECR", "m"])), ":6");
+    assert_eq!(
+        ask(mbulk(&["INCRBY", "m", "x"])),
+        "-ERR value is not an integer or out of range"
+    );
+    assert_eq!(ask(mbulk(&["MSET", "x", "1", "y", "2"])), "+OK");
+    assert_eq!(ask(mbulk(&["MGET", "x", "nope", "y"])), "*[$1,$nil,$2]");
+    assert_eq!(
+        ask(mbulk(&["MSET", "x"])),
+        "-ERR wrong number of arguments for 'mset' command"
+    );
+    assert_eq!(ask(mbulk(&["TTL", "x"])), ":-1");
+    assert_eq!(ask(mbulk(&["TTL", "nope"])), ":-2");
+    assert_eq!(ask(mbulk(&["EXPIRE", "x", "100"])), ":1");
+    assert_eq!(ask(mbulk(&["TTL", "x"])), ":100");
+    assert_eq!(ask(mbulk(&["EXPIRE", "nope", "100"])), ":0");
+    assert_eq!(ask(mbulk(&["SET", "x", "again"])), "+OK");
+    assert_eq!(ask(mbulk(&["TTL", "x"])), ":-1", "SET clears the deadline");
+    assert_eq!(ask(mbulk(&["EXPIRE", "y", "0"])), ":1");
+    assert_eq!(
+        ask(mbulk(&["EXISTS", "y"])),
+        ":0",
+        "a past deadline deletes at once"
+    );
+    assert_eq!(
+        ask(mbulk(&["HELLO", "3"])),
+        "-NOPROTO sorry, this protocol version is not supported"
+    );
+    assert!(ask(mbulk(&["HELLO", "2"])).starts_with("*[$server,$redis,"));
+    assert_eq!(ask(mbulk(&["CLIENT", "SETINFO", "LIB-NAME", "t"])), "+OK");
+    assert_eq!(ask(mbulk(&["SELECT", "0"])), "+OK");
+    assert_eq!(ask(mbulk(&["COMMAND", "DOCS"])), "*[]");
     assert_eq!(ask(mbulk(&["QUIT"])), "+OK");
     let mut rest = Vec::new();
     assert_eq!(
@@ -712,6 +747,11 @@ fn redis_cli_interop() {
     assert_eq!(cli(&["DEL", "greeting"]), "1");
     assert_eq!(cli(&["GET", "greeting"]), "");
     assert!(cli(&["NOSUCH"]).starts_with("ERR unknown command 'NOSUCH'"));
+    assert_eq!(cli(&["INCRBY", "visits", "40"]), "42");
+    assert_eq!(cli(&["MSET", "a", "1", "b", "2"]), "OK");
+    assert_eq!(cli(&["MGET", "a", "b"]), "1\n2");
+    assert_eq!(cli(&["EXPIRE", "a", "60"]), "1");
+    assert_eq!(cli(&["TTL", "a"]), "60");
     // Many commands piped through one connection.
     let mut child = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port])
@@ -730,6 +770,44 @@ fn redis_cli_interop() {
     drop(input);
     let out = child.wait_with_output().unwrap();
     assert_eq!(stdout_of(&out).lines().last(), Some("100"));
+}
+
+/// redis-py with its defaults: it opens with `HELLO 3` (RESP3), gets `NOPROTO`, falls back
+/// to RESP2, names itself with `CLIENT SETINFO`, and then every command it sends works,
+/// expiry by the server's own timers included.
+#[test]
+fn redis_py_with_its_defaults() {
+    if !have("python3", "the redis-py test") {
+        return;
+    }
+    let probe = Command::new("python3")
+        .args(["-c", "import redis"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!("note: the Python package redis is not installed: skipping the redis-py test");
+        return;
+    }
+    let server = Server::start("redis_server");
+    let out = python("redis_py_client.py", &[&server.port()], "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "ping True",
+            "set True b'hello'",
+            "incrby 40 41 42",
+            "decr 41 39",
+            "mset True [b'1', b'2', None]",
+            "expire True 100 -1 -2",
+            "persist True -1",
+            "pexpire True",
+            "expired 0 None",
+            "set ex True 50",
+            "pipeline [True, 3, b'3']",
+            "delete 2",
+        ],
+        "{out}"
+    );
 }
 
 #[test]

@@ -1,0 +1,27 @@
+# redis-py with its defaults (RESP3 first: HELLO 3, then CLIENT SETINFO) against the
+# redis_server example, printing one line per check; the Rust test compares the lines.
+# usage: python3 redis_py_client.py PORT
+import sys
+import time
+
+import redis
+
+r = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), socket_timeout=10)
+print("ping", r.ping())
+print("set", r.set("greeting", "hello"), r.get("greeting"))
+print("incrby", r.incrby("n", 40), r.incr("n"), r.incrby("n", 1))
+print("decr", r.decr("n"), r.decrby("n", 2))
+print("mset", r.mset({"a": "1", "b": "2"}), r.mget("a", "b", "missing"))
+print("expire", r.expire("a", 100), r.ttl("a"), r.ttl("b"), r.ttl("missing"))
+print("persist", r.persist("a"), r.ttl("a"))
+# A key that expires by itself: gone without anyone reading it first.
+print("pexpire", r.pexpire("b", 20))
+for _ in range(500):
+    if r.exists("b") == 0:
+        break
+    time.sleep(0.01)
+print("expired", r.exists("b"), r.get("b"))
+print("set ex", r.set("t", "v", ex=50), r.ttl("t"))
+# Pipelining without MULTI/EXEC (transactions are not served).
+print("pipeline", r.pipeline(transaction=False).set("p", 1).incrby("p", 2).get("p").execute())
+print("delete", r.delete("greeting", "n", "missing"))
