@@ -277,7 +277,7 @@ pub fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut 
             });
         }
     } else if is("mset") {
-        if n < 3 || n % 2 == 0 {
+        if n < 3 || n.is_multiple_of(2) {
             wrong_arity(out, "mset");
         } else {
             db.with(|ks| {
