@@ -273,6 +273,36 @@ fn monitor_names_the_greenlet_that_blocks_the_hub() {
     assert_eq!(found.len(), 1, "{found:?}");
 }
 
+/// The blocker, for the backtrace test: a name to find in the warning.
+#[inline(never)]
+fn hogs_the_hub_in_a_named_function(d: Duration) {
+    busy_loop(d);
+    std::hint::black_box(());
+}
+
+/// The monitor's warning carries a backtrace of where the blocker is while it blocks: the
+/// named function it busy-loops in is in it.
+#[test]
+fn monitor_warning_has_the_blockers_backtrace() {
+    let _serial = serial();
+    logger();
+    on_fresh_thread(|| {
+        HubBuilder::new().monitor(Duration::from_millis(50)).init();
+        let h = SpawnBuilder::new()
+            .name("traced-hog")
+            .spawn(|| hogs_the_hub_in_a_named_function(Duration::from_millis(400)))
+            .unwrap();
+        h.join().unwrap();
+    });
+    let found = wait_logged(log::Level::Warn, "traced-hog");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("it is at:") && found[0].contains("hogs_the_hub_in_a_named_function"),
+        "no backtrace naming the blocking function:\n{}",
+        found[0]
+    );
+}
+
 /// A greenlet that blocks, yields, and blocks again is reported for each stretch; greenlets
 /// that keep switching are not.
 #[test]

@@ -12,6 +12,7 @@ mod io;
 mod local;
 mod monitor;
 mod remote;
+mod sampler;
 mod spawn;
 mod timeout;
 mod timer;

@@ -3,7 +3,8 @@
 //!
 //! The hub bumps a counter each time it resumes a greenlet and records which one; the watchdog
 //! samples the counter. If it has not moved for a whole threshold while a greenlet (not the
-//! hub's poll) was running, that greenlet is named in the warning.
+//! hub's poll) was running, that greenlet is named in the warning, with a backtrace of where
+//! it is at that moment (see `sampler`).
 
 use std::cell::{Cell, OnceCell};
 use std::fmt;
@@ -16,7 +17,6 @@ use crate::greenlet::Greenlet;
 /// gevent's default `max_blocking_time`.
 pub(crate) const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
 
-#[derive(Default)]
 struct Shared {
     resumes: AtomicU64,
     /// Whether the hub is idle in its poll (not blocked by a greenlet).
@@ -26,6 +26,8 @@ struct Shared {
     #[cfg(feature = "monkey")]
     call: Mutex<Option<(&'static str, i32)>>,
     stop: AtomicBool,
+    /// The hub's thread (process id, thread id), for the backtrace of a blocker.
+    thread: (libc::pid_t, libc::pid_t),
 }
 
 /// The hub side of the monitor.
@@ -74,7 +76,17 @@ impl Monitor {
     }
 
     fn start(&self, threshold: Duration) -> Option<Arc<Shared>> {
-        let shared = Arc::new(Shared::default());
+        // Called on the hub's thread (its first resume after enabling).
+        let shared = Arc::new(Shared {
+            resumes: AtomicU64::new(0),
+            idle: AtomicBool::new(false),
+            running: Mutex::new(String::new()),
+            #[cfg(feature = "monkey")]
+            call: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            thread: super::sampler::current_thread(),
+        });
+        super::sampler::install();
         let watched = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("greenlet-monitor".into())
@@ -188,8 +200,15 @@ fn watch(shared: Arc<Shared>, threshold: Duration) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
+            let (pid, tid) = shared.thread;
+            // Kept only if it still blocked when sampled (the counter has not moved); names
+            // and lines are looked up afterwards, which can take a while the first time.
+            let trace = super::sampler::sample(pid, tid)
+                .filter(|_| shared.resumes.load(Ordering::Relaxed) == now)
+                .map(|ips| format!("; it is at:\n{}", super::sampler::describe(&ips)))
+                .unwrap_or_default();
             log::warn!(
-                "greenlet {running} has blocked the hub for more than {threshold:?}{}",
+                "greenlet {running} has blocked the hub for more than {threshold:?}{}{trace}",
                 blocked_in(&shared)
             );
             reported = now;
