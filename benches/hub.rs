@@ -4,6 +4,10 @@
 //!   (target ≤ 15 ns; may 51 ns, Go 37 ns on the reference machine).
 //! - `hub/spawn_join_100k`: spawn 100,000 greenlets that each yield once, then join them all;
 //!   per greenlet (target ≤ 0.4 µs; tokio current_thread 0.76 µs, may 1.55, Go 1.62).
+//! - `hub/spawn_idle_64` and `hub/spawn_raw_idle_64`: spawn 64 greenlets that each yield
+//!   once (dropping the handle, or with `spawn_raw`, gevent's handle-less form), then `idle()`
+//!   until they are done; per greenlet, with warm stacks. The difference is the `JoinHandle`'s
+//!   bookkeeping.
 //! - `hub/sleep_100k_distinct`: 100,000 greenlets sleeping at once until distinct deadlines;
 //!   per sleeper (timer insert + fire + the greenlet's spawn and join).
 //! - `hub/channel_pingpong`: main and a greenlet bouncing a number through two rendezvous
@@ -100,6 +104,25 @@ fn spawn_join(c: &mut Criterion) {
             })
         })
     });
+    for (name, raw) in [("spawn_idle_64", false), ("spawn_raw_idle_64", true)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let rounds = iters.div_ceil(64).max(1);
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    for _ in 0..64 {
+                        if raw {
+                            greenlet::spawn_raw(greenlet::yield_now);
+                        } else {
+                            drop(greenlet::spawn(greenlet::yield_now));
+                        }
+                    }
+                    greenlet::idle().unwrap();
+                }
+                start.elapsed().mul_f64(iters as f64 / (rounds * 64) as f64)
+            })
+        });
+    }
     group.bench_function("sleep_100k_distinct", |b| {
         b.iter_custom(|iters| {
             in_batches(iters, |n| {

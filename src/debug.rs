@@ -71,6 +71,8 @@ pub fn is_enabled() -> bool {
 
 /// What a greenlet recorded when it parked (capture on).
 struct ParkInfo {
+    /// The park it describes: stale once the greenlet's park token differs.
+    token: u64,
     what: String,
     since: Instant,
     trace: Backtrace,
@@ -155,27 +157,23 @@ pub(crate) fn register(g: &Rc<Inner>) {
 
 /// Called by a greenlet about to park on `what`: records it when capture is on.
 #[inline]
-pub(crate) fn parking(diag: &Diag, what: &dyn fmt::Display) {
+pub(crate) fn parking(diag: &Diag, token: u64, what: &dyn fmt::Display) {
     if CAPTURE.load(Ordering::Relaxed) {
-        record_park(diag, what);
+        record_park(diag, token, what);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn record_park(diag: &Diag, what: &dyn fmt::Display) {
+fn record_park(diag: &Diag, token: u64, what: &dyn fmt::Display) {
+    // Nothing is cleared on resume (that would cost every park a store): a record whose token
+    // is not the greenlet's current park token is stale, and the dump ignores it.
     diag.parked.set(Some(Box::new(ParkInfo {
+        token,
         what: what.to_string(),
         since: Instant::now(),
         trace: Backtrace::force_capture(),
     })));
-}
-
-/// Called by a greenlet that resumed from a park.
-#[inline]
-pub(crate) fn resumed(diag: &Diag) {
-    // A take of an empty cell when nothing was recorded: a load and a store.
-    drop(diag.parked.take());
 }
 
 /// Describes every greenlet of the calling thread, one paragraph each: id, name, state; for a
@@ -226,7 +224,7 @@ fn describe(out: &mut String, g: &Inner, ready: &[u64], now: Instant) {
         State::Unstarted => "unstarted",
         State::Suspended if g.kind == Kind::Hub => "hub",
         State::Suspended if ready.contains(&g.id) => "ready",
-        State::Suspended if crate::hub::is_parked(g) => "parked",
+        State::Suspended if crate::hub::park_token(g) != 0 => "parked",
         State::Suspended => "suspended in a switch",
         State::Destroying | State::Dying => "being destroyed",
         State::Dead => "dead",
@@ -244,7 +242,7 @@ fn describe(out: &mut String, g: &Inner, ready: &[u64], now: Instant) {
     // Borrowed out of the cell for the look, and put back.
     let info = g.hub.diag.parked.take();
     if let Some(info) = &info {
-        if state == "parked" {
+        if state == "parked" && info.token == crate::hub::park_token(g) {
             let _ = writeln!(
                 out,
                 " on {} for {:?}",

@@ -530,9 +530,8 @@ pub(crate) fn park_with(
                 .insert_with(d, waiter.clone(), weak_timer)
         })
     });
-    crate::debug::parking(&data.diag, what);
+    crate::debug::parking(&data.diag, waiter.token, what);
     let msg = switch::switch_to_hub(Msg::Wake);
-    crate::debug::resumed(&data.diag);
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
     waiter.greenlet.inner().hub.park_token.set(0);
     if let Some(key) = timer {
@@ -592,9 +591,9 @@ pub(crate) fn ready_ids() -> Vec<u64> {
     try_with_hub(|hub| hub.ready.borrow().iter().map(|(g, _)| g.id()).collect()).unwrap_or_default()
 }
 
-/// Whether `g` is parked on the hub (some waiter of it is live).
-pub(crate) fn is_parked(g: &crate::greenlet::Inner) -> bool {
-    g.hub.park_token.get() != 0
+/// The token of `g`'s current park, 0 when it is not parked on the hub.
+pub(crate) fn park_token(g: &crate::greenlet::Inner) -> u64 {
+    g.hub.park_token.get()
 }
 
 /// Asks `greenlet` to finish softly: its current park (if it is parked on the hub) or its next

@@ -83,7 +83,10 @@ impl<T> Parked<T> {
         let woken = hub::park(&waiter, deadline, what);
         guard.redeliver = None;
         let (served, slot) = self.remove(id);
-        if served && woken.as_ref().is_err_and(LoopExit::is_killed) {
+        if served
+            && let Err(e) = &woken
+            && e.is_killed()
+        {
             // It was served before the soft kill reached it: it takes what it was given, and
             // the kill waits for its next park.
             hub::request_kill(&crate::current());
