@@ -96,6 +96,51 @@
 //! [`with_timeout`] bound any blocking call; [`threadpool::spawn_blocking`] runs work that has
 //! no green form on OS threads while the hub carries on.
 //!
+//! A [`JoinHandle`] is gevent's `Greenlet` object: [`get`](JoinHandle::get) its value,
+//! [`link`](JoinHandle::link) callbacks to its end ([`link_value`](JoinHandle::link_value),
+//! [`link_exception`](JoinHandle::link_exception), [`unlink`](JoinHandle::unlink) by the
+//! returned [`LinkKey`]). [`spawn_raw`] skips the handle for fire-and-forget work, and
+//! [`idle`] waits until the hub has nothing else ready. [`pool::Pool`] bounds how many run at
+//! once ([`apply`](pool::Pool::apply), `map`, `imap`).
+//!
+//! # Waiting on different things at once
+//!
+//! [`joinall`] and [`iwait`] take handles of one result type. To wait for whichever comes
+//! first among greenlets of different types, an event, a result, a queue with an item, a
+//! timeout (gevent's `wait(objects)`), give them as [`Waitable`]s to [`wait_any`],
+//! [`wait_objects`] or [`iwait_objects`]:
+//!
+//! ```
+//! use std::time::Duration;
+//! use greenlet::{Waitable, sync::{Event, Queue}};
+//!
+//! let count = greenlet::spawn(|| { greenlet::sleep(Duration::from_millis(20)); 3u32 });
+//! let jobs: Queue<String> = Queue::new();
+//! let stop = Event::new();
+//! let j = jobs.clone();
+//! greenlet::spawn(move || j.put("first job".into()).unwrap());
+//! let objects: [&dyn Waitable; 3] = [&count, &jobs, &stop];
+//! assert_eq!(greenlet::wait_any(&objects, None), Some(1)); // the queue got an item first
+//! ```
+//!
+//! # Killing, and cleaning up
+//!
+//! [`JoinHandle::kill`] unwinds a greenlet at once with [`GreenletExit`], running its
+//! destructors; they cannot block (no switch is allowed while a thread unwinds), so their
+//! blocking calls fail or return at once. For cleanup that must block (a goodbye message, a
+//! flush), kill gracefully: [`JoinHandle::kill_timeout`] and [`killall`] with
+//! [`Kill::Grace`] first make the greenlet's blocking call fail with [`Killed`], once, so its
+//! code handles that as an ordinary error (gevent's `except GreenletExit:`) and may block; only
+//! if it has not finished within the grace time is it unwound.
+//!
+//! # Diagnostics
+//!
+//! [`debug::dump`] lists every greenlet of the thread with its state, what it waits on and
+//! where it parked (Go's goroutine dump); [`debug::dump_on_signal`] prints it on `SIGQUIT`.
+//! The blocking monitor ([`HubBuilder::monitor`], `GREENLET_MONITOR`) names a greenlet that
+//! keeps the hub from running, with a backtrace of where it is. A panic in a greenlet is
+//! reported once, naming the greenlet.
+//!
 //! # Several cores: a `Runtime` of hubs
 //!
 //! One hub runs on one OS thread, so it uses one core. [`Runtime::new(n)`](Runtime::new) starts
