@@ -186,6 +186,8 @@ fn record_park(diag: &Diag, token: u64, what: &dyn fmt::Display) {
 /// assert!(text.contains("\"main\"") && text.contains("running"));
 /// ```
 pub fn dump() -> String {
+    // Makes the thread's runtime (its main greenlet and hub) if nothing has yet.
+    drop(crate::current());
     let ready = crate::hub::ready_ids();
     let greenlets: Vec<Rc<Inner>> = REGISTRY
         .try_with(|r| {
