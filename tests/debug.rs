@@ -115,3 +115,43 @@ fn paragraph<'a>(dump: &'a str, name: &str) -> &'a str {
     let end = rest.find("\n#").unwrap_or(rest.len());
     &rest[..end]
 }
+
+/// `GREENLET_DEBUG=1` turns capture on, and `dump_on_signal` prints the dump to stderr when
+/// the signal comes (here `SIGQUIT`, raised by the process itself). In a child process, for
+/// its environment, its signal disposition and its stderr.
+#[test]
+fn dump_on_signal_prints_the_dump_with_capture_from_the_environment() {
+    let run = util::run_test_in_child_with("dump_on_signal_child", &[("GREENLET_DEBUG", "1")]);
+    assert!(run.success, "child failed:\n{}\n{}", run.stdout, run.stderr);
+    let subject = paragraph(&run.stderr, "\"signal-subject\"");
+    assert!(subject.contains(": parked on Event::wait for "), "{subject}");
+    assert!(
+        subject.contains("waits_in_a_named_function_for_the_dump"),
+        "{subject}"
+    );
+}
+
+/// The body of [`dump_on_signal_prints_the_dump_with_capture_from_the_environment`].
+#[test]
+fn dump_on_signal_child() {
+    if !util::in_child() {
+        return;
+    }
+    let dumper = greenlet::debug::dump_on_signal(libc::SIGQUIT).unwrap();
+    let event = Event::new();
+    let e = event.clone();
+    let h = SpawnBuilder::new()
+        .name("signal-subject")
+        .spawn(move || waits_in_a_named_function_for_the_dump(&e))
+        .unwrap();
+    greenlet::yield_now(); // both park
+    assert!(greenlet::debug::is_enabled(), "GREENLET_DEBUG=1 turns capture on");
+    // SAFETY: raising a signal the process handles (the dumper's `Signals`) is sound.
+    unsafe { libc::raise(libc::SIGQUIT) };
+    // The handler has written to the dumper's pipe: the hub's next poll finds it, and the
+    // dumper prints before the hub is idle again.
+    greenlet::idle().unwrap();
+    event.set();
+    h.join().unwrap();
+    dumper.kill().unwrap();
+}
