@@ -124,7 +124,10 @@ fn dump_on_signal_prints_the_dump_with_capture_from_the_environment() {
     let run = util::run_test_in_child_with("dump_on_signal_child", &[("GREENLET_DEBUG", "1")]);
     assert!(run.success, "child failed:\n{}\n{}", run.stdout, run.stderr);
     let subject = paragraph(&run.stderr, "\"signal-subject\"");
-    assert!(subject.contains(": parked on Event::wait for "), "{subject}");
+    assert!(
+        subject.contains(": parked on Event::wait for "),
+        "{subject}"
+    );
     assert!(
         subject.contains("waits_in_a_named_function_for_the_dump"),
         "{subject}"
@@ -145,7 +148,10 @@ fn dump_on_signal_child() {
         .spawn(move || waits_in_a_named_function_for_the_dump(&e))
         .unwrap();
     greenlet::yield_now(); // both park
-    assert!(greenlet::debug::is_enabled(), "GREENLET_DEBUG=1 turns capture on");
+    assert!(
+        greenlet::debug::is_enabled(),
+        "GREENLET_DEBUG=1 turns capture on"
+    );
     // SAFETY: raising a signal the process handles (the dumper's `Signals`) is sound.
     unsafe { libc::raise(libc::SIGQUIT) };
     // The handler has written to the dumper's pipe: the hub's next poll finds it, and the

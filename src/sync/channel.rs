@@ -1,14 +1,13 @@
 //! Channels between greenlets: gevent's rendezvous [`Channel`], and std-shaped
 //! [`channel`]/[`sync_channel`] pairs of [`Sender`] and [`Receiver`].
 
-use crate::hub::{Waitable, Wakeup};
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
-use super::storage::{Fifo, Iter, QueueCore, Source};
+use super::storage::{Fifo, Iter, QueueCore, Source, waitable_by_reading};
 use crate::hub::waitlist::deadline_after;
 
 /// A rendezvous channel (gevent's `queue.Channel`): it stores nothing, so
@@ -154,31 +153,15 @@ impl<T> Default for Channel<T> {
     }
 }
 
-/// Ready when a `recv` would return at once: a sender waiting with an item, or closed.
-impl<T> Waitable for Channel<T> {
-    fn is_ready(&self) -> bool {
-        self.core.is_readable()
-    }
-    fn add_waiter(&self, wakeup: &Wakeup) {
-        self.core.add_read_waiter(wakeup.waiter());
-    }
-    fn remove_waiters(&self) {
-        self.core.prune_read_waiters();
-    }
-}
+waitable_by_reading!(
+    "Ready when a `recv` would return at once: a sender waiting with an item, or closed.",
+    [T] Channel<T>, |c| c.core
+);
 
-/// Ready when a `recv` would return at once: an item to take, or every sender gone.
-impl<T> Waitable for Receiver<T> {
-    fn is_ready(&self) -> bool {
-        self.ends.core.is_readable()
-    }
-    fn add_waiter(&self, wakeup: &Wakeup) {
-        self.ends.core.add_read_waiter(wakeup.waiter());
-    }
-    fn remove_waiters(&self) {
-        self.ends.core.prune_read_waiters();
-    }
-}
+waitable_by_reading!(
+    "Ready when a `recv` would return at once: an item to take, or every sender gone.",
+    [T] Receiver<T>, |r| r.ends.core
+);
 
 impl<T> fmt::Debug for Channel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

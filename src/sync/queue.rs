@@ -9,9 +9,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::error::{RecvError, SendError, TaskDoneError, TryRecvError, TrySendError, WaitError};
-use super::storage::{Fifo, Iter, Lifo, Lowest, QueueCore};
+use super::storage::{Fifo, Iter, Lifo, Lowest, QueueCore, waitable_by_reading};
 use crate::hub::waitlist::deadline_after;
-use crate::hub::{Waitable, Wakeup};
 
 macro_rules! queue_type {
     (
@@ -35,18 +34,10 @@ macro_rules! queue_type {
             }
         }
 
-        /// Ready when a `get` would return at once: an item to take, or closed.
-        impl<T $($bound)*> Waitable for $name<T> {
-            fn is_ready(&self) -> bool {
-                self.core.is_readable()
-            }
-            fn add_waiter(&self, wakeup: &Wakeup) {
-                self.core.add_read_waiter(wakeup.waiter());
-            }
-            fn remove_waiters(&self) {
-                self.core.prune_read_waiters();
-            }
-        }
+        waitable_by_reading!(
+            "Ready when a `get` would return at once: an item to take, or closed.",
+            [T $($bound)*] $name<T>, |q| q.core
+        );
 
         impl<T $($bound)*> fmt::Debug for $name<T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -103,6 +103,29 @@ impl<T: Ord> Store<T> for Lowest<T> {
     }
 }
 
+/// Implements [`Waitable`](crate::Waitable) for a type whose `get` side is the `QueueCore`
+/// that `$core` reaches from `$s` (a `&Self`): ready when a `get` would return at once.
+macro_rules! waitable_by_reading {
+    ($doc:literal, [$($generics:tt)*] $ty:ty, |$s:ident| $core:expr) => {
+        #[doc = $doc]
+        impl<$($generics)*> crate::hub::Waitable for $ty {
+            fn is_ready(&self) -> bool {
+                let $s = self;
+                $core.is_readable()
+            }
+            fn add_waiter(&self, wakeup: &crate::hub::Wakeup) {
+                let $s = self;
+                $core.add_read_waiter(wakeup.waiter());
+            }
+            fn remove_waiters(&self) {
+                let $s = self;
+                $core.prune_read_waiters();
+            }
+        }
+    };
+}
+pub(crate) use waitable_by_reading;
+
 /// Names a blocking call in `LoopExit` messages: `Queue::get`.
 struct What(&'static str, &'static str);
 
