@@ -178,7 +178,10 @@ fn self_runs() {
     );
     self_test(
         "redis_server",
-        &[r#"+OK\r\n:42\r\n$2\r\n42\r\n:1\r\n$11\r\nhello world\r\n+PONG\r\n+OK\r\n"#],
+        &[concat!(
+            r#"+OK\r\n:42\r\n:52\r\n$2\r\n52\r\n+OK\r\n*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n"#,
+            r#":1\r\n:1\r\n$11\r\nhello world\r\n+PONG\r\n+OK\r\n"#
+        )],
     );
     self_test("concurrent_fetch", &["sequential cost", "concurrent cost"]);
     self_test(

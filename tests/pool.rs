@@ -535,3 +535,30 @@ fn apply_async_calls_back_with_the_value() {
     );
     assert_eq!(*seen.borrow(), [1, 2]);
 }
+
+/// `kill_timeout` on a group is graceful: each member's blocking call fails with `Killed`,
+/// its cleanup blocks and completes; a member that ignores it is unwound after the grace.
+#[test]
+fn group_kill_timeout_lets_members_clean_up_then_unwinds_the_rest() {
+    let group = Group::new();
+    let cleaned = Rc::new(Cell::new(0));
+    for _ in 0..3 {
+        let c = cleaned.clone();
+        group.spawn(move || {
+            if Event::new().wait() == Err(WaitError::Killed) {
+                sleep(Duration::from_millis(1)); // cleanup may block
+                c.set(c.get() + 1);
+            }
+        });
+    }
+    let stubborn = group.spawn(|| {
+        loop {
+            let _ = Event::new().wait(); // ignores every failure
+        }
+    });
+    yield_now();
+    group.kill_timeout(Duration::from_millis(20)).unwrap();
+    assert_eq!(cleaned.get(), 3);
+    assert!(group.is_empty());
+    assert!(matches!(stubborn.get(), Err(JoinError::Killed)));
+}

@@ -32,6 +32,7 @@ use crate::{Greenlet, JoinError, JoinHandle, SpawnBuilder};
 trait Member {
     fn greenlet(&self) -> &Greenlet;
     fn kill_nowait(&self);
+    fn kill_soft(&self);
 }
 
 impl<T: 'static> Member for JoinHandle<T> {
@@ -40,6 +41,9 @@ impl<T: 'static> Member for JoinHandle<T> {
     }
     fn kill_nowait(&self) {
         JoinHandle::kill_nowait(self);
+    }
+    fn kill_soft(&self) {
+        JoinHandle::kill_soft(self);
     }
 }
 
@@ -186,13 +190,16 @@ impl Inner {
         .map_err(WaitError::from)
     }
 
-    fn kill_nowait(&self) {
+    /// Kills every member (`soft`: asks them to finish, see `JoinHandle::kill_soft`).
+    fn kill_nowait(&self, soft: bool) {
         let members: Vec<Rc<dyn Member>> = self.members.borrow().clone();
         let me = crate::current();
         let mut killing_me = None;
         for m in members {
             if m.greenlet().id() == me.id() {
                 killing_me = Some(m);
+            } else if soft {
+                m.kill_soft();
             } else {
                 m.kill_nowait();
             }
@@ -200,6 +207,19 @@ impl Inner {
         // Last: killing the calling greenlet unwinds it here.
         if let Some(m) = killing_me {
             m.kill_nowait();
+        }
+    }
+
+    /// Kills every member gracefully: a soft kill, `timeout` to finish, then the unwind and
+    /// `timeout` again.
+    fn kill_gracefully(&self, timeout: Duration) -> Result<(), WaitError> {
+        self.kill_nowait(true);
+        match self.join(deadline_after(Some(timeout)), "kill_timeout") {
+            Err(WaitError::TimedOut) => {
+                self.kill_nowait(false);
+                self.join(deadline_after(Some(timeout)), "kill_timeout")
+            }
+            r => r,
         }
     }
 }
@@ -262,12 +282,14 @@ macro_rules! group_methods {
             self.inner.join(deadline_after(Some(timeout)), "join_timeout")
         }
 
-        /// Kills every greenlet in it and waits until they are gone (gevent's `kill()`). If
-        /// the calling greenlet is in it, it is killed last, and this call does not return.
+        /// Kills every greenlet in it at once and waits until they are gone (gevent's
+        /// `kill()`). If the calling greenlet is in it, it is killed last, and this call does
+        /// not return. Their destructors cannot block (see
+        /// [`JoinHandle::kill`](crate::JoinHandle::kill)); for cleanup that blocks, use
+        /// [`kill_timeout`](Self::kill_timeout).
         ///
         /// # Errors
-        /// As [`join`](Self::join): a greenlet that keeps running in its destructors delays
-        /// it.
+        /// As [`join`](Self::join).
         ///
         /// # Examples
         /// ```
@@ -279,22 +301,27 @@ macro_rules! group_methods {
         /// assert!(matches!(h.get(), Err(greenlet::JoinError::Killed)));
         /// ```
         pub fn kill(&self) -> Result<(), WaitError> {
-            self.inner.kill_nowait();
+            self.inner.kill_nowait(false);
             self.inner.join(None, "kill")
         }
 
         /// Asks every greenlet in it to die, without waiting (gevent's `kill(block=False)`).
         pub fn kill_nowait(&self) {
-            self.inner.kill_nowait();
+            self.inner.kill_nowait(false);
         }
 
-        /// Kills every greenlet in it, waiting at most `timeout` for them to be gone.
+        /// Kills every greenlet in it gracefully, as
+        /// [`JoinHandle::kill_timeout`](crate::JoinHandle::kill_timeout) does one: each one's
+        /// blocking call fails with [`Killed`](crate::Killed) and its cleanup may block; those
+        /// still running after `timeout` are unwound, and waited for at most `timeout` more
+        /// (gevent's `kill(timeout=...)`).
         ///
         /// # Errors
-        /// [`WaitError::TimedOut`] when some are still unwinding; `LoopExit`.
+        /// [`WaitError::TimedOut`] when some are still running after both waits (only a
+        /// greenlet that catches the unwind and goes on can be); `LoopExit`;
+        /// [`WaitError::Killed`] if the caller is killed softly meanwhile.
         pub fn kill_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
-            self.inner.kill_nowait();
-            self.inner.join(deadline_after(Some(timeout)), "kill_timeout")
+            self.inner.kill_gracefully(timeout)
         }
 
         /// Runs `f` in a greenlet of this group and waits for its value (gevent's `apply`).
