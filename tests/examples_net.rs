@@ -803,8 +803,8 @@ fn redis_py_with_its_defaults() {
             "mset True [b'1', b'2', None]",
             "expire True 100 -1 -2",
             "persist True -1",
-            "pexpire True",
-            "expired 0 None",
+            "pexpire True 4",
+            "expired 3 0 None",
             "set ex True 50",
             "pipeline [True, 3, b'3']",
             "delete 2",
@@ -929,6 +929,28 @@ fn redis_server_with_two_threads_shares_one_keyspace() {
         c.write_all(b"INCR hits\r\nQUIT\r\n").unwrap();
         let answer = read_all(&mut c);
         assert_eq!(answer, format!(":{}\r\n+OK\r\n", i + 1));
+    }
+    // Keys with deadlines, set from connections on either hub, are deleted by themselves,
+    // without a read (DBSIZE does not expire keys, EXISTS would).
+    for i in 0..8 {
+        let mut c = server.connect();
+        let req = format!("SET temp{i} v PX 20\r\nTTL temp{i}\r\nQUIT\r\n");
+        c.write_all(req.as_bytes()).unwrap();
+        assert_eq!(read_all(&mut c), "+OK\r\n:0\r\n+OK\r\n");
+    }
+    let give_up = Instant::now() + T;
+    loop {
+        let mut c = server.connect();
+        c.write_all(b"DBSIZE\r\nQUIT\r\n").unwrap();
+        let answer = read_all(&mut c);
+        if answer == ":1\r\n+OK\r\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the keys never expired: {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

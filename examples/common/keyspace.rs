@@ -377,6 +377,14 @@ pub fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut 
             });
             int(out, i64::from(had));
         }
+    } else if is("dbsize") {
+        // Counts keys whose deadline passed but that no read or expiring greenlet has
+        // deleted yet, as redis-server's does.
+        if n != 1 {
+            wrong_arity(out, "dbsize");
+        } else {
+            int(out, db.with(|ks| ks.values.len()) as i64);
+        }
     } else if is("hello") {
         hello(req, args, out);
     } else if is("client") && n >= 2 {
@@ -567,8 +575,8 @@ fn command(req: &[u8], args: &[Range<usize>], out: &mut Vec<u8>) {
 /// The commands this server answers.
 const COMMANDS: &[&str] = &[
     "ping", "echo", "get", "set", "mget", "mset", "del", "exists", "incr", "decr", "incrby",
-    "decrby", "expire", "pexpire", "ttl", "pttl", "persist", "hello", "client", "select", "config",
-    "command", "quit",
+    "decrby", "expire", "pexpire", "ttl", "pttl", "persist", "dbsize", "hello", "client", "select",
+    "config", "command", "quit",
 ];
 
 /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as redis-server says it,
