@@ -1,8 +1,8 @@
 //! A small Redis-compatible server: PING, ECHO, GET, SET (with EX/PX), MGET, MSET, DEL,
-//! EXISTS, INCR, DECR, INCRBY, DECRBY, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, DBSIZE and QUIT, plus the
-//! handshakes clients send with their defaults (redis-cli's COMMAND DOCS, redis-benchmark's
-//! CONFIG GET, redis-py's HELLO 3, CLIENT SETINFO and SELECT); inline and multibulk requests,
-//! pipelining. The unmodified `redis-cli`, `redis-benchmark` and redis-py talk to it.
+//! EXISTS, INCR, DECR, INCRBY, DECRBY, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, DBSIZE and QUIT,
+//! plus the handshakes clients send with their defaults (redis-cli's COMMAND DOCS,
+//! redis-benchmark's CONFIG GET, redis-py's HELLO 3, CLIENT SETINFO and SELECT); inline and
+//! multibulk requests, pipelining. The unmodified `redis-cli`, `redis-benchmark` and redis-py talk to it.
 //!
 //! Each connection is straight-line code in its own greenlet: read into one buffer, run every
 //! complete command in it, write all the replies with one `write`, read again. The keyspace
