@@ -177,7 +177,10 @@ fn killall_with_grace_lets_each_greenlet_clean_up() {
     assert_eq!(*said.borrow(), [0, 1, 2]);
     assert_eq!(Kill::from_block(false, Some(GRACE)), Kill::Now);
     assert_eq!(Kill::from_block(true, None), Kill::Join);
-    assert_eq!(Kill::from_block(true, Some(GRACE)), Kill::Grace(GRACE));
+    assert_eq!(
+        Kill::from_block(true, Some(GRACE)),
+        Kill::JoinTimeout(GRACE)
+    );
 }
 
 /// During a hard kill's unwind nothing may block: a blocking call in a destructor fails at
@@ -198,4 +201,16 @@ fn blocking_during_a_hard_kill_unwind_is_refused_at_once() {
         Some(Err(RecvError::LoopExit(e))) => assert!(e.is_refused(), "{e}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// `Kill::JoinTimeout` (the old `killall(hs, true, Some(t))`) unwinds at once, without the
+/// soft kill: a sleeper ends killed, not by returning from its sleep.
+#[test]
+fn killall_join_timeout_unwinds_at_once() {
+    let hs: Vec<_> = (0..3)
+        .map(|_| greenlet::spawn(|| greenlet::sleep(LONG)))
+        .collect();
+    greenlet::yield_now();
+    greenlet::killall(&hs, Kill::JoinTimeout(GRACE)).unwrap();
+    assert!(hs.iter().all(|h| matches!(h.get(), Err(JoinError::Killed))));
 }

@@ -467,7 +467,7 @@ pub(crate) fn shut_down_remote(grace: Duration) -> usize {
     let _ = joinall(&placed, Some(grace), None);
     let left: Vec<_> = placed.into_iter().filter(|h| !h.is_ready()).collect();
     if !left.is_empty() {
-        let _ = killall(&left, Kill::Grace(Duration::from_secs(1)));
+        let _ = killall(&left, Kill::JoinTimeout(Duration::from_secs(1)));
     }
     left.len()
 }

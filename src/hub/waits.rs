@@ -119,6 +119,10 @@ pub enum Kill {
     /// Unwind each greenlet and wait until all are dead (`block=True`, no timeout). Their
     /// destructors cannot block (see [`JoinHandle::kill`]).
     Join,
+    /// Unwind each greenlet and wait at most this long for all to be dead (`block=True,
+    /// timeout=...` as this crate did it before [`Kill::Grace`]: only a greenlet that catches
+    /// the unwind and keeps running can outlast it).
+    JoinTimeout(Duration),
     /// Ask each greenlet to finish (a soft kill: its blocking call fails with
     /// [`Killed`](crate::Killed), and its cleanup may block), wait up to this long for all to
     /// finish, then unwind those still running and wait up to this long again (`block=True,
@@ -127,25 +131,28 @@ pub enum Kill {
 }
 
 impl Kill {
-    /// The value for gevent's `block` and `timeout` arguments: `false` is [`Kill::Now`];
-    /// `true` is [`Kill::Join`] without a timeout and [`Kill::Grace`] with one. The migration
-    /// from the old `killall(handles, block, timeout)` is
-    /// `killall(handles, Kill::from_block(block, timeout))`.
+    /// The value for the `block` and `timeout` arguments of the old `killall(handles, block,
+    /// timeout)`, with the same behaviour: `false` is [`Kill::Now`]; `true` is [`Kill::Join`]
+    /// without a timeout and [`Kill::JoinTimeout`] with one. The mechanical migration is
+    /// `killall(handles, Kill::from_block(block, timeout))`; where the greenlets' cleanup
+    /// must block (gevent's `except GreenletExit:`), [`Kill::Grace`] is what gevent does.
     pub const fn from_block(block: bool, timeout: Option<Duration>) -> Kill {
         match (block, timeout) {
             (false, _) => Kill::Now,
             (true, None) => Kill::Join,
-            (true, Some(t)) => Kill::Grace(t),
+            (true, Some(t)) => Kill::JoinTimeout(t),
         }
     }
 }
 
 /// Kills every greenlet given (gevent's `killall`), as `how` says: at once without waiting, at
-/// once waiting for them to die, or gracefully with a soft kill first (see [`Kill`]).
+/// once waiting for them to die (at most a time, or not), or gracefully with a soft kill first
+/// (see [`Kill`]).
 ///
 /// # Errors
-/// [`JoinError::TimedOut`] if some are still alive when [`Kill::Grace`]'s waits are over
-/// (only a greenlet that catches the unwind and keeps running can be); [`JoinError::LoopExit`];
+/// [`JoinError::TimedOut`] if some are still alive when the waits of [`Kill::JoinTimeout`] or
+/// [`Kill::Grace`] are over (only a greenlet that catches the unwind and keeps running can
+/// be); [`JoinError::LoopExit`];
 /// [`JoinError::Killed`] if the calling greenlet is killed softly while it waits.
 ///
 /// # Examples
@@ -162,35 +169,40 @@ impl Kill {
 /// assert!(hs.iter().all(|h| h.is_ready()));
 /// ```
 pub fn killall<T: 'static>(handles: &[JoinHandle<T>], how: Kill) -> Result<(), JoinError> {
-    let grace = match how {
-        Kill::Now | Kill::Join => {
-            for h in handles {
-                h.kill_nowait();
-            }
-            if how == Kill::Now {
-                return Ok(());
-            }
-            None
-        }
-        Kill::Grace(t) => {
-            for h in handles {
-                h.kill_soft();
-            }
-            Some(t)
-        }
-    };
     let join = |timeout| match joinall(handles, timeout, None) {
         Ok(done) => Ok(done.len() == handles.len()),
         Err(e) if e.is_killed() => Err(JoinError::Killed),
         Err(e) => Err(JoinError::LoopExit(e)),
     };
-    if join(grace)? {
-        return Ok(());
-    }
-    for h in handles {
-        h.kill_nowait();
-    }
-    if join(grace)? {
+    let unwind = || {
+        for h in handles {
+            h.kill_nowait();
+        }
+    };
+    let all_dead = match how {
+        Kill::Now => {
+            unwind();
+            return Ok(());
+        }
+        Kill::Join => {
+            unwind();
+            join(None)?
+        }
+        Kill::JoinTimeout(t) => {
+            unwind();
+            join(Some(t))?
+        }
+        Kill::Grace(t) => {
+            for h in handles {
+                h.kill_soft();
+            }
+            join(Some(t))? || {
+                unwind();
+                join(Some(t))?
+            }
+        }
+    };
+    if all_dead {
         Ok(())
     } else {
         Err(JoinError::TimedOut)
