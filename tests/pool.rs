@@ -523,6 +523,15 @@ fn apply_async_calls_back_with_the_value() {
         full.apply_async(|| (), |_| ()),
         Err(WaitError::LoopExit(_))
     ));
+    assert_eq!(
+        full.apply_async_timeout(Duration::from_millis(1), || (), |_| ())
+            .unwrap_err(),
+        WaitError::TimedOut
+    );
+    assert!(matches!(
+        full.apply_timeout(Duration::from_millis(1), || ()),
+        Err(JoinError::TimedOut)
+    ));
     assert_eq!(*seen.borrow(), [1]);
     let group = Group::new();
     let s = seen.clone();

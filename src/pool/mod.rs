@@ -125,7 +125,11 @@ impl Inner {
 
     /// Runs `f` in a member greenlet and waits for its value; in the calling greenlet when it
     /// is a member already (it may hold the last free place itself).
-    fn apply<T: 'static>(self: &Rc<Self>, f: impl FnOnce() -> T + 'static) -> Result<T, JoinError> {
+    fn apply<T: 'static>(
+        self: &Rc<Self>,
+        deadline: Option<Instant>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> Result<T, JoinError> {
         if self.contains(&crate::current()) {
             return match panic::catch_unwind(AssertUnwindSafe(f)) {
                 Ok(v) => Ok(v),
@@ -134,8 +138,12 @@ impl Inner {
                 Err(p) => Err(JoinError::Panicked(Panic::new(p))),
             };
         }
-        self.acquire(None, "apply").map_err(join_error)?;
-        self.start(f).get()
+        self.acquire(deadline, "apply").map_err(join_error)?;
+        let h = self.start(f);
+        match deadline {
+            None => h.get(),
+            Some(d) => h.get_timeout(d.saturating_duration_since(Instant::now())),
+        }
     }
 
     /// Spawns `f` as a member (the caller holds a permit); `callback` runs in the member
@@ -342,7 +350,31 @@ macro_rules! group_methods {
         /// assert!(matches!(failed, Err(greenlet::JoinError::Panicked(_))));
         /// ```
         pub fn apply<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Result<T, JoinError> {
-            self.inner.apply(f)
+            self.inner.apply(None, f)
+        }
+
+        /// [`apply`](Self::apply), waiting at most `timeout` for a place and the value. When
+        /// the time runs out after `f` started, its greenlet goes on running in the group.
+        ///
+        /// # Errors
+        /// [`JoinError::TimedOut`]; otherwise as [`apply`](Self::apply).
+        ///
+        /// # Examples
+        /// ```
+        /// use std::time::Duration;
+        #[doc = concat!("let group = ", $ctor, ";")]
+        /// let slow = group.apply_timeout(Duration::from_millis(1), || {
+        ///     greenlet::sleep(Duration::from_secs(3600))
+        /// });
+        /// assert!(matches!(slow, Err(greenlet::JoinError::TimedOut)));
+        /// group.kill().unwrap();
+        /// ```
+        pub fn apply_timeout<T: 'static>(
+            &self,
+            timeout: Duration,
+            f: impl FnOnce() -> T + 'static,
+        ) -> Result<T, JoinError> {
+            self.inner.apply(deadline_after(Some(timeout)), f)
         }
 
         /// Runs `f` on every item, each in a greenlet of this group, and returns the results in
@@ -652,6 +684,25 @@ impl Pool {
         callback: impl FnOnce(&T) + 'static,
     ) -> Result<JoinHandle<T>, WaitError> {
         self.inner.acquire(None, "apply_async")?;
+        Ok(self.inner.start_then(f, callback))
+    }
+
+    /// [`apply_async`](Pool::apply_async), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`WaitError::TimedOut`] when the pool stayed full; otherwise as
+    /// [`spawn`](Pool::spawn).
+    ///
+    /// # Panics
+    /// As [`spawn`](Pool::spawn).
+    pub fn apply_async_timeout<T: 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce() -> T + 'static,
+        callback: impl FnOnce(&T) + 'static,
+    ) -> Result<JoinHandle<T>, WaitError> {
+        self.inner
+            .acquire(deadline_after(Some(timeout)), "apply_async_timeout")?;
         Ok(self.inner.start_then(f, callback))
     }
 
