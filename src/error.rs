@@ -36,7 +36,10 @@ impl Error for GreenletExit {}
 /// Each API reports it in its own error type: `JoinError::Killed`, `WaitError::Killed`,
 /// `RecvError::Killed`, `SendError::Killed`, `AsyncError::Killed`, and for I/O an
 /// [`io::Error`](std::io::Error) of kind `Other` that carries this type (see
-/// [`Killed::is_in`]). [`sleep`](crate::sleep) returns early.
+/// [`Killed::is_in`]). [`sleep`](crate::sleep) returns early. Calls that mirror std and have
+/// no error of their own for it (the cross-thread [`sync::Mutex`](crate::sync::Mutex) family's
+/// `lock`) go on waiting and hand the kill to the greenlet's next blocking call; under the
+/// `monkey` feature a hooked libc call fails with `ECANCELED`.
 ///
 /// # Examples
 /// ```

@@ -244,6 +244,27 @@ fn a_kill_during_a_hooked_read_cancels_the_call_and_ends_the_greenlet() {
     assert_eq!(seen.get(), Some(Err(Some(libc::ECANCELED))));
 }
 
+/// A soft kill (`kill_timeout`) of a greenlet parked in a hooked read makes that read fail
+/// with `ECANCELED`, once: its cleanup then blocks in hooked calls (a std write, a std sleep)
+/// as usual, and it finishes by returning.
+#[test]
+fn a_soft_kill_during_a_hooked_read_fails_it_once_and_cleanup_may_block() {
+    patch();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let g = greenlet::spawn(move || {
+        let err = (&a).read(&mut [0u8; 8]).unwrap_err();
+        std::thread::sleep(Duration::from_millis(1)); // hooked: parks
+        (&a).write_all(b"bye").unwrap();
+        err.raw_os_error()
+    });
+    greenlet::yield_now();
+    g.kill_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(g.get().unwrap(), Some(libc::ECANCELED));
+    let mut got = [0u8; 3];
+    b.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"bye");
+}
+
 #[test]
 fn a_killed_greenlet_that_returns_after_the_hooked_call_counts_as_killed() {
     patch();

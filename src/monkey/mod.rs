@@ -101,7 +101,10 @@
 //! - **Kills.** A [`kill`](crate::JoinHandle::kill) or `throw` that reaches a greenlet parked
 //!   in a hooked call cannot unwind through the C frames of libc's signature: the call fails
 //!   with `ECANCELED` (as every later hooked call of that greenlet does), and the kill is
-//!   raised at the greenlet's next green blocking call, or is its outcome when it returns.
+//!   raised at the greenlet's next green blocking call, or is its outcome when it returns. A
+//!   soft kill ([`kill_timeout`](crate::JoinHandle::kill_timeout)) makes the hooked call it
+//!   reaches fail with `ECANCELED`, once: std reports it as an `io::Error` with that
+//!   `raw_os_error`, and the greenlet's cleanup may block in hooked calls as usual.
 //! - **`fork`.** The child runs unpatched (a memory page that the kernel wipes on fork says
 //!   so); a prefork server forks first and calls `patch_all` in each child.
 //!

@@ -290,7 +290,7 @@ pub(super) fn wait_for(
         let sources: Vec<_> = regs.iter().map(|(reg, dir)| (reg.io(), *dir)).collect();
         match sources.as_slice() {
             [(reg, dir)] => reg.wait(*dir, deadline),
-            many => hub::wait_any(many, deadline),
+            many => hub::wait_any_io(many, deadline),
         }
     }));
     drop(regs);
@@ -308,7 +308,7 @@ pub(super) fn sleep_until(deadline: Instant) -> Result<(), Blocked> {
             match hub::park(&w, Some(deadline), &"a hooked sleep") {
                 Ok(true) if Instant::now() < deadline => continue,
                 Ok(_) => return Ok(()),
-                Err(e) => return Err(BlockError::LoopExit(e)),
+                Err(e) => return Err(e.into()),
             }
         }
     });
@@ -328,6 +328,8 @@ fn blocked(e: BlockError, deadline: Option<Instant>) -> Blocked {
         BlockError::TimedOut if deadline.is_some_and(|d| Instant::now() >= d) => Blocked::Own,
         BlockError::TimedOut => Blocked::Green,
         BlockError::LoopExit(e) if e.is_stopped() || e.is_refused() => Blocked::Canceled,
+        // A soft kill: this call fails (`ECANCELED`), once; nothing is kept for later.
+        BlockError::Killed => Blocked::Canceled,
         // Nothing else could run: the plain call blocks the thread, as it would unpatched.
         BlockError::LoopExit(_) => Blocked::Impossible,
     }
