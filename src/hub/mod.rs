@@ -701,8 +701,16 @@ impl HubBuilder {
     }
 
     /// Switches the blocking monitor on: any greenlet that keeps the hub from running for
-    /// longer than `threshold` is reported through `log::warn!` with its name (gevent's
-    /// `max_blocking_time`; 100 ms is gevent's default).
+    /// longer than `threshold` is reported through `log::warn!` with its name and a backtrace
+    /// of where it is (gevent's `max_blocking_time`; 100 ms is gevent's default).
+    ///
+    /// The backtrace is taken by the blocked thread itself, on a signal (`SIGRTMAX - 2`) from
+    /// the monitor's thread, once per blocking stretch. Like any signal, it makes a system call
+    /// that Linux never restarts (`poll`, `select`, `epoll_wait`, `nanosleep` outside std's
+    /// `sleep`, which retries) fail once with `EINTR`, so code that blocks in those without
+    /// retrying on `EINTR` sees one such failure; with the `monkey` feature a greenlet blocked
+    /// in a libc call that the hooks saw is not sampled (the warning names the call instead).
+    /// The handler is installed only if nothing else handles that signal.
     pub fn monitor(mut self, threshold: Duration) -> HubBuilder {
         self.monitor = Some(threshold);
         self

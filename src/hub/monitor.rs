@@ -183,6 +183,23 @@ fn blocked_in(_: &Shared) -> &'static str {
     ""
 }
 
+/// Whether the `monkey` hooks saw the blocker enter a blocking libc call: then it is not
+/// sampled (the call is named already, and the sampling signal would make a call like
+/// `ppoll` fail with `EINTR`).
+#[cfg(feature = "monkey")]
+fn in_libc_call(shared: &Shared) -> bool {
+    shared
+        .call
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some()
+}
+
+#[cfg(not(feature = "monkey"))]
+fn in_libc_call(_: &Shared) -> bool {
+    false
+}
+
 fn watch(shared: Arc<Shared>, threshold: Duration) {
     let mut last = shared.resumes.load(Ordering::Relaxed);
     let mut reported = u64::MAX;
@@ -203,7 +220,12 @@ fn watch(shared: Arc<Shared>, threshold: Duration) {
             let (pid, tid) = shared.thread;
             // Kept only if it still blocked when sampled (the counter has not moved); names
             // and lines are looked up afterwards, which can take a while the first time.
-            let trace = super::sampler::sample(pid, tid)
+            let sampled = if in_libc_call(&shared) {
+                None
+            } else {
+                super::sampler::sample(pid, tid)
+            };
+            let trace = sampled
                 .filter(|_| shared.resumes.load(Ordering::Relaxed) == now)
                 .map(|ips| format!("; it is at:\n{}", super::sampler::describe(&ips)))
                 .unwrap_or_default();
