@@ -14,26 +14,30 @@
 //! 4. a fresh slot of a new slab. Slabs grow geometrically from [`FIRST_SLAB_SLOTS`] to
 //!    [`MAX_SLAB_SLOTS`] slots, so a million 64 KiB stacks need about a thousand mappings.
 //!
-//! What is kept, and what goes back (all counts per size class):
+//! What is kept, and what goes back (all counts per size class). Beyond the warm list, the pool
+//! keeps at most about as many free stacks of each kind as there are live ones (hysteresis, so a
+//! pool that shrinks a little keeps its stacks), and a constant once few are live:
 //!
 //! - At most [`WARM_STACKS`] + [`TRIM_BATCH`] warm stacks. Past that the [`TRIM_BATCH`] oldest are
 //!   trimmed: parked on their slabs' free lists, no system call.
 //! - A slab left with no live or warm stack is kept mapped, guards installed, while the slots of
-//!   such empty slabs number at most [`SPARE_SLOTS`]: the next burst reuses them instead of
-//!   mapping slabs and installing guards again. Past that it is unmapped, which returns its memory
-//!   and page tables at once. The slab that still has never-used slots is always kept. When a
-//!   burst ends in the order it started, slabs empty one after the other and go back whole, with
-//!   no system call for their slots.
-//! - Past [`PARKED_STACKS`] parked stacks, those of the slabs trimmed longest ago are freed (down to
-//!   half of that), neighbouring slots as one range and up to [`advice::BATCH`] ranges per system
-//!   call: lazily while the lazily freed stacks number at most the live stacks or
-//!   [`LAZY_STACKS`], whichever is more, else eagerly. When the live stacks shrink, lazily freed
-//!   ones beyond that bound are freed again, eagerly: lazily freed pages count in RSS until the
-//!   kernel takes them, so an idle thread must not keep many of them.
+//!   such empty slabs number at most [`SPARE_SLOTS`]; its memory is freed at once (one
+//!   `MADV_DONTNEED`, the slots being neighbours). The next burst reuses it instead of mapping a
+//!   slab and installing guards again. Past that bound an empty slab is unmapped, which returns
+//!   its memory and page tables at once. The slab that still has never-used slots is always kept.
+//!   So a burst that ends in the order it started gives its slabs back whole, with no system call
+//!   per slot.
+//! - Parked stacks beyond the live ones or [`PARKED_STACKS`], whichever is more, are freed (down to
+//!   half of that), those of the slabs trimmed longest ago first, neighbouring slots as one range
+//!   and up to [`advice::BATCH`] ranges per system call: lazily while the lazily freed stacks
+//!   number at most the live ones or [`LAZY_STACKS`], whichever is more, else eagerly. As the live
+//!   stacks shrink, lazily freed ones beyond that bound are freed again, eagerly: their pages
+//!   count in RSS until the kernel takes them.
 //!
 //! So a thread that once ran a million greenlets and now runs none keeps, per size class, at most
 //! `WARM_STACKS + TRIM_BATCH` warm and `PARKED_STACKS` parked stacks resident, `LAZY_STACKS`
-//! lazily freed ones, and `SPARE_SLOTS` slots of address space (page tables and guards).
+//! lazily freed ones, and `SPARE_SLOTS` slots of address space (page tables and guards). Counts are
+//! of stacks: each holds the pages it touched, one for a shallow greenlet, up to its size.
 
 use std::cell::RefCell;
 use std::io;
@@ -47,11 +51,11 @@ pub(super) const WARM_STACKS: usize = 256;
 /// Warm stacks trimmed at once when a class holds `WARM_STACKS + TRIM_BATCH`.
 pub(super) const TRIM_BATCH: usize = 64;
 
-/// Trimmed stacks a class keeps resident (parked) before freeing them.
-pub(super) const PARKED_STACKS: usize = 1024;
+/// Parked (trimmed but resident) stacks a class may hold even when fewer stacks are live.
+pub(super) const PARKED_STACKS: usize = 256;
 
 /// Lazily freed stacks a class may hold even when fewer stacks are live.
-pub(super) const LAZY_STACKS: usize = 4096;
+pub(super) const LAZY_STACKS: usize = 1024;
 
 /// Slots of empty slabs a class keeps mapped for the next burst.
 pub(super) const SPARE_SLOTS: usize = 8192;
@@ -246,13 +250,13 @@ struct SlabState {
 }
 
 impl SlabState {
-    /// Frees the memory of the trimmed slots tagged `tag`, `how` says when; retags them.
-    /// Returns how many there were and how they were freed.
-    fn free_tagged(&mut self, tag: u32, how: Free) -> (usize, Free) {
+    /// Frees the memory of the trimmed slots tagged with any of `tags`, `how` says when, and
+    /// retags them. Returns how many were parked and lazily freed before, and how they were freed.
+    fn free_tagged(&mut self, tags: u32, how: Free) -> (usize, usize, Free) {
         let mut indices: Vec<u32> = self
             .trimmed
             .iter()
-            .filter(|&&e| e & tag != 0)
+            .filter(|&&e| e & tags != 0)
             .map(|&e| e & INDEX)
             .collect();
         indices.sort_unstable();
@@ -263,20 +267,17 @@ impl SlabState {
         // SAFETY: trimmed slots are free; nothing lives in them.
         let done = unsafe { advice::free(&ranges, how) };
         let new_tag = if done == Free::Lazy { LAZY } else { 0 };
+        let (mut parked, mut lazy) = (0, 0);
         for entry in &mut self.trimmed {
-            if *entry & tag != 0 {
+            if *entry & tags != 0 {
+                parked += usize::from(*entry & PARKED != 0);
+                lazy += usize::from(*entry & LAZY != 0);
                 *entry = (*entry & INDEX) | new_tag;
             }
         }
-        let n = indices.len();
-        match tag {
-            PARKED => self.parked -= n,
-            _ => self.lazy -= n,
-        }
-        if done == Free::Lazy {
-            self.lazy += n;
-        }
-        (n, done)
+        self.parked -= parked;
+        self.lazy = self.lazy - lazy + if done == Free::Lazy { indices.len() } else { 0 };
+        (parked, lazy, done)
     }
 }
 
@@ -476,9 +477,6 @@ impl Class {
                 self.unmap(slab);
                 continue;
             }
-            if empty {
-                self.spare += slots;
-            }
             let state = self.state(slab);
             if state.trimmed.is_empty() {
                 self.partial.push(slab);
@@ -487,9 +485,16 @@ impl Class {
             state.trimmed.extend(group.iter().map(|w| w.index | PARKED));
             state.parked += group.len();
             self.parked += group.len();
+            if empty {
+                // A spare keeps its address space and guards for the next burst, not its memory.
+                self.spare += slots;
+                let (parked, lazy, _) = self.state(slab).free_tagged(PARKED | LAZY, Free::Eager);
+                self.parked -= parked;
+                self.lazy -= lazy;
+            }
         }
         let live = self.busy - self.warm.len();
-        if self.parked > PARKED_STACKS {
+        if self.parked > live.max(PARKED_STACKS) {
             self.free_parked(live);
         }
         if self.lazy > live.max(LAZY_STACKS) {
@@ -497,12 +502,13 @@ impl Class {
         }
     }
 
-    /// Frees the parked slots of the slabs trimmed longest ago until half of [`PARKED_STACKS`]
-    /// are left: lazily while the lazily freed ones stay within their bound, else eagerly.
+    /// Frees the parked slots of the slabs trimmed longest ago until at most half of what `live`
+    /// live stacks allow are left: lazily while the lazily freed ones stay within their bound,
+    /// else eagerly.
     fn free_parked(&mut self, live: usize) {
-        let limit = live.max(LAZY_STACKS);
+        let (keep, lazy_limit) = (live.max(PARKED_STACKS) / 2, live.max(LAZY_STACKS));
         let mut next = 0;
-        while self.parked > PARKED_STACKS / 2 && next < self.partial.len() {
+        while self.parked > keep && next < self.partial.len() {
             let slab = self.partial[next];
             next += 1;
             let lazy = self.lazy;
@@ -510,15 +516,15 @@ impl Class {
             if state.parked == 0 {
                 continue;
             }
-            let how = if lazy + state.parked <= limit {
+            let how = if lazy + state.parked <= lazy_limit {
                 Free::Lazy
             } else {
                 Free::Eager
             };
-            let (n, done) = state.free_tagged(PARKED, how);
-            self.parked -= n;
+            let (parked, _, done) = state.free_tagged(PARKED, how);
+            self.parked -= parked;
             if done == Free::Lazy {
-                self.lazy += n;
+                self.lazy += parked;
             }
         }
     }
@@ -533,8 +539,8 @@ impl Class {
             next += 1;
             let state = self.state(slab);
             if state.lazy > 0 {
-                let (n, _) = state.free_tagged(LAZY, Free::Eager);
-                self.lazy -= n;
+                let (_, lazy, _) = state.free_tagged(LAZY, Free::Eager);
+                self.lazy -= lazy;
             }
         }
     }

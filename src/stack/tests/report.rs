@@ -57,20 +57,24 @@ fn status(name: &str) -> String {
 #[test]
 #[ignore = "measurement, prints timings"]
 fn report_costs() {
+    if std::env::var("GREENLET_MILLION").as_deref() == Ok("1") {
+        on_fresh_thread(million);
+    }
     on_fresh_thread(|| {
         let n = 100_000;
         let (stacks, fresh) = take(n);
-        println!("fresh acquire (slab share, guards in batches): {fresh:?}");
+        println!("fresh acquire (slab share, guards and top pages in batches): {fresh:?}");
         println!("first touch of the top page: {:?}", touch_tops(&stacks));
         println!(
-            "release of a 100k burst (trims of {TRIM_BATCH}, spares, unmaps): {:?}",
-            release(stacks)
+            "release of a 100k burst in order (trims of {TRIM_BATCH}, spares, unmaps): {:?}; \
+             idle: {}",
+            release(stacks),
+            status("VmRSS")
         );
         let (stacks, again) = take(n);
         let touched = touch_tops(&stacks);
         println!(
-            "100k burst again: acquire {again:?} + touch {touched:?} (warm, lazily freed, \
-             eagerly freed and fresh slots)"
+            "100k burst again: acquire {again:?} + touch {touched:?} (warm, spare and fresh slots)"
         );
         drop(stacks);
 
@@ -80,7 +84,7 @@ fn report_costs() {
         }
         println!("warm acquire + release: {:?}", each(started.elapsed(), n));
 
-        // Churn: 5000 touched stacks released in scattered order, then taken again.
+        // Churn: 5000 fully touched stacks released in scattered order, then taken again.
         let (keep, _) = take(5000);
         keep.iter().for_each(touch);
         let order: Vec<usize> = (0..keep.len()).map(|i| (i * 7919) % keep.len()).collect();
@@ -90,8 +94,10 @@ fn report_costs() {
             keep[i] = None;
         }
         println!(
-            "release in scattered order, touched stacks (beyond {WARM_STACKS} warm): {:?}",
-            each(started.elapsed(), order.len())
+            "release in scattered order, 64 KiB touched (beyond {WARM_STACKS} warm): {:?}; \
+             idle: {}",
+            each(started.elapsed(), order.len()),
+            status("VmRSS")
         );
         let (mix, taken) = take(5000);
         println!(
@@ -99,28 +105,29 @@ fn report_costs() {
             touch_tops(&mix)
         );
         drop(mix);
-
-        if std::env::var("GREENLET_MILLION").as_deref() == Ok("1") {
-            let n = 1_000_000;
-            let maps = mapping_count();
-            let rss = status("VmRSS");
-            let (stacks, fresh) = take(n);
-            let touched = touch_tops(&stacks);
-            println!(
-                "1M stacks: acquire {fresh:?} + touch {touched:?} each, mappings {maps} -> {}, \
-                 {rss} -> {}, {}",
-                mapping_count(),
-                status("VmRSS"),
-                status("VmPTE")
-            );
-            let released = release(stacks);
-            println!(
-                "1M released: {released:?} each; idle now: mappings {}, {}, {}, {}",
-                mapping_count(),
-                status("VmRSS"),
-                status("VmPTE"),
-                status("RssAnon")
-            );
-        }
     });
+}
+
+/// A million stacks taken, their top pages touched, and released: the costs, the mappings, and
+/// what the idle thread keeps.
+fn million() {
+    let n = 1_000_000;
+    let maps = mapping_count();
+    let rss = status("VmRSS");
+    let (stacks, fresh) = take(n);
+    let touched = touch_tops(&stacks);
+    println!(
+        "1M stacks: acquire {fresh:?} + touch {touched:?} each, mappings {maps} -> {}, \
+         {rss} -> {}, {}",
+        mapping_count(),
+        status("VmRSS"),
+        status("VmPTE")
+    );
+    let released = release(stacks);
+    println!(
+        "1M released: {released:?} each; idle now: mappings {}, {}, {}",
+        mapping_count(),
+        status("VmRSS"),
+        status("VmPTE")
+    );
 }
