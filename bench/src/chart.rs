@@ -76,7 +76,7 @@ fn draw(
 ) -> DrawResult {
     area.fill(&WHITE)?;
     let title = format!(
-        "greenlet cost ÷ best peer (log scale; < 1× = greenlet better) — {}, {} cores",
+        "greenlet cost ÷ best peer, or ÷ the floor (log scale; < 1× = greenlet better) — {}, {} cores",
         report.machine.cpu, report.machine.cores
     );
     if bars.is_empty() {
