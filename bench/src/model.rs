@@ -275,6 +275,32 @@ mod tests {
     }
 
     #[test]
+    fn the_floor_is_no_peer_but_has_its_own_ratio() {
+        let r = row(
+            Better::Lower,
+            &[
+                (Runtime::Greenlet, 3.0),
+                (Runtime::Floor, 2.0),
+                (Runtime::Tokio, 0.5),
+            ],
+        );
+        let ratio = r.ratio.unwrap();
+        assert_eq!((ratio.cost, ratio.best_peer), (6.0, Runtime::Tokio));
+        assert_eq!(r.floor_ratio, Some(1.5));
+        let r = row(
+            Better::Lower,
+            &[(Runtime::Greenlet, 3.0), (Runtime::Floor, 2.0)],
+        );
+        assert!(r.ratio.is_none(), "the floor alone is no best peer");
+        assert_eq!(r.floor_ratio, Some(1.5));
+        assert!(
+            row(Better::Lower, &[(Runtime::Greenlet, 1.0)])
+                .floor_ratio
+                .is_none()
+        );
+    }
+
+    #[test]
     fn no_ratio_without_both_sides() {
         assert!(row(Better::Lower, &[(Runtime::May, 1.0)]).ratio.is_none());
         assert!(
