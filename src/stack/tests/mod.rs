@@ -75,6 +75,12 @@ fn describe(output: &Output) -> String {
     )
 }
 
+/// Asserts that the child of `output` was killed by `signal`.
+#[track_caller]
+fn assert_killed_by(output: &Output, signal: libc::c_int) {
+    assert_eq!(output.status.signal(), Some(signal), "{}", describe(output));
+}
+
 /// Number of mappings of this process.
 fn mapping_count() -> usize {
     std::fs::read_to_string("/proc/self/maps")
@@ -247,12 +253,7 @@ fn guard_page_faults() {
         std::process::exit(0);
     }
     let output = run_child("guard_page_faults", &[]);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGSEGV),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGSEGV);
 }
 
 #[test]
@@ -265,12 +266,7 @@ fn overflow_handler_reports_guard_fault_and_aborts() {
     }
     let output = run_child("overflow_handler_reports_guard_fault_and_aborts", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGABRT),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGABRT);
     assert!(
         stderr.contains("greenlet: stack overflow in greenlet #"),
         "{}",
@@ -302,12 +298,7 @@ fn coroutine_overflow_is_reported() {
     }
     let output = run_child("coroutine_overflow_is_reported", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGABRT),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGABRT);
     assert!(
         stderr.contains("stack overflow in greenlet"),
         "{}",
@@ -348,12 +339,7 @@ fn other_faults_go_to_the_previous_handler() {
         std::process::exit(0);
     }
     let output = run_child("other_faults_go_to_the_previous_handler", &[]);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGSEGV),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGSEGV);
     assert!(
         !String::from_utf8_lossy(&output.stderr).contains("stack overflow"),
         "{}",
@@ -376,12 +362,7 @@ fn thread_overflow_still_reported_by_std() {
     }
     let output = run_child("thread_overflow_still_reported_by_std", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGABRT),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGABRT);
     assert!(
         stderr.contains("has overflowed its stack"),
         "{}",
@@ -444,12 +425,7 @@ fn mprotect_fallback_guards_and_splits_mappings() {
         "mprotect_fallback_guards_and_splits_mappings",
         &[("GREENLET_TEST_GUARD_MODE", "mprotect")],
     );
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGSEGV),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGSEGV);
 }
 
 #[test]

@@ -13,8 +13,8 @@ use super::super::pool::{
 };
 use super::super::{DEFAULT_STACK_SIZE, PooledStack, acquire, advice, slab};
 use super::{
-    describe, is_child, mapping_count, on_fresh_thread, resident_pages, run_child_of, touch,
-    usable_start, write_guard,
+    assert_killed_by, describe, is_child, mapping_count, on_fresh_thread, resident_pages,
+    run_child_of, touch, usable_start, write_guard,
 };
 
 /// Runs test `name` of this module in a child process with `env`; returns its output.
@@ -121,12 +121,7 @@ fn trimmed_stacks_are_parked_then_freed_lazily_and_reused_first() {
         std::process::exit(0);
     }
     let output = child(name, &[]);
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&output.status),
-        Some(libc::SIGSEGV),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGSEGV);
 }
 
 #[test]
