@@ -9,8 +9,9 @@
 //!    Its memory is still resident (*parked*), freed lazily (`MADV_FREE`: the pages stay until
 //!    the kernel needs memory, so a reuse costs no fault unless it took them) or freed eagerly
 //!    (`MADV_DONTNEED`); its guard is in place either way.
-//! 3. a **fresh** slot of the newest slab. Guards are installed [`advice::BATCH`] slots at a time
-//!    in one system call, when the first slot of a batch is needed.
+//! 3. a **fresh** slot of the newest slab. Guards are installed, and the top pages (where a
+//!    coroutine's first frames go) faulted in, [`advice::BATCH`] slots at a time with one system
+//!    call each, when the first slot of a batch is needed.
 //! 4. a fresh slot of a new slab. Slabs grow geometrically from [`FIRST_SLAB_SLOTS`] to
 //!    [`MAX_SLAB_SLOTS`] slots, so a million 64 KiB stacks need about a thousand mappings.
 //!
