@@ -14,8 +14,9 @@ use crate::peers::{self, Runtime};
 use crate::stats::{Sample, fmt_count, fmt_sig};
 
 /// The runtimes of this workload, in the order they run.
-const RUNTIMES: [Runtime; 5] = [
+const RUNTIMES: [Runtime; 6] = [
     Runtime::Greenlet,
+    Runtime::Floor,
     Runtime::Corosensei,
     Runtime::May,
     Runtime::Tokio,

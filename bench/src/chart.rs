@@ -1,7 +1,7 @@
-//! The chart: one horizontal bar per row, greenlet's cost over the best peer's, on a log scale,
-//! growing from the line at 1× (left: greenlet does better; right: it does worse). Drawn with
-//! plotters' SVG backend only, which needs no font files: the SVG names a font family and the
-//! viewer renders the text.
+//! The chart: one horizontal bar per row, greenlet's cost over the best peer's (one more for a row
+//! with a floor: greenlet's cost over the floor's), on a log scale, growing from the line at 1×
+//! (left: greenlet does better; right: it does worse). Drawn with plotters' SVG backend only,
+//! which needs no font files: the SVG names a font family and the viewer renders the text.
 
 use std::path::Path;
 
@@ -25,15 +25,24 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
     let bars: Vec<(String, f64, String)> = report
         .rows
         .iter()
-        .filter_map(|row| {
-            row.ratio
-                .map(|r| (label(row), r.cost, r.best_peer.name().to_string()))
+        .flat_map(|row| {
+            let peer = row
+                .ratio
+                .map(|r| (label(row), r.cost, r.best_peer.name().to_string()));
+            let floor = row.floor_ratio.map(|f| {
+                (
+                    format!("{} (floor)", label(row)),
+                    f,
+                    "the floor".to_string(),
+                )
+            });
+            peer.into_iter().chain(floor)
         })
         .collect();
     let height = 150 + ROW_HEIGHT * bars.len().max(1) as u32;
     let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
     draw(&root, report, &bars).map_err(|e| format!("chart: {e}"))?;
-    let missing = report.rows.len() - bars.len();
+    let missing = report.rows.iter().filter(|r| r.ratio.is_none()).count();
     if missing > 0 && !bars.is_empty() {
         let text = format!(
             "{missing} row(s) without both a greenlet and a peer figure are not drawn: see report.md"
@@ -67,7 +76,7 @@ fn draw(
 ) -> DrawResult {
     area.fill(&WHITE)?;
     let title = format!(
-        "greenlet cost ÷ best peer (log scale; < 1× = greenlet better) — {}, {} cores",
+        "greenlet cost ÷ best peer, or ÷ the floor (log scale; < 1× = greenlet better) — {}, {} cores",
         report.machine.cpu, report.machine.cores
     );
     if bars.is_empty() {
@@ -100,7 +109,7 @@ fn draw(
                 .map_or(String::new(), |b| b.0.clone()),
             _ => String::new(),
         })
-        .x_desc("× the best peer's cost")
+        .x_desc("× the best peer's cost (or the floor's)")
         .x_label_formatter(&|v| format!("{}×", trim_zeros(&fmt_sig(*v))))
         .label_style(("sans-serif", 13))
         .draw()?;

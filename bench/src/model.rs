@@ -93,6 +93,9 @@ pub struct Row {
     pub cells: BTreeMap<Runtime, Cell>,
     /// This crate against the best peer, when both have a figure.
     pub ratio: Option<Ratio>,
+    /// This crate's cost divided by the floor's ([`Runtime::Floor`]), when the row has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_ratio: Option<f64>,
 }
 
 impl Row {
@@ -105,6 +108,7 @@ impl Row {
             better: Better::Lower,
             cells: BTreeMap::new(),
             ratio: None,
+            floor_ratio: None,
         }
     }
 
@@ -114,7 +118,8 @@ impl Row {
         self
     }
 
-    /// Fills in [`Row::ratio`] from the cells.
+    /// Fills in [`Row::ratio`] and [`Row::floor_ratio`] from the cells. The floor is no peer:
+    /// it never counts as the best one.
     pub fn compute_ratio(&mut self) {
         // This crate's figure: the plain one, or the monkey one in rows that have only that.
         let ours = self
@@ -122,11 +127,21 @@ impl Row {
             .get(&Runtime::Greenlet)
             .or_else(|| self.cells.get(&Runtime::GreenletMonkey))
             .and_then(Cell::median);
+        let floor = self.cells.get(&Runtime::Floor).and_then(Cell::median);
+        self.floor_ratio = match (ours, floor) {
+            (Some(ours), Some(floor)) if floor > 0.0 => Some(ours / floor),
+            _ => None,
+        };
         let best = self
             .cells
             .iter()
-            // This crate's own variants are not peers.
-            .filter(|(r, _)| !matches!(**r, Runtime::Greenlet | Runtime::GreenletMonkey))
+            // This crate's own variants and the floor are not peers.
+            .filter(|(r, _)| {
+                !matches!(
+                    **r,
+                    Runtime::Greenlet | Runtime::GreenletMonkey | Runtime::Floor
+                )
+            })
             .filter_map(|(r, c)| c.median().map(|m| (*r, m)))
             .filter(|(_, m)| *m > 0.0)
             .min_by(|a, b| match self.better {
@@ -257,6 +272,32 @@ mod tests {
         );
         let ratio = r.ratio.unwrap();
         assert_eq!((ratio.cost, ratio.best_peer), (2.0, Runtime::May));
+    }
+
+    #[test]
+    fn the_floor_is_no_peer_but_has_its_own_ratio() {
+        let r = row(
+            Better::Lower,
+            &[
+                (Runtime::Greenlet, 3.0),
+                (Runtime::Floor, 2.0),
+                (Runtime::Tokio, 0.5),
+            ],
+        );
+        let ratio = r.ratio.unwrap();
+        assert_eq!((ratio.cost, ratio.best_peer), (6.0, Runtime::Tokio));
+        assert_eq!(r.floor_ratio, Some(1.5));
+        let r = row(
+            Better::Lower,
+            &[(Runtime::Greenlet, 3.0), (Runtime::Floor, 2.0)],
+        );
+        assert!(r.ratio.is_none(), "the floor alone is no best peer");
+        assert_eq!(r.floor_ratio, Some(1.5));
+        assert!(
+            row(Better::Lower, &[(Runtime::Greenlet, 1.0)])
+                .floor_ratio
+                .is_none()
+        );
     }
 
     #[test]

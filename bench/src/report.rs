@@ -141,7 +141,9 @@ impl Report {
             "\nEach figure is the median of {} repetitions ({} for alive, http and ping), each in a \
              fresh process; ± is half the min–max range of the repetitions, relative to the \
              median. The last column is greenlet's cost over the best peer's \
-             (for req/s, the best peer's req/s over greenlet's): below 1× greenlet does better.",
+             (for req/s, the best peer's req/s over greenlet's): below 1× greenlet does better; \
+             a row with a floor (work that no runtime can avoid) also gives greenlet's cost over \
+             the floor.",
             self.config.reps, self.config.long_reps
         );
         let notes = self.notes();
@@ -172,9 +174,12 @@ impl Report {
                 let text = row.cells.get(c).map_or("—".to_string(), cell_text);
                 let _ = write!(t, " {} |", text.replace('|', "/"));
             }
-            let ratio = row.ratio.map_or("—".to_string(), |r| {
+            let mut ratio = row.ratio.map_or("—".to_string(), |r| {
                 format!("**{}×** ({})", fmt_sig(r.cost), r.best_peer.name())
             });
+            if let Some(f) = row.floor_ratio {
+                let _ = write!(ratio, "; **{}×** the floor", fmt_sig(f));
+            }
             let _ = writeln!(t, " {ratio} |");
         }
         for s in &self.skipped {
@@ -208,7 +213,8 @@ impl Report {
         if self.rows.iter().any(|r| r.workload == "alive") {
             notes.push(
                 "alive: tokio tasks are stackless futures (no stack per task); OS threads are \
-                 capped at 10k with 64 KiB stacks."
+                 capped at 10k with 64 KiB stacks; the floor is no runtime: one guard and one \
+                 fresh page per 64 KiB stack slot, the kernel work a guarded stack cannot avoid."
                     .into(),
             );
         }

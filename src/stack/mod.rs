@@ -5,12 +5,15 @@
 //! by default (`vm.max_map_count`): such runtimes stop near 32k live coroutines. Here:
 //!
 //! - [`slab`]: stacks are slots of large `MAP_NORESERVE` mappings (slabs), each slot a guard page
-//!   below the usable stack. Guards are `madvise(MADV_GUARD_INSTALL)` markers (Linux ≥ 6.13),
-//!   which do not split the mapping, so a million greenlets need about a thousand mappings. On
-//!   older kernels guards fall back to `mprotect`, and running out of mappings is reported with
-//!   an error that says which limit was hit and how to raise it.
+//!   below the usable stack, so a million greenlets need about a thousand mappings.
+//! - [`advice`]: what the pool asks of the kernel, batched into one `process_madvise` call per
+//!   operation where the kernel allows: guards as `MADV_GUARD_INSTALL` markers (Linux ≥ 6.13),
+//!   which do not split the mapping (older kernels fall back to `mprotect`, and running out of
+//!   mappings is reported with an error that says which limit was hit and how to raise it);
+//!   trimmed stacks freed lazily (`MADV_FREE`) or at once (`MADV_DONTNEED`).
 //! - [`pool`]: each thread keeps its stacks in a pool of size classes; freed stacks are reused
-//!   warm (LIFO), and beyond a bound their memory goes back to the OS.
+//!   warm (LIFO), then lazily freed ones, then fresh slots; what it keeps is bounded, and empty
+//!   slabs beyond a few spares are unmapped.
 //! - [`overflow`]: a `SIGSEGV` handler recognises a fault in a guard page and aborts with one
 //!   line naming the greenlet and its stack size, instead of a bare segmentation fault.
 //! - [`registry`]: the process-wide, lock-free list of slabs the handler consults.
@@ -18,6 +21,7 @@
 //! A [`PooledStack`] implements corosensei's [`Stack`], so a coroutine
 //! runs on it directly; dropping it returns the stack to the pool of its thread.
 
+mod advice;
 mod overflow;
 mod pool;
 mod registry;
@@ -61,8 +65,8 @@ impl PooledStack {
 }
 
 // SAFETY: `[limit, limit + guard)` is a guard (every access faults) for as long as the slot
-// exists: guards are installed before a slot is first handed out and survive `MADV_DONTNEED`,
-// and the slab is not unmapped while the slot is live. The usable part is at least
+// exists: guards are installed before a slot is first handed out and survive `MADV_FREE` and
+// `MADV_DONTNEED`, and the slab is not unmapped while the slot is live. The usable part is at least
 // MIN_STACK_SIZE bytes (`acquire` rounds up), and both ends are page aligned, hence aligned to
 // STACK_ALIGNMENT.
 unsafe impl Stack for PooledStack {

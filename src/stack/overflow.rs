@@ -14,7 +14,7 @@
 use std::cell::OnceCell;
 use std::sync::{Once, OnceLock};
 
-use super::{registry, slab};
+use super::{advice, registry, slab};
 
 /// Size of the alternate signal stack we add to threads that have none.
 const ALT_STACK_SIZE: usize = 64 * 1024;
@@ -262,7 +262,7 @@ impl AltStack {
         };
         // SAFETY: the guard is the low end of the mapping just created, which holds nothing; the
         // stack registered above it stays mapped until `Drop` unregisters it.
-        let ok = unsafe { slab::install_guard(start, slab::guard_len()) }.is_ok()
+        let ok = unsafe { advice::install_guards(&[(start, slab::guard_len())]) }.is_ok()
             && unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) } == 0;
         if !ok {
             // SAFETY: the mapping was created above and was not registered as a signal stack.

@@ -1,32 +1,65 @@
-//! The per-thread stack pool: size classes, warm and cold free lists, slab growth and trimming.
+//! The per-thread stack pool: size classes, free tiers, slab growth, and what is given back when.
 //!
 //! Each thread owns one [`Pool`] (a `thread_local!`, never shared). Stacks are grouped in size
 //! classes by usable size (rounded up to pages). A class hands out, in order of preference:
 //!
-//! 1. a **warm** stack: freed recently, memory still resident (LIFO, so caches are hot);
-//! 2. a **cold** stack: freed earlier, memory already returned to the OS, guard still in place;
-//! 3. a **fresh** slot of the newest slab, guarding it first (one `madvise` per slot, paid only
-//!    when a slot is first used);
+//! 1. a **warm** stack: freed recently, memory resident, reused LIFO so caches are hot. Taking or
+//!    giving back a warm stack touches neither the kernel nor the slab's bookkeeping.
+//! 2. a **trimmed** stack: freed earlier and moved off the warm list to its slab's free list.
+//!    Its memory is still resident (*parked*), freed lazily (`MADV_FREE`: the pages stay until
+//!    the kernel needs memory, so a reuse costs no fault unless it took them) or freed eagerly
+//!    (`MADV_DONTNEED`); its guard is in place either way.
+//! 3. a **fresh** slot of the newest slab. Guards are installed, and the top pages (where a
+//!    coroutine's first frames go) faulted in, [`advice::BATCH`] slots at a time with one system
+//!    call each, when the first slot of a batch is needed.
 //! 4. a fresh slot of a new slab. Slabs grow geometrically from [`FIRST_SLAB_SLOTS`] to
 //!    [`MAX_SLAB_SLOTS`] slots, so a million 64 KiB stacks need about a thousand mappings.
 //!
-//! At most [`WARM_STACKS`] + [`TRIM_BATCH`] warm stacks are kept per class. When that many
-//! accumulate, the [`TRIM_BATCH`] oldest are returned to the OS in one pass: sorted by address,
-//! each run of neighbouring slots costs a single `madvise(MADV_DONTNEED)` (the guards between
-//! them survive it), and they become cold. A slab whose slots are all free then is unmapped
-//! outright, unless it is the newest one, which keeps its place for the next burst.
+//! What is kept, and what goes back (all counts per size class). Beyond the warm list, the pool
+//! keeps at most about as many free stacks of each kind as there are live ones (hysteresis, so a
+//! pool that shrinks a little keeps its stacks), and a constant once few are live:
+//!
+//! - At most [`WARM_STACKS`] + [`TRIM_BATCH`] warm stacks. Past that the [`TRIM_BATCH`] oldest are
+//!   trimmed: parked on their slabs' free lists, no system call.
+//! - A slab left with no live or warm stack is kept mapped, guards installed, while the slots of
+//!   such empty slabs number at most [`SPARE_SLOTS`]; its memory is freed at once (one
+//!   `MADV_DONTNEED`, the slots being neighbours). The next burst reuses it instead of mapping a
+//!   slab and installing guards again. Past that bound an empty slab is unmapped, which returns
+//!   its memory and page tables at once. The slab that still has never-used slots is always kept.
+//!   So a burst that ends in the order it started gives its slabs back whole, with no system call
+//!   per slot.
+//! - Parked stacks beyond the live ones or [`PARKED_STACKS`], whichever is more, are freed (down to
+//!   half of that), those of the slabs trimmed longest ago first, neighbouring slots as one range
+//!   and up to [`advice::BATCH`] ranges per system call: lazily while the lazily freed stacks
+//!   number at most the live ones or [`LAZY_STACKS`], whichever is more, else eagerly. As the live
+//!   stacks shrink, lazily freed ones beyond that bound are freed again, eagerly: their pages
+//!   count in RSS until the kernel takes them.
+//!
+//! So a thread that once ran a million greenlets and now runs none keeps, per size class, at most
+//! `WARM_STACKS + TRIM_BATCH` warm and `PARKED_STACKS` parked stacks resident, `LAZY_STACKS`
+//! lazily freed ones, and `SPARE_SLOTS` slots of address space (page tables and guards). Counts are
+//! of stacks: each holds the pages it touched, one for a shallow greenlet, up to its size.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io;
 
+use super::advice::{self, Free};
 use super::slab::{self, Slab};
 
 /// Warm (resident) free stacks kept per size class after a trim.
-pub(super) const WARM_STACKS: usize = 64;
+pub(super) const WARM_STACKS: usize = 256;
 
-/// Warm stacks returned to the OS at once when a class holds `WARM_STACKS + TRIM_BATCH`.
-pub(super) const TRIM_BATCH: usize = 32;
+/// Warm stacks trimmed at once when a class holds `WARM_STACKS + TRIM_BATCH`.
+pub(super) const TRIM_BATCH: usize = 64;
+
+/// Parked (trimmed but resident) stacks a class may hold even when fewer stacks are live.
+pub(super) const PARKED_STACKS: usize = 256;
+
+/// Lazily freed stacks a class may hold even when fewer stacks are live.
+pub(super) const LAZY_STACKS: usize = 1024;
+
+/// Slots of empty slabs a class keeps mapped for the next burst.
+pub(super) const SPARE_SLOTS: usize = 8192;
 
 /// Slots in the first slab of a size class; each further slab doubles, up to `MAX_SLAB_SLOTS`.
 pub(super) const FIRST_SLAB_SLOTS: usize = 16;
@@ -40,6 +73,15 @@ const MAX_SLAB_BYTES: usize = 256 << 20;
 /// Most bytes of address space in one slab (slabs of big stacks hold fewer slots).
 #[cfg(not(target_pointer_width = "64"))]
 const MAX_SLAB_BYTES: usize = 16 << 20;
+
+/// Marks an entry of [`SlabState::trimmed`] whose memory is still resident.
+const PARKED: u32 = 1 << 31;
+
+/// Marks an entry of [`SlabState::trimmed`] whose memory was freed lazily.
+const LAZY: u32 = 1 << 30;
+
+/// The slot index in an entry of [`SlabState::trimmed`] (the rest are the tags above).
+const INDEX: u32 = LAZY - 1;
 
 thread_local! {
     /// This thread's pool.
@@ -62,8 +104,8 @@ pub(super) struct Slot {
 ///
 /// # Errors
 ///
-/// Mapping a slab or installing a guard failed (see [`slab::explain`]), or the thread is exiting
-/// and its pool is gone.
+/// Mapping a slab or installing a guard failed (see [`advice::explain`]), or the thread is
+/// exiting and its pool is gone.
 pub(super) fn acquire(usable: usize) -> io::Result<(Slot, usize)> {
     POOL.try_with(|pool| pool.borrow_mut().acquire(usable))
         .unwrap_or_else(|_| {
@@ -83,7 +125,11 @@ pub(super) unsafe fn release(slot: Slot, start: usize, slot_size: usize) {
     let released = POOL
         .try_with(|pool| match pool.try_borrow_mut() {
             Ok(mut pool) => {
-                pool.release(slot);
+                pool.classes[slot.class as usize].release(Warm {
+                    start,
+                    slab: slot.slab,
+                    index: slot.index,
+                });
                 true
             }
             Err(_) => false,
@@ -98,7 +144,7 @@ pub(super) unsafe fn release(slot: Slot, start: usize, slot_size: usize) {
         let guard = slab::guard_len();
         // SAFETY: the caller guarantees the stack is no longer in use; the usable range lies in
         // a slab that is never unmapped while one of its slots is live.
-        unsafe { slab::discard_range(start + guard, slot_size - guard) };
+        unsafe { advice::discard_range(start + guard, slot_size - guard) };
     }
 }
 
@@ -119,48 +165,69 @@ impl Pool {
                 self.classes.len() - 1
             }
         };
-        let (slab, index, start) = self.classes[class].acquire()?;
+        let warm = self.classes[class].acquire()?;
         Ok((
             Slot {
                 class: class as u32,
-                slab,
-                index,
+                slab: warm.slab,
+                index: warm.index,
             },
-            start,
+            warm.start,
         ))
-    }
-
-    /// Takes back a slot.
-    fn release(&mut self, slot: Slot) {
-        self.classes[slot.class as usize].release(slot.slab, slot.index);
     }
 }
 
 impl Drop for Pool {
     /// Thread exit: unmaps every slab with no live stack. A slab with live stacks (greenlets
-    /// still held by other thread-locals) stays mapped so they can finish unwinding; its free
-    /// slots' memory is returned to the OS, and the live ones are discarded as they are dropped.
+    /// still held by other thread-locals) stays mapped so they can finish unwinding; the memory of
+    /// its free slots is returned to the OS now, and that of the live ones as they are dropped.
     fn drop(&mut self) {
         for class in &mut self.classes {
-            for &(slab, index) in &class.warm {
-                if let Some(state) = &class.slabs[slab as usize]
-                    && state.live > 0
-                {
-                    // SAFETY: a warm slot is free; nothing lives in it.
-                    unsafe { state.slab.discard(index as usize, 1) };
-                }
+            let mut warm_in = vec![0usize; class.slabs.len()];
+            for w in &class.warm {
+                warm_in[w.slab as usize] += 1;
             }
-            for state in class.slabs.drain(..).flatten() {
-                if state.live == 0 {
-                    // SAFETY: no slot of this slab is in use, and the pool that could hand one
-                    // out again is being destroyed.
+            for (id, state) in class.slabs.iter_mut().enumerate() {
+                let Some(state) = state.take() else { continue };
+                if state.busy == warm_in[id] {
+                    // SAFETY: no slot of this slab is in use (every handed-out slot is warm or
+                    // trimmed), and the pool that could hand one out again is being destroyed.
                     unsafe { state.slab.unmap() };
+                    continue;
                 }
-                // Otherwise the `Slab` is dropped without unmapping: the mapping is leaked on
-                // purpose (see above) and stays in the overflow registry.
+                let mut ranges: Vec<(usize, usize)> = class
+                    .warm
+                    .iter()
+                    .filter(|w| w.slab as usize == id)
+                    .map(|w| w.index)
+                    .chain(
+                        state
+                            .trimmed
+                            .iter()
+                            .filter(|&&e| e & (PARKED | LAZY) != 0)
+                            .map(|&e| e & INDEX),
+                    )
+                    .map(|index| state.slab.usable_range(index as usize, 1))
+                    .collect();
+                ranges.sort_unstable();
+                // SAFETY: warm and trimmed slots are free; nothing lives in them.
+                unsafe { advice::free(&ranges, Free::Eager) };
+                // The `Slab` is dropped without unmapping: the mapping is leaked on purpose (see
+                // above) and stays in the overflow registry.
             }
         }
     }
+}
+
+/// A free slot on the warm list: where it starts and where it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Warm {
+    /// Lowest address of the slot (its guard).
+    start: usize,
+    /// Id of its slab in the class.
+    slab: u32,
+    /// Index of the slot in the slab.
+    index: u32,
 }
 
 /// Bookkeeping of one slab.
@@ -168,21 +235,58 @@ impl Drop for Pool {
 struct SlabState {
     /// The mapping.
     slab: Slab,
-    /// Slots `0 .. handed_out` have been handed out at least once (and are guarded).
+    /// Slots `0 .. guarded` have their guard installed.
+    guarded: usize,
+    /// Slots `0 .. handed_out` have been handed out at least once.
     handed_out: usize,
-    /// Slots currently in use as stacks.
-    live: usize,
-    /// Slots of this slab in the class's warm list.
-    warm: usize,
-    /// Free slots whose memory was returned to the OS (LIFO).
-    cold: Vec<u32>,
+    /// Slots handed out and not trimmed since: live, or warm on the class's list.
+    busy: usize,
+    /// Trimmed free slots (LIFO): the slot index, tagged [`PARKED`] or [`LAZY`] (untagged: freed
+    /// eagerly).
+    trimmed: Vec<u32>,
+    /// How many entries of `trimmed` are tagged [`PARKED`].
+    parked: usize,
+    /// How many entries of `trimmed` are tagged [`LAZY`].
+    lazy: usize,
+}
+
+impl SlabState {
+    /// Frees the memory of the trimmed slots tagged with any of `tags`, `how` says when, and
+    /// retags them. Returns how many were parked and lazily freed before, and how they were freed.
+    fn free_tagged(&mut self, tags: u32, how: Free) -> (usize, usize, Free) {
+        let mut indices: Vec<u32> = self
+            .trimmed
+            .iter()
+            .filter(|&&e| e & tags != 0)
+            .map(|&e| e & INDEX)
+            .collect();
+        indices.sort_unstable();
+        let ranges: Vec<(usize, usize)> = indices
+            .chunk_by(|a, b| b == &(a + 1))
+            .map(|run| self.slab.usable_range(run[0] as usize, run.len()))
+            .collect();
+        // SAFETY: trimmed slots are free; nothing lives in them.
+        let done = unsafe { advice::free(&ranges, how) };
+        let new_tag = if done == Free::Lazy { LAZY } else { 0 };
+        let (mut parked, mut lazy) = (0, 0);
+        for entry in &mut self.trimmed {
+            if *entry & tags != 0 {
+                parked += usize::from(*entry & PARKED != 0);
+                lazy += usize::from(*entry & LAZY != 0);
+                *entry = (*entry & INDEX) | new_tag;
+            }
+        }
+        self.parked -= parked;
+        self.lazy = self.lazy - lazy + if done == Free::Lazy { indices.len() } else { 0 };
+        (parked, lazy, done)
+    }
 }
 
 /// All stacks of one usable size.
 ///
-/// Invariants: every slab except `fresh` has handed out all its slots; a slab id is in
-/// `cold_slabs` exactly when its `cold` list is non-empty; for each slab,
-/// `handed_out == live + warm + cold.len()`.
+/// Invariants: every slab except `fresh` has handed out all its slots; for each slab,
+/// `handed_out == busy + trimmed.len()`; a slab id is in `partial` exactly when its `trimmed` list
+/// is non-empty; `busy`, `parked`, `lazy` and `spare` are the sums described on the fields.
 #[derive(Debug)]
 struct Class {
     /// Usable bytes per stack.
@@ -193,17 +297,25 @@ struct Class {
     slabs: Vec<Option<SlabState>>,
     /// Ids of unmapped slabs, for reuse.
     free_ids: Vec<u32>,
-    /// Warm free slots `(slab, index)`: newest at the back (handed out first), oldest at the
-    /// front (trimmed first).
-    warm: VecDeque<(u32, u32)>,
-    /// Ids of slabs with cold slots.
-    cold_slabs: Vec<u32>,
+    /// Warm free slots: newest at the back (handed out first), oldest at the front (trimmed
+    /// first).
+    warm: Vec<Warm>,
+    /// Ids of slabs with trimmed slots, in the order they got their first one.
+    partial: Vec<u32>,
     /// The slab that still has never-used slots.
     fresh: Option<u32>,
     /// Slots in the next slab to map.
     next_slots: usize,
     /// Upper bound of `next_slots` for this class.
     max_slots: usize,
+    /// Sum of the slabs' `busy`: live stacks are `busy - warm.len()`.
+    busy: usize,
+    /// Sum of the slabs' `parked`.
+    parked: usize,
+    /// Sum of the slabs' `lazy`.
+    lazy: usize,
+    /// Slots of the empty slabs kept mapped (`busy == 0`, not `fresh`).
+    spare: usize,
 }
 
 impl Class {
@@ -216,42 +328,61 @@ impl Class {
             slot_size,
             slabs: Vec::new(),
             free_ids: Vec::new(),
-            warm: VecDeque::new(),
-            cold_slabs: Vec::new(),
+            warm: Vec::new(),
+            partial: Vec::new(),
             fresh: None,
             next_slots: FIRST_SLAB_SLOTS.min(max_slots),
             max_slots,
+            busy: 0,
+            parked: 0,
+            lazy: 0,
+            spare: 0,
         }
     }
 
-    /// The live slab with id `slab`.
+    /// The mapped slab with id `slab`.
     fn state(&mut self, slab: u32) -> &mut SlabState {
         self.slabs[slab as usize]
             .as_mut()
             .expect("greenlet stacks: slot of an unmapped slab")
     }
 
-    /// Hands out a slot: warm, else cold, else fresh (mapping a slab if needed).
-    /// Returns `(slab id, slot index, slot start)`.
-    fn acquire(&mut self) -> io::Result<(u32, u32, usize)> {
-        if let Some((slab, index)) = self.warm.pop_back() {
-            let state = self.state(slab);
-            state.warm -= 1;
-            state.live += 1;
-            return Ok((slab, index, state.slab.slot_start(index as usize)));
+    /// Hands out a slot: warm, else trimmed, else fresh (mapping a slab if needed).
+    #[inline]
+    fn acquire(&mut self) -> io::Result<Warm> {
+        match self.warm.pop() {
+            Some(warm) => Ok(warm),
+            None => self.acquire_cold(),
         }
-        if let Some(&slab) = self.cold_slabs.last() {
+    }
+
+    /// Hands out a trimmed or a fresh slot.
+    #[cold]
+    fn acquire_cold(&mut self) -> io::Result<Warm> {
+        if let Some(&slab) = self.partial.last() {
+            let fresh = self.fresh == Some(slab);
             let state = self.state(slab);
-            let index = state
-                .cold
+            let entry = state
+                .trimmed
                 .pop()
-                .expect("greenlet stacks: cold slab without cold slots");
-            state.live += 1;
+                .expect("greenlet stacks: partial slab without trimmed slots");
+            let (was_empty, slots) = (state.busy == 0, state.slab.slots());
+            let (parked, lazy) = (entry & PARKED != 0, entry & LAZY != 0);
+            state.parked -= usize::from(parked);
+            state.lazy -= usize::from(lazy);
+            state.busy += 1;
+            let index = entry & INDEX;
             let start = state.slab.slot_start(index as usize);
-            if state.cold.is_empty() {
-                self.cold_slabs.pop();
+            if state.trimmed.is_empty() {
+                self.partial.pop();
             }
-            return Ok((slab, index, start));
+            if was_empty && !fresh {
+                self.spare -= slots;
+            }
+            self.parked -= usize::from(parked);
+            self.lazy -= usize::from(lazy);
+            self.busy += 1;
+            return Ok(Warm { start, slab, index });
         }
         let slab = match self.fresh {
             Some(slab) => slab,
@@ -259,15 +390,25 @@ impl Class {
         };
         let state = self.state(slab);
         let index = state.handed_out;
-        // SAFETY: slots at and above `handed_out` have never been handed out: nothing uses them.
-        unsafe { state.slab.install_guard(index)? };
+        if index == state.guarded {
+            let count = (state.slab.slots() - index).min(advice::BATCH);
+            // SAFETY: slots at and above `handed_out` have never been handed out: nothing uses
+            // them.
+            unsafe { state.slab.install_guards(index, count)? };
+            state.guarded = index + count;
+        }
         state.handed_out += 1;
-        state.live += 1;
+        state.busy += 1;
         let start = state.slab.slot_start(index);
         if state.handed_out == state.slab.slots() {
             self.fresh = None;
         }
-        Ok((slab, index as u32, start))
+        self.busy += 1;
+        Ok(Warm {
+            start,
+            slab,
+            index: index as u32,
+        })
     }
 
     /// Maps a new slab (halving its size on `ENOMEM` down to one slot) and makes it `fresh`.
@@ -277,16 +418,18 @@ impl Class {
             match Slab::map(self.slot_size, slots) {
                 Ok(slab) => break slab,
                 Err(err) if err.raw_os_error() == Some(libc::ENOMEM) && slots > 1 => slots /= 2,
-                Err(err) => return Err(slab::explain("mmap", err)),
+                Err(err) => return Err(advice::explain("mmap", err)),
             }
         };
         self.next_slots = (slots * 2).min(self.max_slots);
         let state = SlabState {
             slab,
+            guarded: 0,
             handed_out: 0,
-            live: 0,
-            warm: 0,
-            cold: Vec::new(),
+            busy: 0,
+            trimmed: Vec::new(),
+            parked: 0,
+            lazy: 0,
         };
         let id = match self.free_ids.pop() {
             Some(id) => {
@@ -303,55 +446,121 @@ impl Class {
     }
 
     /// Takes back a slot as warm; trims the oldest warm slots when there are too many.
-    fn release(&mut self, slab: u32, index: u32) {
-        let state = self.state(slab);
-        state.live -= 1;
-        state.warm += 1;
-        self.warm.push_back((slab, index));
+    #[inline]
+    fn release(&mut self, warm: Warm) {
+        self.warm.push(warm);
         if self.warm.len() >= WARM_STACKS + TRIM_BATCH {
             self.trim();
         }
     }
 
-    /// Returns the memory of the `TRIM_BATCH` oldest warm slots to the OS; unmaps slabs that end
-    /// up with every slot free (except the fresh slab).
+    /// Trims the `TRIM_BATCH` oldest warm slots: parks them on their slabs, keeps or unmaps the
+    /// slabs that end up empty, and frees parked and lazily freed slots beyond their bounds.
+    #[cold]
     fn trim(&mut self) {
-        let mut batch = [(0u32, 0u32); TRIM_BATCH];
-        for entry in &mut batch {
-            *entry = self
-                .warm
-                .pop_front()
-                .expect("greenlet stacks: trim without warm slots");
-        }
-        batch.sort_unstable();
-        for group in batch.chunk_by(|a, b| a.0 == b.0) {
-            let slab = group[0].0;
+        let mut batch = [Warm {
+            start: 0,
+            slab: 0,
+            index: 0,
+        }; TRIM_BATCH];
+        batch.copy_from_slice(&self.warm[..TRIM_BATCH]);
+        self.warm.drain(..TRIM_BATCH);
+        batch.sort_unstable_by_key(|w| (w.slab, w.index));
+        for group in batch.chunk_by(|a, b| a.slab == b.slab) {
+            let slab = group[0].slab;
             let fresh = self.fresh == Some(slab);
             let state = self.state(slab);
-            state.warm -= group.len();
-            if state.live == 0 && state.warm == 0 && !fresh {
-                let had_cold = !state.cold.is_empty();
-                let state = self.slabs[slab as usize].take().expect("checked above");
-                if had_cold {
-                    self.cold_slabs.retain(|&s| s != slab);
-                }
-                // SAFETY: every slot of the slab has been handed out (it is not the fresh slab)
-                // and none is live or warm, so all are cold or in this batch: none is in use, and
-                // the slab is gone from every free list.
-                unsafe { state.slab.unmap() };
-                self.free_ids.push(slab);
+            state.busy -= group.len();
+            let (empty, slots) = (state.busy == 0 && !fresh, state.slab.slots());
+            self.busy -= group.len();
+            if empty && self.spare + slots > SPARE_SLOTS {
+                // Its other slots are trimmed already: the whole slab goes back at once.
+                self.unmap(slab);
                 continue;
             }
-            for run in group.chunk_by(|a, b| b.1 == a.1 + 1) {
-                // SAFETY: these slots were warm, i.e. free; nothing lives in them.
-                unsafe { state.slab.discard(run[0].1 as usize, run.len()) };
+            let state = self.state(slab);
+            if state.trimmed.is_empty() {
+                self.partial.push(slab);
             }
-            let was_empty = state.cold.is_empty();
-            state.cold.extend(group.iter().map(|&(_, index)| index));
-            if was_empty {
-                self.cold_slabs.push(slab);
+            let state = self.state(slab);
+            state.trimmed.extend(group.iter().map(|w| w.index | PARKED));
+            state.parked += group.len();
+            self.parked += group.len();
+            if empty {
+                // A spare keeps its address space and guards for the next burst, not its memory.
+                self.spare += slots;
+                let (parked, lazy, _) = self.state(slab).free_tagged(PARKED | LAZY, Free::Eager);
+                self.parked -= parked;
+                self.lazy -= lazy;
             }
         }
+        let live = self.busy - self.warm.len();
+        if self.parked > live.max(PARKED_STACKS) {
+            self.free_parked(live);
+        }
+        if self.lazy > live.max(LAZY_STACKS) {
+            self.bound_lazy(live);
+        }
+    }
+
+    /// Frees the parked slots of the slabs trimmed longest ago until at most half of what `live`
+    /// live stacks allow are left: lazily while the lazily freed ones stay within their bound,
+    /// else eagerly.
+    fn free_parked(&mut self, live: usize) {
+        let (keep, lazy_limit) = (live.max(PARKED_STACKS) / 2, live.max(LAZY_STACKS));
+        let mut next = 0;
+        while self.parked > keep && next < self.partial.len() {
+            let slab = self.partial[next];
+            next += 1;
+            let lazy = self.lazy;
+            let state = self.state(slab);
+            if state.parked == 0 {
+                continue;
+            }
+            let how = if lazy + state.parked <= lazy_limit {
+                Free::Lazy
+            } else {
+                Free::Eager
+            };
+            let (parked, _, done) = state.free_tagged(PARKED, how);
+            self.parked -= parked;
+            if done == Free::Lazy {
+                self.lazy += parked;
+            }
+        }
+    }
+
+    /// Frees eagerly the lazily freed slots beyond what `live` live stacks allow, the slabs
+    /// trimmed longest ago first, a whole slab's at a time.
+    fn bound_lazy(&mut self, live: usize) {
+        let limit = live.max(LAZY_STACKS);
+        let mut next = 0;
+        while self.lazy > limit && next < self.partial.len() {
+            let slab = self.partial[next];
+            next += 1;
+            let state = self.state(slab);
+            if state.lazy > 0 {
+                let (_, lazy, _) = state.free_tagged(LAZY, Free::Eager);
+                self.lazy -= lazy;
+            }
+        }
+    }
+
+    /// Unmaps slab `slab`, which has no busy slot and is not the fresh slab.
+    fn unmap(&mut self, slab: u32) {
+        let state = self.slabs[slab as usize]
+            .take()
+            .expect("greenlet stacks: unmapping an unmapped slab");
+        if !state.trimmed.is_empty() {
+            self.partial.retain(|&s| s != slab);
+        }
+        self.parked -= state.parked;
+        self.lazy -= state.lazy;
+        self.free_ids.push(slab);
+        // SAFETY: the slab is not the fresh one, so every slot has been handed out; none is busy
+        // (live or warm), so all are trimmed or in the trim batch that dropped them: none is in
+        // use, and the slab is gone from every free list.
+        unsafe { state.slab.unmap() };
     }
 }
 
@@ -362,38 +571,66 @@ pub(super) static ORPHAN_RELEASES: std::sync::atomic::AtomicUsize =
 
 /// Per-thread pool statistics, for tests.
 #[cfg(test)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Stats {
     /// Mapped slabs of the class.
     pub(super) slabs: usize,
     /// Warm free stacks.
     pub(super) warm: usize,
-    /// Cold free stacks.
-    pub(super) cold: usize,
+    /// Trimmed free stacks (lazily or eagerly freed).
+    pub(super) trimmed: usize,
+    /// Trimmed free stacks whose memory is still resident.
+    pub(super) parked: usize,
+    /// Trimmed free stacks whose memory was freed lazily.
+    pub(super) lazy: usize,
     /// Live stacks.
     pub(super) live: usize,
+    /// Slots of empty slabs kept mapped.
+    pub(super) spare: usize,
+    /// Empty slabs kept mapped.
+    pub(super) spare_slabs: usize,
 }
 
-/// Statistics of this thread's size class of `usable`-byte stacks (all zero if it does not exist).
+/// Statistics of this thread's size class of `usable`-byte stacks (all zero if it does not exist),
+/// after checking the class's invariants.
 #[cfg(test)]
 pub(super) fn stats(usable: usize) -> Stats {
     POOL.with(|pool| {
         let pool = pool.borrow();
-        let mut stats = Stats {
-            slabs: 0,
-            warm: 0,
-            cold: 0,
-            live: 0,
+        let mut stats = Stats::default();
+        let Some(class) = pool.classes.iter().find(|c| c.usable == usable) else {
+            return stats;
         };
-        if let Some(class) = pool.classes.iter().find(|c| c.usable == usable) {
-            for state in class.slabs.iter().flatten() {
-                stats.slabs += 1;
-                stats.warm += state.warm;
-                stats.cold += state.cold.len();
-                stats.live += state.live;
+        let (mut busy, mut parked, mut lazy, mut spare) = (0, 0, 0, 0);
+        for (id, state) in class.slabs.iter().enumerate() {
+            let Some(state) = state else { continue };
+            stats.slabs += 1;
+            assert_eq!(state.handed_out, state.busy + state.trimmed.len());
+            let tagged = |tag| state.trimmed.iter().filter(|&&e| e & tag != 0).count();
+            assert_eq!((state.parked, state.lazy), (tagged(PARKED), tagged(LAZY)));
+            assert_eq!(
+                class.partial.contains(&(id as u32)),
+                !state.trimmed.is_empty()
+            );
+            assert!(class.fresh == Some(id as u32) || state.handed_out == state.slab.slots());
+            busy += state.busy;
+            parked += state.parked;
+            lazy += state.lazy;
+            stats.trimmed += state.trimmed.len();
+            if state.busy == 0 && class.fresh != Some(id as u32) {
+                spare += state.slab.slots();
+                stats.spare_slabs += 1;
             }
-            assert_eq!(stats.warm, class.warm.len());
         }
+        assert_eq!(
+            (busy, parked, lazy, spare),
+            (class.busy, class.parked, class.lazy, class.spare)
+        );
+        stats.parked = parked;
+        stats.warm = class.warm.len();
+        stats.lazy = lazy;
+        stats.live = busy - class.warm.len();
+        stats.spare = spare;
         stats
     })
 }

@@ -10,35 +10,20 @@
 //!  ^ limit() of slot 0         ^ base() of slot 0 = limit() of slot 1
 //! ```
 //!
-//! Guards are installed lazily, one slot at a time, when the pool first hands a slot out. On Linux
-//! ≥ 6.13 that is `madvise(MADV_GUARD_INSTALL)`, which leaves the mapping whole; older kernels
-//! answer `EINVAL`, and we fall back to `mprotect(PROT_NONE)`, which splits the mapping in three
-//! (so at most about `vm.max_map_count / 2` guarded stacks fit in one process). The mode that
-//! works is remembered for the whole process in one atomic.
+//! Guards are installed lazily, a batch of slots at a time, when the pool first needs a slot of the
+//! batch (see [`advice`] for how: guard markers that leave the mapping whole, or `mprotect`).
 
 use std::io;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::advice;
 use super::registry;
-
-/// `MADV_GUARD_INSTALL` from `<linux/mman.h>` (Linux 6.13): install guard markers in page tables.
-const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 /// Number of guard pages below every stack.
 ///
 /// Rust code probes every page of a large frame (`-Z stack-probes` is on by default on the
 /// architectures corosensei supports), so one page is enough to catch every overflow of Rust code.
 pub(super) const GUARD_PAGES: usize = 1;
-
-/// Guard mode not yet determined (no guard installed so far in this process).
-const MODE_UNKNOWN: u8 = 0;
-/// `madvise(MADV_GUARD_INSTALL)` works: guards do not split mappings.
-const MODE_MADVISE: u8 = 1;
-/// The kernel lacks `MADV_GUARD_INSTALL`: guards are `mprotect(PROT_NONE)` and split mappings.
-const MODE_MPROTECT: u8 = 2;
-
-/// Which guard mechanism works in this process (`MODE_*`).
-static GUARD_MODE: AtomicU8 = AtomicU8::new(MODE_UNKNOWN);
 
 /// Cached `sysconf(_SC_PAGESIZE)`; 0 until first read.
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
@@ -62,34 +47,6 @@ pub(super) fn page_size() -> usize {
 /// Bytes of guard below every stack.
 pub(super) fn guard_len() -> usize {
     GUARD_PAGES * page_size()
-}
-
-/// Whether guards are installed with `MADV_GUARD_INSTALL` (so they do not split mappings).
-///
-/// Returns `None` until the first guard has been installed in this process.
-#[cfg(test)]
-pub(super) fn guards_split_mappings() -> Option<bool> {
-    match GUARD_MODE.load(Ordering::Relaxed) {
-        MODE_MADVISE => Some(false),
-        MODE_MPROTECT => Some(true),
-        _ => None,
-    }
-}
-
-/// Unit tests can force the `mprotect` fallback (in a child process) to exercise it on a new
-/// kernel: `GREENLET_TEST_GUARD_MODE=mprotect`.
-#[cfg(test)]
-fn initial_mode() -> u8 {
-    match std::env::var("GREENLET_TEST_GUARD_MODE").as_deref() {
-        Ok("mprotect") => MODE_MPROTECT,
-        _ => MODE_UNKNOWN,
-    }
-}
-
-/// Outside tests the mode is always discovered by asking the kernel.
-#[cfg(not(test))]
-fn initial_mode() -> u8 {
-    MODE_UNKNOWN
 }
 
 /// One mapping carved into `slots` slots of `slot_size` bytes, each with a guard at its low end.
@@ -164,35 +121,47 @@ impl Slab {
         self.start + index * self.slot_size
     }
 
-    /// Installs the guard of slot `index`. Called once per slot, before it is first handed out.
+    /// Installs the guards of slots `first .. first + count`, in batches.
     ///
     /// # Errors
     ///
-    /// The `madvise`/`mprotect` error; `ENOMEM` (the map count ran out while `mprotect` split the
-    /// mapping) becomes an error that names `vm.max_map_count`.
+    /// The `madvise`/`mprotect` error of the first slot that failed (see
+    /// [`advice::install_guards`]); the slots before it are guarded.
     ///
     /// # Safety
     ///
-    /// Slot `index` must not be in use as a stack: the guard destroys the lowest page(s) of it.
-    pub(super) unsafe fn install_guard(&self, index: usize) -> io::Result<()> {
-        // SAFETY: the guard range is page aligned and lies inside this slab's private anonymous
-        // mapping; the caller guarantees the slot is not in use.
-        unsafe { install_guard(self.slot_start(index), guard_len()) }
+    /// None of the slots may be in use as a stack: a guard destroys the lowest page(s) of its slot.
+    pub(super) unsafe fn install_guards(&self, first: usize, count: usize) -> io::Result<()> {
+        debug_assert!(first + count <= self.slots);
+        let mut ranges = [(0, 0); advice::BATCH];
+        for start in (first..first + count).step_by(advice::BATCH) {
+            let n = (first + count - start).min(advice::BATCH);
+            for (i, range) in ranges[..n].iter_mut().enumerate() {
+                *range = (self.slot_start(start + i), guard_len());
+            }
+            // SAFETY: every range is the guard page of a slot of this slab's private anonymous
+            // mapping; the caller guarantees none of the slots is in use.
+            unsafe { advice::install_guards(&ranges[..n]) }?;
+            // The top page of every slot is where a coroutine's first frames go: fault them in
+            // now, in one call, rather than one trap per greenlet.
+            let page = page_size();
+            for (i, range) in ranges[..n].iter_mut().enumerate() {
+                *range = (self.slot_start(start + i) + self.slot_size - page, page);
+            }
+            // SAFETY: every range is the top page of a slot of this slab; populating it does not
+            // change its contents.
+            unsafe { advice::populate(&ranges[..n]) };
+        }
+        Ok(())
     }
 
-    /// Returns the memory of the usable parts of slots `first .. first + count` to the OS with one
-    /// `madvise(MADV_DONTNEED)`. The range spans the guards between the slots; guards survive
-    /// `MADV_DONTNEED` (both guard markers and `PROT_NONE`), and the slots read as zero afterwards.
-    ///
-    /// # Safety
-    ///
-    /// No slot in the range may be in use as a stack (nothing may live in that memory).
-    pub(super) unsafe fn discard(&self, first: usize, count: usize) {
+    /// The address range of the usable parts of slots `first .. first + count` (with the guards
+    /// between them), for [`advice::free`].
+    pub(super) fn usable_range(&self, first: usize, count: usize) -> (usize, usize) {
         debug_assert!(count > 0 && first + count <= self.slots);
         let from = self.slot_start(first) + guard_len();
         let to = self.slot_start(first) + count * self.slot_size;
-        // SAFETY: the range is inside our mapping; the caller guarantees no stack lives there.
-        unsafe { discard_range(from, to - from) };
+        (from, to - from)
     }
 
     /// Unmaps the slab and removes it from the overflow registry.
@@ -209,91 +178,5 @@ impl Slab {
         // guarantees nothing uses it any more.
         let ret = unsafe { libc::munmap(self.start as *mut libc::c_void, len) };
         debug_assert_eq!(ret, 0, "munmap failed: {}", io::Error::last_os_error());
-    }
-}
-
-/// Returns the memory of `[addr, addr + len)` to the OS (`madvise(MADV_DONTNEED)`); the range
-/// reads as zeroes afterwards and guards inside it stay in place.
-///
-/// # Safety
-///
-/// The range must be page aligned, inside a private anonymous mapping owned by the caller, and
-/// hold nothing that is still in use.
-pub(super) unsafe fn discard_range(addr: usize, len: usize) {
-    // SAFETY: the caller guarantees the range is ours and holds nothing in use.
-    let ret = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    debug_assert_eq!(
-        ret,
-        0,
-        "madvise(MADV_DONTNEED) failed: {}",
-        io::Error::last_os_error()
-    );
-}
-
-/// Makes `[addr, addr + len)` a guard: any access faults with `SIGSEGV`.
-///
-/// Uses `MADV_GUARD_INSTALL`, or `mprotect(PROT_NONE)` once the kernel has answered `EINVAL`.
-///
-/// # Errors
-///
-/// The `madvise`/`mprotect` error; `ENOMEM` (the map count ran out while `mprotect` split the
-/// mapping) becomes an error that names `vm.max_map_count`.
-///
-/// # Safety
-///
-/// The range must be page aligned, inside a private anonymous mapping owned by the caller, and
-/// hold nothing that is still in use: its contents are lost.
-pub(super) unsafe fn install_guard(addr: usize, len: usize) -> io::Result<()> {
-    let addr = addr as *mut libc::c_void;
-    let mut mode = GUARD_MODE.load(Ordering::Relaxed);
-    if mode == MODE_UNKNOWN {
-        mode = initial_mode();
-        if mode != MODE_UNKNOWN {
-            GUARD_MODE.store(mode, Ordering::Relaxed);
-        }
-    }
-    if mode != MODE_MPROTECT {
-        // SAFETY: the caller guarantees the range is ours and holds nothing in use.
-        if unsafe { libc::madvise(addr, len, MADV_GUARD_INSTALL) } == 0 {
-            if mode == MODE_UNKNOWN {
-                GUARD_MODE.store(MODE_MADVISE, Ordering::Relaxed);
-            }
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINVAL) {
-            return Err(explain("madvise(MADV_GUARD_INSTALL)", err));
-        }
-        // Kernel < 6.13 (or a locked mapping): fall back to mprotect from now on.
-        GUARD_MODE.store(MODE_MPROTECT, Ordering::Relaxed);
-    }
-    // SAFETY: as above, the range is ours and holds nothing in use.
-    if unsafe { libc::mprotect(addr, len, libc::PROT_NONE) } != 0 {
-        return Err(explain("mprotect", io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// Wraps the OS error `err` of `op` for the user: `ENOMEM` names the mapping limit and how to
-/// raise it.
-pub(super) fn explain(op: &str, err: io::Error) -> io::Error {
-    if err.raw_os_error() == Some(libc::ENOMEM) {
-        let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".to_owned());
-        let maps = std::fs::read("/proc/self/maps")
-            .map(|m| m.iter().filter(|&&b| b == b'\n').count().to_string())
-            .unwrap_or_else(|_| "unknown".to_owned());
-        io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            format!(
-                "greenlet stacks: {op} failed (ENOMEM): the process hit vm.max_map_count \
-                 (currently {max}, read /proc/sys/vm/max_map_count; the process has {maps} mappings) \
-                 or the address-space limit; raise it with `sysctl -w vm.max_map_count=...` or use \
-                 Linux >= 6.13 where guard pages do not split mappings"
-            ),
-        )
-    } else {
-        io::Error::new(err.kind(), format!("greenlet stacks: {op} failed: {err}"))
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! One file per peer: raw [`corosensei`] (the floor for a switch), [`may`] (stackful coroutines
 //! on one worker), [`tokio`] (stackless tasks on a current-thread runtime), [`threads`] (OS
-//! threads) and [`mio`] (a hand-written event loop, the floor for the HTTP server). This crate's
-//! own workloads live in `greenlet_work.rs`.
+//! threads) and [`mio`] (a hand-written event loop, the floor for the HTTP server); [`floor`] is
+//! no runtime at all but the kernel work of guarded stacks, the floor of the alive workload. This
+//! crate's own workloads live in `greenlet_work.rs`.
 
 pub mod cores;
 pub mod corosensei;
+pub mod floor;
 pub mod may;
 pub mod mio;
 pub mod threads;
@@ -23,6 +25,8 @@ pub enum Runtime {
     Greenlet,
     /// This crate's `http_hello` written with plain `std::net` under `monkey::patch_all()`.
     GreenletMonkey,
+    /// No runtime: one guard and one fresh page per 64 KiB stack slot, the floor of `alive`.
+    Floor,
     /// Raw corosensei resume/suspend: the floor for a switch.
     Corosensei,
     /// A hand-written mio event loop: the floor for an HTTP server.
@@ -43,9 +47,10 @@ pub enum Runtime {
 
 impl Runtime {
     /// Every runtime, in table column order.
-    pub const ALL: [Runtime; 10] = [
+    pub const ALL: [Runtime; 11] = [
         Runtime::Greenlet,
         Runtime::GreenletMonkey,
+        Runtime::Floor,
         Runtime::Corosensei,
         Runtime::Mio,
         Runtime::RedisServer,
@@ -61,6 +66,7 @@ impl Runtime {
         match self {
             Runtime::Greenlet => "greenlet",
             Runtime::GreenletMonkey => "greenlet + monkey",
+            Runtime::Floor => "floor",
             Runtime::Corosensei => "corosensei",
             Runtime::Mio => "mio",
             Runtime::RedisServer => "redis-server",
@@ -164,6 +170,7 @@ pub fn run_micro(micro: Micro, runtime: Runtime, n: u64) -> Result<f64, String> 
 pub fn run_alive(runtime: Runtime, n: u64) -> Result<Alive, String> {
     match runtime {
         Runtime::Greenlet => crate::greenlet_work::alive(n),
+        Runtime::Floor => floor::alive(n),
         Runtime::Corosensei => corosensei::alive(n),
         Runtime::May => {
             may::configure();

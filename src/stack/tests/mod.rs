@@ -1,4 +1,5 @@
-//! Unit tests of the stack pool, slabs, guards and the overflow handler.
+//! Unit tests of the stack pool, slabs, guards and the overflow handler; what the pool keeps and
+//! gives back is tested in `pool_bounds`, and `report` measures it.
 //!
 //! Tests that must crash (guard faults, overflow reports) or that change process-wide state
 //! (the guard mode, the mapping count) re-run this test binary in a child process with
@@ -8,13 +9,15 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use corosensei::stack::{STACK_ALIGNMENT, Stack};
 use corosensei::{Coroutine, CoroutineResult};
 
-use super::pool::{self, TRIM_BATCH, WARM_STACKS};
-use super::{DEFAULT_STACK_SIZE, PooledStack, acquire, install_overflow_handler, slab};
+use super::pool;
+use super::{DEFAULT_STACK_SIZE, PooledStack, acquire, advice, install_overflow_handler, slab};
+
+mod pool_bounds;
+mod report;
 
 /// Environment variable that selects the child role of a test.
 const CHILD_ENV: &str = "GREENLET_STACK_TEST_CHILD";
@@ -38,11 +41,16 @@ fn is_child(name: &str) -> bool {
     true
 }
 
-/// Re-runs this test binary, running only test `name` in its child role, with `env` set.
+/// Re-runs this test binary, running only test `name` of this module in its child role, with
+/// `env` set.
 fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
-    let path = module_path!()
-        .split_once("::")
-        .map_or(module_path!(), |(_, rest)| rest);
+    run_child_of(module_path!(), name, env)
+}
+
+/// Re-runs this test binary, running only test `name` of `module` (its `module_path!()`) in its
+/// child role, with `env` set.
+fn run_child_of(module: &str, name: &str, env: &[(&str, &str)]) -> Output {
+    let path = module.split_once("::").map_or(module, |(_, rest)| rest);
     Command::new(std::env::current_exe().expect("current_exe"))
         .args([
             &format!("{path}::{name}"),
@@ -65,6 +73,12 @@ fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// Asserts that the child of `output` was killed by `signal`.
+#[track_caller]
+fn assert_killed_by(output: &Output, signal: libc::c_int) {
+    assert_eq!(output.status.signal(), Some(signal), "{}", describe(output));
 }
 
 /// Number of mappings of this process.
@@ -239,12 +253,7 @@ fn guard_page_faults() {
         std::process::exit(0);
     }
     let output = run_child("guard_page_faults", &[]);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGSEGV),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGSEGV);
 }
 
 #[test]
@@ -257,12 +266,7 @@ fn overflow_handler_reports_guard_fault_and_aborts() {
     }
     let output = run_child("overflow_handler_reports_guard_fault_and_aborts", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGABRT),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGABRT);
     assert!(
         stderr.contains("greenlet: stack overflow in greenlet #"),
         "{}",
@@ -294,12 +298,7 @@ fn coroutine_overflow_is_reported() {
     }
     let output = run_child("coroutine_overflow_is_reported", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGABRT),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGABRT);
     assert!(
         stderr.contains("stack overflow in greenlet"),
         "{}",
@@ -340,12 +339,7 @@ fn other_faults_go_to_the_previous_handler() {
         std::process::exit(0);
     }
     let output = run_child("other_faults_go_to_the_previous_handler", &[]);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGSEGV),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGSEGV);
     assert!(
         !String::from_utf8_lossy(&output.stderr).contains("stack overflow"),
         "{}",
@@ -368,12 +362,7 @@ fn thread_overflow_still_reported_by_std() {
     }
     let output = run_child("thread_overflow_still_reported_by_std", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGABRT),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGABRT);
     assert!(
         stderr.contains("has overflowed its stack"),
         "{}",
@@ -416,110 +405,13 @@ fn alt_stack_is_added_when_missing() {
 }
 
 #[test]
-fn warm_bound_returns_memory_to_the_os() {
-    on_fresh_thread(|| {
-        let count = WARM_STACKS + TRIM_BATCH + 200;
-        let stacks: Vec<PooledStack> = (0..count)
-            .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-            .collect();
-        let ranges: Vec<(usize, usize)> =
-            stacks.iter().map(|s| (usable_start(s), s.size())).collect();
-        stacks.iter().for_each(touch);
-        let pages_per_stack = DEFAULT_STACK_SIZE / slab::page_size();
-        let resident_before: usize = ranges
-            .iter()
-            .map(|&(start, len)| resident_pages(start, len))
-            .sum();
-        assert_eq!(resident_before, count * pages_per_stack);
-
-        drop(stacks);
-        let stats = pool::stats(DEFAULT_STACK_SIZE);
-        assert_eq!(stats.live, 0);
-        assert!(stats.warm < WARM_STACKS + TRIM_BATCH, "{stats:?}");
-        assert!(stats.warm >= WARM_STACKS, "{stats:?}");
-        let resident_after: usize = ranges
-            .iter()
-            .map(|&(start, len)| resident_pages(start, len))
-            .sum();
-        let warm_pages = stats.warm * pages_per_stack;
-        assert!(
-            resident_after <= warm_pages,
-            "only warm stacks stay resident: {resident_after} pages resident, {warm_pages} warm"
-        );
-
-        // Cold slots are reused (zeroed) before any new slab is mapped.
-        let slabs = pool::stats(DEFAULT_STACK_SIZE).slabs;
-        let again: Vec<PooledStack> = (0..count)
-            .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-            .collect();
-        assert!(pool::stats(DEFAULT_STACK_SIZE).slabs <= slabs + 1);
-        for stack in &again {
-            // SAFETY: reads the top word of the usable part of a stack we own.
-            let top = unsafe { std::ptr::read_volatile((stack.base().get() - 8) as *const u64) };
-            assert!(
-                top == 0 || top == 1,
-                "reused stacks are either warm (touched) or zeroed"
-            );
-        }
-    });
-}
-
-#[test]
-fn fully_free_slabs_are_unmapped() {
-    on_fresh_thread(|| {
-        let count = 2000;
-        let stacks: Vec<PooledStack> = (0..count)
-            .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-            .collect();
-        let peak = pool::stats(DEFAULT_STACK_SIZE);
-        drop(stacks);
-        let after = pool::stats(DEFAULT_STACK_SIZE);
-        assert!(after.slabs < peak.slabs, "peak {peak:?}, after {after:?}");
-        // Slabs left: the fresh one and those holding warm stacks.
-        assert!(after.slabs <= 3, "peak {peak:?}, after {after:?}");
-        let stacks: Vec<PooledStack> = (0..count)
-            .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-            .collect();
-        stacks.iter().for_each(touch);
-    });
-}
-
-#[test]
-fn many_stacks_need_few_mappings() {
-    on_fresh_thread(|| {
-        let count = 100_000;
-        let first = acquire(DEFAULT_STACK_SIZE).unwrap();
-        if slab::guards_split_mappings() != Some(false) {
-            println!(
-                "note: MADV_GUARD_INSTALL unsupported (Linux < 6.13): skipping the mapping count test"
-            );
-            return;
-        }
-        let before = mapping_count();
-        let started = Instant::now();
-        let stacks: Vec<PooledStack> = (1..count)
-            .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-            .collect();
-        let elapsed = started.elapsed();
-        let grown = mapping_count().saturating_sub(before);
-        println!(
-            "{count} stacks of 64 KiB: mappings grew by {grown}, {:?} per fresh acquire",
-            elapsed / count as u32
-        );
-        assert!(grown < 1000, "{count} stacks added {grown} mappings");
-        drop(stacks);
-        drop(first);
-    });
-}
-
-#[test]
 fn mprotect_fallback_guards_and_splits_mappings() {
     if is_child("mprotect_fallback_guards_and_splits_mappings") {
         let before = mapping_count();
         let stacks: Vec<PooledStack> = (0..100)
             .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
             .collect();
-        assert_eq!(slab::guards_split_mappings(), Some(true));
+        assert_eq!(advice::guards_split_mappings(), Some(true));
         let grown = mapping_count() - before;
         assert!(
             grown >= 150,
@@ -533,12 +425,7 @@ fn mprotect_fallback_guards_and_splits_mappings() {
         "mprotect_fallback_guards_and_splits_mappings",
         &[("GREENLET_TEST_GUARD_MODE", "mprotect")],
     );
-    assert_eq!(
-        output.status.signal(),
-        Some(libc::SIGSEGV),
-        "{}",
-        describe(&output)
-    );
+    assert_killed_by(&output, libc::SIGSEGV);
 }
 
 #[test]
@@ -604,106 +491,4 @@ fn drop_after_pool_is_gone() {
         "the stack outlived its pool"
     );
     assert!(ACQUIRE_DURING_EXIT_FAILED.load(Ordering::SeqCst));
-}
-
-/// Prints the cost of the pool's operations. Run with
-/// `cargo test --release --lib stack::tests::report_costs -- --ignored --nocapture`;
-/// `GREENLET_MILLION=1` adds a million-stack run.
-#[test]
-#[ignore = "measurement, prints timings"]
-fn report_costs() {
-    on_fresh_thread(|| {
-        let n = 100_000;
-        let started = Instant::now();
-        let stacks: Vec<PooledStack> = (0..n)
-            .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-            .collect();
-        println!(
-            "fresh acquire (mmap share + guard madvise): {:?}",
-            started.elapsed() / n as u32
-        );
-        let started = Instant::now();
-        stacks.iter().for_each(|s| {
-            // SAFETY: writes the top word of a stack we own and no coroutine uses.
-            unsafe { std::ptr::write_volatile((s.base().get() - 8) as *mut u64, 1) }
-        });
-        println!(
-            "first touch of the top page: {:?}",
-            started.elapsed() / n as u32
-        );
-        let started = Instant::now();
-        drop(stacks);
-        println!(
-            "release (trim in batches of {TRIM_BATCH}, slab unmap): {:?}",
-            started.elapsed() / n as u32
-        );
-
-        let started = Instant::now();
-        for _ in 0..n {
-            drop(std::hint::black_box(acquire(DEFAULT_STACK_SIZE).unwrap()));
-        }
-        println!("warm acquire + release: {:?}", started.elapsed() / n as u32);
-
-        let keep: Vec<PooledStack> = (0..5000)
-            .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-            .collect();
-        keep.iter().for_each(touch);
-        let order: Vec<usize> = (0..keep.len()).map(|i| (i * 7919) % keep.len()).collect();
-        let mut keep: Vec<Option<PooledStack>> = keep.into_iter().map(Some).collect();
-        let started = Instant::now();
-        for &i in &order {
-            keep[i] = None;
-        }
-        println!(
-            "release in random order, touched stacks: {:?}",
-            started.elapsed() / order.len() as u32
-        );
-        let started = Instant::now();
-        let cold: Vec<PooledStack> = (0..5000)
-            .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-            .collect();
-        println!(
-            "cold/warm mix acquire: {:?}",
-            started.elapsed() / cold.len() as u32
-        );
-        drop(cold);
-
-        if std::env::var("GREENLET_MILLION").as_deref() == Ok("1") {
-            let before = mapping_count();
-            let n = 1_000_000;
-            let started = Instant::now();
-            let stacks: Vec<PooledStack> = (0..n)
-                .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
-                .collect();
-            let elapsed = started.elapsed();
-            stacks.iter().for_each(|s| {
-                // SAFETY: writes the top word of a stack we own and no coroutine uses.
-                unsafe { std::ptr::write_volatile((s.base().get() - 8) as *mut u64, 1) }
-            });
-            let status = std::fs::read_to_string("/proc/self/status").unwrap();
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with(name))
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            println!(
-                "1M stacks: {:?} per acquire, mappings {} -> {}, {}, {}, {}",
-                elapsed / n as u32,
-                before,
-                mapping_count(),
-                field("VmRSS"),
-                field("VmPTE"),
-                field("VmSize")
-            );
-            let started = Instant::now();
-            drop(stacks);
-            println!(
-                "1M releases: {:?} each, mappings now {}",
-                started.elapsed() / n as u32,
-                mapping_count()
-            );
-        }
-    });
 }
