@@ -38,11 +38,9 @@ pub(crate) enum State {
     Running,
     /// Started and waiting in a switch (explicit, or parked on the hub).
     Suspended,
-    /// Its last handle went away while it was suspended: it is unwinding under
-    /// [`GreenletExit`] and may not switch.
+    /// Its last handle went away while it was suspended (or its thread is exiting): it is
+    /// unwinding under [`GreenletExit`] and may not switch.
     Destroying,
-    /// Being destroyed: its stack is unwinding.
-    Dying,
     /// Finished.
     Dead,
 }
@@ -64,6 +62,8 @@ pub(crate) struct Inner {
     stack_size: usize,
     /// Per-greenlet data of the hub (park token, locals); see `crate::hub`.
     pub(crate) hub: crate::hub::GreenletData,
+    /// Its place in the list of the thread's coroutine greenlets (see `crate::thread_state`).
+    pub(crate) links: crate::thread_state::Links,
 }
 
 impl Inner {
@@ -84,6 +84,7 @@ impl Inner {
             arg_type: None,
             stack_size: 0,
             hub: Default::default(),
+            links: Default::default(),
         })
     }
 }
@@ -150,8 +151,29 @@ impl Greenlet {
     {
         match Builder::new().build(f) {
             Ok(g) => g,
+            // At thread exit nothing can run any more: a greenlet that cannot be given a stack
+            // then is born finished, rather than panicking inside a thread-local destructor.
+            Err(_) if crate::thread_state::is_exiting() => Greenlet::finished(None),
             Err(e) => panic!("greenlet::Greenlet::new: {e}"),
         }
+    }
+
+    /// A greenlet that is finished from the start: it never runs. For what is created while
+    /// the thread exits.
+    pub(crate) fn finished(name: Option<Box<str>>) -> Greenlet {
+        Greenlet(Rc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            kind: Kind::Coroutine,
+            state: Cell::new(State::Dead),
+            coro: UnsafeCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            parent: RefCell::new(None),
+            arg_type: None,
+            stack_size: 0,
+            hub: Default::default(),
+            links: Default::default(),
+        }))
     }
 
     /// Switches to this greenlet, handing it `value`; returns the value that the next switch
@@ -188,7 +210,7 @@ impl Greenlet {
     pub(crate) fn switch_value<T: 'static>(&self, value: T) -> Result<Value, SwitchError> {
         let inner = self.inner();
         match inner.state.get() {
-            State::Dead | State::Dying => return Err(SwitchError::Dead),
+            State::Dead => return Err(SwitchError::Dead),
             State::Destroying => return Err(SwitchError::NotAllowed(DESTROYING)),
             State::Running => return Ok(Value::new(value)),
             State::Unstarted => {
@@ -248,7 +270,7 @@ impl Greenlet {
             ));
         }
         match inner.state.get() {
-            State::Dead | State::Dying => return Err(SwitchError::Dead),
+            State::Dead => return Err(SwitchError::Dead),
             State::Destroying => return Err(SwitchError::NotAllowed(DESTROYING)),
             State::Running => {
                 // Throwing into oneself raises right here, as in greenlet.
@@ -312,7 +334,7 @@ impl Greenlet {
 
     /// Whether the greenlet has finished (returned, panicked, or been killed).
     pub fn is_dead(&self) -> bool {
-        matches!(self.inner().state.get(), State::Dead | State::Dying)
+        self.inner().state.get() == State::Dead
     }
 
     /// Whether this is the running greenlet.
@@ -346,7 +368,6 @@ impl Greenlet {
             State::Running => "running",
             State::Suspended => "suspended",
             State::Destroying => "destroying",
-            State::Dying => "dying",
             State::Dead => "dead",
         }
     }
@@ -391,25 +412,38 @@ fn throw_payload<E: Error + Send + Sync + 'static>(error: E) -> Box<dyn std::any
 }
 
 impl Drop for Greenlet {
+    #[inline]
     fn drop(&mut self) {
-        if Rc::strong_count(&self.0) == 1
-            && self.inner().state.get() == State::Suspended
-            && self.inner().kind == Kind::Coroutine
-        {
-            if switch::in_hub() {
-                // The hub is running and may hold borrows of its own state (a wait list it is
-                // waking); the greenlet's destructors may need that state. Destroy it at the
-                // hub's next safe point instead.
-                crate::hub::defer_destroy(self.clone());
-            } else {
-                switch::destroy(self);
-            }
+        if Rc::strong_count(&self.0) == 1 {
+            switch::last_handle_dropped(self);
         }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.kind == Kind::Coroutine {
+            crate::thread_state::unregister(self);
+        }
+        // What is left of a greenlet (the function of one that never started, greenlet-locals
+        // created after it finished) is user code: dropped as the context allows, quietly where
+        // nobody could receive a panic (in the hub, at thread exit).
+        let coro = self.coro.get_mut().take();
+        if let Some(co) = &coro
+            && co.started()
+            && !co.done()
+        {
+            // Only `switch::destroy` may end a suspended greenlet; dropping its coroutine would
+            // force an unwind here. Never expected: leak it rather than run it.
+            log::error!(
+                "greenlet {}: dropped while suspended; its stack is leaked",
+                self.id
+            );
+            std::mem::forget(coro);
+        } else if coro.is_some() || !self.hub.locals.is_empty() {
+            let locals = std::mem::take(&mut self.hub.locals);
+            switch::drop_in_context((coro, locals));
+        }
         // A dead greenlet keeps its parent alive, so greenlets that each create their successor
         // and die form a chain. Unlink it iteratively: dropping recursively would take one
         // stack frame per generation.
@@ -543,8 +577,11 @@ impl Builder {
             arg_type: Some((TypeId::of::<A>(), std::any::type_name::<A>())),
             stack_size,
             hub: Default::default(),
+            links: Default::default(),
         };
-        Ok(Greenlet(Rc::new(inner)))
+        let g = Greenlet(Rc::new(inner));
+        crate::thread_state::register(&g);
+        Ok(g)
     }
 }
 

@@ -217,6 +217,7 @@ pub mod server;
 pub mod signal;
 mod stack;
 mod switch;
+mod thread_state;
 pub mod sync;
 pub mod threadpool;
 mod value;
