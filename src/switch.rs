@@ -387,8 +387,16 @@ pub(crate) fn root<A: 'static, R: 'static>(
     let first = match first {
         Msg::Value(v) => v,
         Msg::Wake => Value::new(()),
-        Msg::Failure(e) => return Msg::Failure(e),
-        Msg::Throw(payload) => return outcome_of_unwind(payload),
+        // Ended before it started (a throw, or its destruction): the function is dropped here,
+        // on its own stack, and its captures' destructors may panic.
+        Msg::Failure(e) => {
+            thread_state::drop_quietly(f, "dropping the function of a greenlet that never started");
+            return Msg::Failure(e);
+        }
+        Msg::Throw(payload) => {
+            thread_state::drop_quietly(f, "dropping the function of a greenlet that never started");
+            return outcome_of_unwind(payload);
+        }
     };
     let arg = match first.take::<A>() {
         Ok(a) => a,
@@ -449,7 +457,11 @@ pub(crate) fn last_handle_dropped(g: &Greenlet) {
     if between_resumes {
         CURRENT.set(HUB.get());
     }
-    if inner.kind != Kind::Coroutine || inner.state.get() != State::Suspended {
+    // An unstarted one too: corosensei cannot propagate a panic of its function's captures
+    // out of dropping its coroutine (it aborts), so they are dropped on its own stack instead.
+    if inner.kind != Kind::Coroutine
+        || !matches!(inner.state.get(), State::Suspended | State::Unstarted)
+    {
         return;
     }
     if in_hub() && !between_resumes {
