@@ -136,7 +136,7 @@ pub(crate) fn unregister(inner: &Inner) {
         unsafe { (*next).links.prev.set(prev) };
     }
     if prev.is_null() {
-        if COROUTINES.get() == inner as *const Inner {
+        if std::ptr::eq(COROUTINES.get(), inner) {
             COROUTINES.set(next);
         }
     } else {

@@ -16,9 +16,13 @@ use util::DropCounter;
 /// abort the process whatever the runtime does).
 struct PanicOnDrop(&'static str);
 
+/// How many `PanicOnDrop` destructors have panicked, in every test of this file.
+static BOMBS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl Drop for PanicOnDrop {
     fn drop(&mut self) {
         if !std::thread::panicking() {
+            BOMBS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             panic!("{}", self.0);
         }
     }
@@ -71,7 +75,7 @@ fn a_spawned_greenlet_dropping_a_greenlet_whose_value_panics_on_drop_finishes() 
         drop(g);
         greenlet::current().is_main()
     });
-    assert_eq!(h.get().unwrap(), false);
+    assert!(!h.get().unwrap(), "the spawned greenlet is current in its own body");
     assert_runtime_works();
 }
 
@@ -129,9 +133,9 @@ fn a_greenlet_destroyed_between_two_resumes_leaves_current_valid() {
     assert_runtime_works();
 }
 
-/// Regression (issue 8, siblings of defect 1): a greenlet-local value whose destructor panics,
-/// and a thrown error caught and answered with a panicking value, never reach main or
-/// the hub.
+/// Regression (issue 8, siblings of defect 1): a greenlet-local value whose destructor panics
+/// (dropped as its greenlet is killed) and the panicking capture of a greenlet that never
+/// started reach neither main nor the hub.
 #[test]
 fn panicking_destructors_of_locals_and_captures_are_contained() {
     greenlet::greenlet_local! {
@@ -157,4 +161,260 @@ fn panicking_destructors_of_locals_and_captures_are_contained() {
     let r = panic::catch_unwind(AssertUnwindSafe(move || drop(g)));
     assert!(r.is_ok());
     assert_runtime_works();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property: whatever the sequence, `current()` names the live greenlet that is running.
+
+/// A small deterministic generator (xorshift64*), so that a failing seed can be replayed.
+struct Rng(Cell<u64>);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(Cell::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1))
+    }
+
+    fn below(&self, n: usize) -> usize {
+        let mut x = self.0.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0.set(x);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n.max(1)
+    }
+}
+
+/// What a greenlet of the property test ends with: nothing, or a value whose destructor panics
+/// (dropped by whoever receives it: its parent, the hub, a destroyer).
+type Outcome = Option<PanicOnDrop>;
+
+/// The greenlets of one run, and what the run observed.
+struct World {
+    rng: Rng,
+    greenlets: RefCell<Vec<Greenlet>>,
+    spawned: RefCell<Vec<greenlet::JoinHandle<Outcome>>>,
+    /// Times `current()` named another greenlet than the one running (also counted while the
+    /// thread exits: destroyed greenlets check too).
+    violations: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Counts the drops of the token each greenlet's function holds.
+    drops: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Greenlets created, also while the thread exits (destroyed greenlets that catch
+    /// `GreenletExit` go on and may create more).
+    created: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+greenlet::greenlet_local! {
+    static BOMB: RefCell<Option<PanicOnDrop>> = RefCell::new(None);
+}
+
+/// A token counted in `World::drops` when dropped.
+struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl World {
+    fn check(&self, expected: u64) {
+        if greenlet::current().id() != expected {
+            self.violations
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn pick(&self) -> Option<Greenlet> {
+        let gs = self.greenlets.borrow();
+        (!gs.is_empty()).then(|| gs[self.rng.below(gs.len())].clone())
+    }
+
+    fn create(self: &Rc<World>) {
+        let world = self.clone();
+        let token = Counted(self.drops.clone());
+        self.created
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.rng.below(2) == 0 {
+            let g = Greenlet::new(move |x: u32| {
+                let _token = token;
+                world.body(x)
+            });
+            self.greenlets.borrow_mut().push(g);
+        } else {
+            let h = greenlet::spawn(move || {
+                let _token = token;
+                world.body(0)
+            });
+            self.greenlets.borrow_mut().push(h.greenlet().clone());
+            self.spawned.borrow_mut().push(h);
+        }
+    }
+
+    /// One random step; `me` is the running greenlet's id. Returns false to end the body.
+    fn step(self: &Rc<World>, me: u64) -> bool {
+        match self.rng.below(14) {
+            0 | 1 => {
+                if let Some(g) = self.pick() {
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| g.switch::<u32, u32>(1)));
+                }
+            }
+            2 => {
+                let _ = panic::catch_unwind(|| greenlet::main().switch::<u32, u32>(2));
+            }
+            3 => greenlet::yield_now(),
+            4 => {
+                let mut gs = self.greenlets.borrow_mut();
+                if !gs.is_empty() {
+                    let i = self.rng.below(gs.len());
+                    let g = gs.swap_remove(i);
+                    drop(gs);
+                    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(g)));
+                }
+            }
+            5 => {
+                if let Some(g) = self.pick()
+                    && !g.is_current()
+                {
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+                        g.throw::<_, u32>(util::SomeError("thrown"))
+                    }));
+                }
+            }
+            6 => {
+                let hs = self.spawned.borrow();
+                if !hs.is_empty() {
+                    let h = hs[self.rng.below(hs.len())].clone();
+                    drop(hs);
+                    if !h.greenlet().is_current() {
+                        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+                            if self.rng.below(2) == 0 {
+                                h.kill_nowait();
+                            } else {
+                                let _ = h.kill();
+                            }
+                        }));
+                    }
+                }
+            }
+            7 if self.created.load(std::sync::atomic::Ordering::SeqCst) < 24 => self.create(),
+            8 => {
+                if let (Some(a), Some(b)) = (self.pick(), self.pick()) {
+                    let _ = a.set_parent(&b);
+                }
+            }
+            9 => BOMB.with(|b| *b.borrow_mut() = Some(PanicOnDrop("a greenlet-local value"))),
+            10 if me != greenlet::main().id() => return false,
+            11 => {
+                // A greenlet handle on the hub, refused as a switch or throw target.
+                let hub = greenlet::spawn(|| -> Outcome { None }).greenlet().parent();
+                if let Some(hub) = hub {
+                    let _ = hub.switch::<u32, u32>(3);
+                    let _ = hub.throw::<_, u32>(util::SomeError("at the hub"));
+                }
+            }
+            _ => {}
+        }
+        self.check(me);
+        true
+    }
+
+    fn body(self: &Rc<World>, _first: u32) -> Outcome {
+        let me = greenlet::current().id();
+        self.check(me);
+        for _ in 0..12 {
+            // Some greenlets catch the `GreenletExit` of a kill or a destruction and go on (their
+            // switches are then refused), to end with a value that panics when dropped.
+            let r = panic::catch_unwind(AssertUnwindSafe(|| self.step(me)));
+            self.check(me);
+            match r {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(p) if p.is::<GreenletExit>() && self.rng.below(2) == 0 => {
+                    return Some(PanicOnDrop("returned after GreenletExit"));
+                }
+                Err(p) => panic::resume_unwind(p),
+            }
+        }
+        match self.rng.below(3) {
+            0 => None,
+            1 => Some(PanicOnDrop("a greenlet's return value")),
+            _ => panic!("a greenlet's own panic"),
+        }
+    }
+}
+
+/// Runs one seeded sequence on a fresh thread, which ends with whatever is left (parked,
+/// suspended, unstarted): returns (violations, greenlets created, tokens dropped).
+fn run_sequence(seed: u64) -> (usize, usize, usize) {
+    std::thread::spawn(move || {
+        let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let created = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let violations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let world = Rc::new(World {
+            rng: Rng::new(seed),
+            greenlets: RefCell::default(),
+            spawned: RefCell::default(),
+            violations: violations.clone(),
+            drops: drops.clone(),
+            created: created.clone(),
+        });
+        let main_id = greenlet::main().id();
+        for _ in 0..4 {
+            world.create();
+        }
+        for _ in 0..40 {
+            let w = world.clone();
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| w.step(main_id)));
+            world.check(main_id);
+        }
+        // Break the cycles through the world (greenlets hold it): dropping these handles runs
+        // greenlets (destroyed ones may go on), so not while the lists are borrowed. What is
+        // left ends with the thread.
+        let greenlets = std::mem::take(&mut *world.greenlets.borrow_mut());
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(greenlets)));
+        let spawned = std::mem::take(&mut *world.spawned.borrow_mut());
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(spawned)));
+        drop(world);
+        (violations, drops, created)
+    })
+    .join()
+    .map(|(violations, drops, created)| {
+        (
+            violations.load(std::sync::atomic::Ordering::SeqCst),
+            created.load(std::sync::atomic::Ordering::SeqCst),
+            drops.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    })
+    .unwrap_or_else(|_| panic!("seed {seed}: the thread panicked"))
+}
+
+/// Property (issue 8): no sequence of public calls leaves `current()` naming anything but the
+/// live greenlet that is running. Seeded random sequences mix explicit switches, yields,
+/// throws, kills, dropped handles, re-parenting (to the hub too), values and locals whose
+/// destructors panic, greenlets that catch `GreenletExit` and go on, and thread exit with
+/// greenlets left parked, suspended and unstarted. Every greenlet's function is dropped by the
+/// time its thread has ended. `GREENLET_PROPERTY_SEEDS` sets the number of seeds
+/// (`scripts/valgrind.sh` runs fewer, under memcheck).
+#[test]
+fn current_always_names_the_live_running_greenlet() {
+    let seeds: u64 = std::env::var("GREENLET_PROPERTY_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let (mut all_created, bombs_before) = (0, BOMBS.load(std::sync::atomic::Ordering::SeqCst));
+    for seed in 0..seeds {
+        let (violations, created, dropped) = run_sequence(seed);
+        all_created += created;
+        assert_eq!(
+            violations, 0,
+            "seed {seed}: current() named the wrong greenlet"
+        );
+        assert_eq!(
+            dropped, created,
+            "seed {seed}: {created} greenlets created, {dropped} functions dropped at thread exit"
+        );
+    }
+    let bombs = BOMBS.load(std::sync::atomic::Ordering::SeqCst) - bombs_before;
+    println!("{seeds} seeds: {all_created} greenlets, {bombs} destructors panicked");
+    assert!(bombs > 0, "no sequence had a destructor panic");
 }
