@@ -3,15 +3,27 @@
 //! requests, pipelining. The unmodified `redis-cli` and `redis-benchmark` talk to it.
 //!
 //! Each connection is straight-line code in its own greenlet: read into one buffer, run every
-//! complete command in it, write all the replies with one `write`, read again. On one hub the
-//! keyspace is an `Rc<RefCell<HashMap>>` shared by all connections: they all run on one
-//! thread, so there is no lock, and no command can be interrupted half-way (a greenlet only
-//! switches when it blocks, and commands never block). With `--threads N` the server runs on
-//! the N hubs of a [`greenlet::Runtime`] and the keyspace is one `greenlet::sync::Mutex`
-//! shared by them, held for one command at a time.
+//! complete command in it, write the replies, read again. On one hub the keyspace is an
+//! `Rc<RefCell<HashMap>>` shared by all connections: they all run on one thread, so there is no
+//! lock, and no command is interrupted half-way (a greenlet only switches when it blocks, and a
+//! command blocks, if at all, only to write its reply, after it has read or changed the
+//! keyspace; a large value is written from a shared snapshot, without a borrow of the
+//! keyspace across the write). With `--threads N` the server runs on the N hubs of a
+//! [`greenlet::Runtime`] and the keyspace is one `greenlet::sync::Mutex` shared by them, held
+//! for one command at a time (never across a write).
+//!
+//! Memory per connection is bounded, whatever the client asks or how slowly it reads: replies
+//! are gathered into one buffer (so pipelined commands are answered with few writes) that is
+//! written out as soon as it passes [`FLUSH_AT`]; a large value is written straight from the
+//! keyspace. While a write waits for the client to read, the connection reads no more commands:
+//! a client that does not read its replies is held back by TCP, not buffered here. The request
+//! buffer is bounded by [`MAX_REQUEST`]. An idle connection is closed after `--idle-timeout`
+//! (like redis-server's `timeout`), and a command that has begun must arrive whole within
+//! `--request-timeout`.
 //!
 //! ```text
 //! cargo run --release --example redis_server 6379
+//! cargo run --release --example redis_server 6379 --idle-timeout=300 --request-timeout=10
 //! cargo run --release --example redis_server -- 6379 --threads 2
 //! redis-cli -p 6379 set greeting hello; redis-cli -p 6379 get greeting
 //! redis-benchmark -p 6379 -t ping_inline,ping_mbulk,set,get -P 16
@@ -30,13 +42,15 @@ use std::net::{Shutdown, SocketAddr};
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
 
-/// String keys to string values.
-pub type Map = HashMap<Vec<u8>, Vec<u8>>;
+/// String keys to string values. A value is shared (`Arc`), so that a GET of a large value can
+/// write it after the keyspace is let go; SET changes it in place unless such a write still
+/// holds it.
+pub type Map = HashMap<Vec<u8>, Arc<Vec<u8>>>;
 
 /// The keyspace of one hub: no lock, the hub's connections take turns.
 pub type Db = Rc<RefCell<Map>>;
@@ -58,8 +72,8 @@ impl Keyspace for Db {
 
 impl Keyspace for SharedDb {
     fn with<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
-        // Never held across a blocking call (commands do not block), so the lock is only
-        // ever waited for by the other hubs, for one command.
+        // Never held across a blocking call (`f` never blocks), so the lock is only ever
+        // waited for by the other hubs, for one command.
         f(&mut self.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -69,24 +83,95 @@ impl Keyspace for SharedDb {
 const BUF_SIZE: usize = 16 << 10;
 /// The largest single request (all its arguments) a connection may send.
 const MAX_REQUEST: usize = 2 * resp::MAX_BULK + (64 << 10);
+/// Replies are written out once this many bytes are waiting.
+pub const FLUSH_AT: usize = 64 << 10;
 
-/// Serves one connection until the client quits or closes, or breaks the protocol.
-pub fn handle(conn: TcpStream, db: &impl Keyspace) {
-    let _ = serve(&conn, db);
+/// How long the server waits for clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// How long a connection may wait for a command to begin (and a write for the client to
+    /// read): the server's idle timeout.
+    pub idle: Duration,
+    /// How long a command may take to arrive whole, once it has begun.
+    pub request: Duration,
 }
 
-fn serve(mut conn: &TcpStream, db: &impl Keyspace) -> io::Result<()> {
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            idle: Duration::from_secs(300),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves one connection until the client quits or closes, breaks the protocol, or is too
+/// slow.
+pub fn handle(conn: TcpStream, db: &impl Keyspace, request_timeout: Duration) {
+    let _ = serve(&conn, db, request_timeout);
+}
+
+/// The replies on their way to one client.
+struct Replies<'a> {
+    conn: &'a TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Replies<'_> {
+    /// Writes the waiting replies once there are [`FLUSH_AT`] bytes of them.
+    fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every waiting reply (waiting, green, while the client does not read).
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let mut conn = self.conn;
+            conn.write_all(&self.buf)?;
+            self.buf.clear();
+            if self.buf.capacity() > 4 * FLUSH_AT {
+                self.buf.shrink_to(FLUSH_AT);
+            }
+        }
+        Ok(())
+    }
+
+    /// A bulk string reply; a large one is written straight from `v`, not copied.
+    fn bulk(&mut self, v: &[u8]) -> io::Result<()> {
+        if v.len() < FLUSH_AT {
+            bulk(&mut self.buf, v);
+            return self.flush_if_full();
+        }
+        let _ = write!(self.buf, "${}\r\n", v.len());
+        self.flush()?;
+        let mut conn = self.conn;
+        conn.write_all(v)?;
+        self.buf.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+}
+
+fn serve(conn: &TcpStream, db: &impl Keyspace, request_timeout: Duration) -> io::Result<()> {
     let mut buf = vec![0u8; BUF_SIZE];
-    let mut out: Vec<u8> = Vec::with_capacity(BUF_SIZE);
+    let mut out = Replies {
+        conn,
+        buf: Vec::with_capacity(BUF_SIZE),
+    };
     let mut args: Vec<Range<usize>> = Vec::with_capacity(8);
     // Unparsed bytes are buf[start..end].
     let (mut start, mut end) = (0usize, 0usize);
+    // When the command now arriving began to (None: none has begun).
+    let mut begun: Option<Instant> = None;
     loop {
         let mut close = false;
         while start < end {
             match resp::parse(&buf[start..end], &mut args) {
                 Ok(Some(n)) => {
-                    close = execute(&buf[start..start + n], &args, db, &mut out);
+                    begun = None;
+                    close = execute(&buf[start..start + n], &args, db, &mut out)?;
                     start += n;
                     if close {
                         break;
@@ -94,19 +179,13 @@ fn serve(mut conn: &TcpStream, db: &impl Keyspace) -> io::Result<()> {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    out.extend_from_slice(e.reply());
+                    out.buf.extend_from_slice(e.reply());
                     close = true;
                     break;
                 }
             }
         }
-        if !out.is_empty() {
-            conn.write_all(&out)?;
-            out.clear();
-            if out.capacity() > 4 * BUF_SIZE {
-                out.shrink_to(BUF_SIZE);
-            }
-        }
+        out.flush()?;
         if close {
             lingering_close(conn);
             return Ok(());
@@ -124,17 +203,44 @@ fn serve(mut conn: &TcpStream, db: &impl Keyspace) -> io::Result<()> {
             } else if buf.len() < MAX_REQUEST {
                 buf.resize((buf.len() * 2).min(MAX_REQUEST), 0);
             } else {
-                conn.write_all(b"-ERR Protocol error: request too big\r\n")?;
+                (&*conn).write_all(b"-ERR Protocol error: request too big\r\n")?;
                 lingering_close(conn);
                 return Ok(());
             }
         }
-        let n = conn.read(&mut buf[end..])?;
+        let n = if start < end {
+            // A command has begun: it has until its deadline, however its bytes trickle in.
+            let deadline = *begun.get_or_insert_with(Instant::now) + request_timeout;
+            match read_until(conn, &mut buf[end..], deadline) {
+                Some(n) => n?,
+                None => {
+                    (&*conn).write_all(b"-ERR request timeout\r\n")?;
+                    lingering_close(conn);
+                    return Ok(());
+                }
+            }
+        } else {
+            // Waiting for a command to begin: the server's idle timeout bounds this read.
+            (&*conn).read(&mut buf[end..])?
+        };
         if n == 0 {
             return Ok(());
         }
         end += n;
     }
+}
+
+/// Reads into `buf`, giving up at `deadline` (`None` then).
+fn read_until(
+    mut conn: &TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Option<io::Result<usize>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return None;
+    }
+    greenlet::with_timeout(left, || conn.read(buf)).ok()
 }
 
 fn bulk(out: &mut Vec<u8>, v: &[u8]) {
@@ -154,16 +260,46 @@ fn wrong_arity(out: &mut Vec<u8>, cmd: &str) {
     );
 }
 
-/// Runs one command (`args` are ranges of `req`), appending its reply to `out`. Returns
+/// Runs one command (`args` are ranges of `req`), adding its reply to `replies`. Returns
 /// whether the connection is to be closed (QUIT).
-fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut Vec<u8>) -> bool {
+fn execute(
+    req: &[u8],
+    args: &[Range<usize>],
+    db: &impl Keyspace,
+    replies: &mut Replies<'_>,
+) -> io::Result<bool> {
     let Some(first) = args.first() else {
-        return false; // an empty line or `*0`: nothing to answer
+        return Ok(false); // an empty line or `*0`: nothing to answer
     };
     let arg = |i: usize| &req[args[i].clone()];
     let cmd = &req[first.clone()];
     let is = |name: &str| cmd.eq_ignore_ascii_case(name.as_bytes());
     let n = args.len();
+    if is("get") && n == 2 {
+        // A small value is copied into the replies; a large one is written after the keyspace
+        // is let go, straight from a shared snapshot (the write may wait for the client).
+        let out = &mut replies.buf;
+        let large = db.with(|db| match db.get(arg(1)) {
+            Some(v) if v.len() >= FLUSH_AT => Some(v.clone()),
+            Some(v) => {
+                bulk(out, v);
+                None
+            }
+            None => {
+                out.extend_from_slice(b"$-1\r\n");
+                None
+            }
+        });
+        if let Some(v) = large {
+            replies.bulk(&v)?;
+        }
+        return replies.flush_if_full().map(|()| false);
+    }
+    if is("echo") && n == 2 {
+        replies.bulk(arg(1))?;
+        return replies.flush_if_full().map(|()| false);
+    }
+    let out = &mut replies.buf;
     if is("ping") {
         match n {
             1 => out.extend_from_slice(b"+PONG\r\n"),
@@ -171,14 +307,7 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut Vec<
             _ => wrong_arity(out, "ping"),
         }
     } else if is("get") {
-        if n != 2 {
-            wrong_arity(out, "get");
-        } else {
-            db.with(|db| match db.get(arg(1)) {
-                Some(v) => bulk(out, v),
-                None => out.extend_from_slice(b"$-1\r\n"),
-            });
-        }
+        wrong_arity(out, "get");
     } else if is("set") {
         if n < 3 {
             wrong_arity(out, "set");
@@ -187,21 +316,19 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut Vec<
         } else {
             db.with(|db| match db.get_mut(arg(1)) {
                 Some(v) => {
+                    // In place, unless a GET is still writing the old value.
+                    let v = Arc::make_mut(v);
                     v.clear();
                     v.extend_from_slice(arg(2));
                 }
                 None => {
-                    db.insert(arg(1).to_vec(), arg(2).to_vec());
+                    db.insert(arg(1).to_vec(), Arc::new(arg(2).to_vec()));
                 }
             });
             out.extend_from_slice(b"+OK\r\n");
         }
     } else if is("echo") {
-        if n != 2 {
-            wrong_arity(out, "echo")
-        } else {
-            bulk(out, arg(1))
-        }
+        wrong_arity(out, "echo")
     } else if is("del") || is("exists") {
         let del = is("del");
         if n < 2 {
@@ -228,7 +355,7 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut Vec<
         }
     } else if is("quit") {
         out.extend_from_slice(b"+OK\r\n");
-        return true;
+        return Ok(true);
     } else if is("config") && n == 3 && arg(1).eq_ignore_ascii_case(b"get") {
         // redis-benchmark asks for `save` and `appendonly` before it starts: nothing is
         // saved here.
@@ -251,7 +378,7 @@ fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut Vec<
     } else {
         unknown(out, req, args);
     }
-    false
+    replies.flush_if_full().map(|()| false)
 }
 
 fn incr(db: &mut Map, key: &[u8], out: &mut Vec<u8>) {
@@ -272,7 +399,7 @@ fn incr(db: &mut Map, key: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(b"-ERR increment or decrement would overflow\r\n");
         return;
     };
-    let v = db.entry(key.to_vec()).or_default();
+    let v = Arc::make_mut(db.entry(key.to_vec()).or_default());
     v.clear();
     let _ = write!(v, "{new}");
     int(out, new);
@@ -311,11 +438,13 @@ fn lingering_close(mut conn: &TcpStream) {
 }
 
 /// Starts the server on `port` (0: any free port) and prints where it listens.
-pub fn start(port: u16) -> io::Result<StreamServer> {
+pub fn start(port: u16, timeouts: Timeouts) -> io::Result<StreamServer> {
     let db: Db = Rc::default();
+    let request = timeouts.request;
     let server = StreamServer::bind(("127.0.0.1", port), move |conn, _peer: SocketAddr| {
-        handle(conn, &db)
-    })?;
+        handle(conn, &db, request)
+    })?
+    .idle_timeout(Some(timeouts.idle));
     println!("listening on {}", server.local_addr());
     server.start()?;
     Ok(server)
@@ -334,7 +463,7 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<String> {
 /// The tour's short self-run: the server on a free port; one client greenlet pipelines a few
 /// commands (multibulk and inline) and QUIT, another sends garbage; prints the replies.
 pub fn demo() {
-    let server = start(0).expect("bind 127.0.0.1:0");
+    let server = start(0, Timeouts::default()).expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
     let client = greenlet::spawn(move || {
         let request = b"*3\r\n$3\r\nSET\r\n$7\r\ncounter\r\n$2\r\n41\r\n\
@@ -366,32 +495,42 @@ pub fn demo() {
 
 /// Serves on the N hubs of a runtime (`--threads N`), one keyspace for all, until the process
 /// is killed.
-fn serve_threads(port: u16, threads: usize) -> io::Result<()> {
+fn serve_threads(port: u16, threads: usize, timeouts: Timeouts) -> io::Result<()> {
     let rt = greenlet::Runtime::new(threads)?;
     let db: SharedDb = Arc::default();
     let server = StreamServer::start_on(&rt, ("127.0.0.1", port), move |conn, _peer| {
-        handle(conn, &db)
+        // The idle timeout, as `StreamServer::idle_timeout` gives it on one hub.
+        let _ = conn.set_read_timeout(Some(timeouts.idle));
+        let _ = conn.set_write_timeout(Some(timeouts.idle));
+        handle(conn, &db, timeouts.request)
     })?;
     println!("listening on {} ({threads} hubs)", server.local_addr());
     server.serve_forever();
     Ok(())
 }
 
-/// Serves on the port given as first argument (6379 by default), or self-runs.
+/// Serves on the port given as first argument (6379 by default), with `--idle-timeout=SECS`,
+/// `--request-timeout=SECS` and `--threads N` if given; or self-runs.
 pub fn main() {
-    let port = match cli::mode("redis_server", 6379) {
+    let (port, rest) = match cli::mode("redis_server", 6379) {
         cli::Mode::SelfRun => return demo(),
-        cli::Mode::Port(port, _) => port,
+        cli::Mode::Port(port, rest) => (port, rest),
+    };
+    let defaults = Timeouts::default();
+    let timeouts = Timeouts {
+        idle: cli::seconds(&rest, "idle-timeout", defaults.idle),
+        request: cli::seconds(&rest, "request-timeout", defaults.request),
     };
     let threads = cli::threads("redis_server");
     if threads > 1 {
-        if let Err(e) = serve_threads(port, threads) {
+        if let Err(e) = serve_threads(port, threads, timeouts) {
             eprintln!("redis_server: cannot serve on port {port}: {e}");
             std::process::exit(1);
         }
         return;
     }
-    let server = start(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
+    let server =
+        start(port, timeouts).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
     if let Err(e) = server.serve_forever() {
         eprintln!("redis_server: {e}");
     }

@@ -217,8 +217,8 @@ pub mod server;
 pub mod signal;
 mod stack;
 mod switch;
-mod thread_state;
 pub mod sync;
+mod thread_state;
 pub mod threadpool;
 mod value;
 

@@ -21,8 +21,8 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crate::error::{GreenletExit, Panic, SwitchError};
 use crate::greenlet::{Greenlet, Inner, Kind, State};
 use crate::hub;
-use crate::thread_state::{self, CURRENT, HUB, MAIN, handle_from_ptr};
 use crate::stack::PooledStack;
+use crate::thread_state::{self, CURRENT, HUB, MAIN, handle_from_ptr};
 use crate::value::Value;
 
 /// What a greenlet is resumed with.
@@ -511,7 +511,10 @@ pub(crate) fn destroy(g: &Greenlet) {
                 break;
             }
             CoroutineResult::Yield(cmd) => {
-                thread_state::drop_quietly(cmd, "dropping a switch made by a greenlet being destroyed");
+                thread_state::drop_quietly(
+                    cmd,
+                    "dropping a switch made by a greenlet being destroyed",
+                );
                 msg = Msg::failure(SwitchError::NotAllowed(crate::greenlet::DESTROYING));
             }
         }

@@ -75,7 +75,10 @@ fn a_spawned_greenlet_dropping_a_greenlet_whose_value_panics_on_drop_finishes() 
         drop(g);
         greenlet::current().is_main()
     });
-    assert!(!h.get().unwrap(), "the spawned greenlet is current in its own body");
+    assert!(
+        !h.get().unwrap(),
+        "the spawned greenlet is current in its own body"
+    );
     assert_runtime_works();
 }
 
