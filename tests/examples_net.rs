@@ -206,7 +206,7 @@ fn self_runs() {
 
 #[test]
 fn echo_server_echoes_and_half_closes() {
-    let server = Server::start("echo_server");
+    let server = Server::start_with("echo_server", &["--verbose"]);
     let mut a = server.connect();
     let mut b = server.connect();
     for i in 0..5 {
@@ -225,7 +225,7 @@ fn echo_server_echoes_and_half_closes() {
     b.write_all(b"last").unwrap();
     b.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"last");
-    // It prints what it receives, as the article's does.
+    // With --verbose it prints what it receives, as the article's does.
     let deadline = Instant::now() + T;
     while !server.output().contains("recv: \"last\"") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -237,10 +237,42 @@ fn echo_server_echoes_and_half_closes() {
     );
 }
 
+/// Regression (issue 8, defect 11): by default the echo servers print one line per
+/// connection, not every chunk (formatting every chunk was 90% of the server's CPU under
+/// load).
+#[test]
+fn echo_servers_log_per_connection_unless_verbose() {
+    for name in ["echo_server", "selectors_echo", "select_server"] {
+        let server = Server::start(name);
+        let mut s = server.connect();
+        for i in 0..20 {
+            let msg = format!("chunk {i:02}");
+            s.write_all(msg.as_bytes()).unwrap();
+            let mut got = vec![0; msg.len()];
+            s.read_exact(&mut got).unwrap();
+        }
+        s.shutdown(Shutdown::Write).unwrap();
+        let _ = read_all(&mut s);
+        let deadline = Instant::now() + T;
+        while !server.output().contains("127.0.0.1:") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let printed = server.output();
+        assert!(printed.contains("127.0.0.1:"), "{name}: {printed}");
+        assert!(
+            !printed.contains("chunk"),
+            "{name} printed a chunk:\n{printed}"
+        );
+        assert!(printed.lines().count() <= 3, "{name}:\n{printed}");
+    }
+}
+
 #[test]
 fn echo_clients_against_echo_server() {
     let server = Server::start("echo_server");
-    let out = run(Command::new(example("echo_clients")).args([&server.port(), "100", "3"]));
+    let out =
+        run(Command::new(example("echo_clients")).args([&server.port(), "100", "3", "--verbose"]));
     let text = stdout_of(&out);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -315,7 +347,7 @@ fn select_server_with_the_articles_python_clients() {
     if !have("python3", "the article's Python clients") {
         return;
     }
-    let server = Server::start("select_server");
+    let server = Server::start_with("select_server", &["--verbose"]);
     check_select_client(&server);
     check_echo_clients(&server);
     let deadline = Instant::now() + T;
