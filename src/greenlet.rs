@@ -142,7 +142,9 @@ impl Greenlet {
     ///
     /// # Panics
     /// Panics if no stack can be had (the message names the system limit that was hit); use
-    /// [`Builder::build`] to get that as an error instead.
+    /// [`Builder::build`] to get that as an error instead. While the thread exits (a
+    /// destructor run at thread exit), a greenlet that can get no stack is born finished
+    /// instead: nothing could run it anyway.
     pub fn new<A, R, F>(f: F) -> Greenlet
     where
         F: FnOnce(A) -> R + 'static,
@@ -286,7 +288,12 @@ impl Greenlet {
     }
 
     /// The greenlet that receives this one's return value (or failure) when it finishes.
-    /// `None` only for the main greenlet.
+    /// `None` for the main greenlet and the hub.
+    ///
+    /// A spawned greenlet's parent is the hub, as in gevent: a handle on the hub's
+    /// pseudo-greenlet, which may be given to [`set_parent`](Greenlet::set_parent) but not
+    /// switched to or thrown into ([`SwitchError::NotAllowed`]). What a greenlet whose parent is
+    /// the hub ends with is dropped by the hub; a failure is logged.
     pub fn parent(&self) -> Option<Greenlet> {
         self.inner().parent.borrow().clone()
     }
@@ -600,6 +607,9 @@ pub fn current() -> Greenlet {
 }
 
 /// The thread's main greenlet: the thread's own code, the root of every parent chain.
+///
+/// During thread exit, once the runtime is torn down, this is the main greenlet of a fresh
+/// runtime in which nothing can switch any more (see the crate docs); it never panics.
 pub fn main() -> Greenlet {
     switch::main_greenlet()
 }

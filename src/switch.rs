@@ -1,4 +1,4 @@
-//! The switch core: per-thread state, the trampoline, and the greenlet's root function.
+//! The switch core: the trampoline, the greenlet's root function, and destruction.
 //!
 //! corosensei coroutines are asymmetric (resume/suspend). Symmetric `switch` is built by
 //! trampolining: every greenlet is resumed from one dispatch loop that runs on the thread's own
@@ -7,10 +7,13 @@
 //! the loop returns and main's `switch` returns. When it is the hub, the loop asks the hub for
 //! the next greenlet to run.
 //!
-//! This is one of the few modules with `unsafe`: the running greenlet is kept in a
-//! const-initialised thread-local raw pointer (cheap to read on every switch, and readable from
-//! the stack-overflow signal handler), and each greenlet's coroutine lives in an `UnsafeCell`
-//! touched only by the dispatch loop.
+//! The running greenlet is a raw pointer in a thread-local of `crate::runtime`; every change of
+//! it that is followed by user code is undone on unwind (`Destroying`, `Unwound`), and between
+//! two resumes the hub is current, so it never names a freed greenlet.
+//!
+//! This is one of the few modules with `unsafe`: the running greenlet's raw pointer, and each
+//! greenlet's coroutine, which lives in an `UnsafeCell` touched only by the dispatch loop and
+//! `destroy`.
 
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{self, AssertUnwindSafe};
