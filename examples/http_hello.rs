@@ -27,6 +27,8 @@
 mod cli;
 #[path = "common/http.rs"]
 mod http;
+#[path = "common/limits.rs"]
+mod limits;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -34,6 +36,9 @@ use std::time::{Duration, Instant};
 
 use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
+
+pub use self::limits::Timeouts;
+use self::limits::read_until;
 
 use self::http::{Parse, Request};
 
@@ -93,24 +98,11 @@ fn form(req: &Request<'_>) -> usize {
     }
 }
 
-/// How long the server waits for clients.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// How long a connection may wait for a request to begin (and a write for the client to
-    /// read): the server's idle timeout.
-    pub idle: Duration,
-    /// How long a request may take to arrive whole, once it has begun.
-    pub request: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Timeouts {
-        Timeouts {
-            idle: Duration::from_secs(60),
-            request: Duration::from_secs(10),
-        }
-    }
-}
+/// How long the server waits for clients by default.
+pub const TIMEOUTS: Timeouts = Timeouts {
+    idle: Duration::from_secs(60),
+    request: Duration::from_secs(10),
+};
 
 /// Serves one connection until the client closes it, asks to close, misbehaves, or is too
 /// slow.
@@ -202,18 +194,6 @@ where
     }
 }
 
-/// Reads into `buf`, giving up at `deadline` (`None` then).
-fn read_until<S>(mut conn: &S, buf: &mut [u8], deadline: Instant) -> Option<io::Result<usize>>
-where
-    for<'a> &'a S: Read,
-{
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return None;
-    }
-    greenlet::with_timeout(left, || conn.read(buf)).ok()
-}
-
 /// The answers to the requests found in one read. Usually there is one, written straight
 /// from its static bytes; pipelined requests get theirs gathered into one buffer, written
 /// with one call, in order.
@@ -288,7 +268,7 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<String> {
 /// pipelined requests (the last says `Connection: close`), another sending garbage; prints
 /// what came back and stops the server.
 pub fn demo() {
-    let server = start(0, Timeouts::default()).expect("bind 127.0.0.1:0");
+    let server = start(0, TIMEOUTS).expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
     let pipelined = greenlet::spawn(move || {
         exchange(addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n")
@@ -338,11 +318,7 @@ pub fn main() {
         cli::Mode::SelfRun => return demo(),
         cli::Mode::Port(port, rest) => (port, rest),
     };
-    let defaults = Timeouts::default();
-    let timeouts = Timeouts {
-        idle: cli::seconds(&rest, "idle-timeout", defaults.idle),
-        request: cli::seconds(&rest, "request-timeout", defaults.request),
-    };
+    let timeouts = Timeouts::from_args(&rest, TIMEOUTS);
     let threads = cli::threads("http_hello");
     if threads > 1 {
         if let Err(e) = serve_threads(port, threads, timeouts) {

@@ -44,7 +44,7 @@ pub fn start(port: u16) -> io::Result<SocketAddr> {
                 Ok((conn, _)) => {
                     // As `http_hello`'s server does (gevent's `socket.settimeout`): an idle
                     // client is let go, a request that has begun has a deadline.
-                    let timeouts = hello::Timeouts::default();
+                    let timeouts = hello::TIMEOUTS;
                     let _ = conn.set_read_timeout(Some(timeouts.idle));
                     let _ = conn.set_write_timeout(Some(timeouts.idle));
                     greenlet::spawn(move || hello::serve(&conn, lingering_close, timeouts.request));

@@ -32,6 +32,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/limits.rs"]
+mod limits;
 #[path = "common/resp.rs"]
 mod resp;
 
@@ -46,6 +48,8 @@ use std::time::{Duration, Instant};
 
 use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
+
+use self::limits::{Timeouts, read_until};
 
 /// String keys to string values. A value is shared (`Arc`), so that a GET of a large value can
 /// write it after the keyspace is let go; SET changes it in place unless such a write still
@@ -86,24 +90,11 @@ const MAX_REQUEST: usize = 2 * resp::MAX_BULK + (64 << 10);
 /// Replies are written out once this many bytes are waiting.
 pub const FLUSH_AT: usize = 64 << 10;
 
-/// How long the server waits for clients.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// How long a connection may wait for a command to begin (and a write for the client to
-    /// read): the server's idle timeout.
-    pub idle: Duration,
-    /// How long a command may take to arrive whole, once it has begun.
-    pub request: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Timeouts {
-        Timeouts {
-            idle: Duration::from_secs(300),
-            request: Duration::from_secs(30),
-        }
-    }
-}
+/// How long the server waits for clients by default.
+pub const TIMEOUTS: Timeouts = Timeouts {
+    idle: Duration::from_secs(300),
+    request: Duration::from_secs(30),
+};
 
 /// Serves one connection until the client quits or closes, breaks the protocol, or is too
 /// slow.
@@ -228,19 +219,6 @@ fn serve(conn: &TcpStream, db: &impl Keyspace, request_timeout: Duration) -> io:
         }
         end += n;
     }
-}
-
-/// Reads into `buf`, giving up at `deadline` (`None` then).
-fn read_until(
-    mut conn: &TcpStream,
-    buf: &mut [u8],
-    deadline: Instant,
-) -> Option<io::Result<usize>> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return None;
-    }
-    greenlet::with_timeout(left, || conn.read(buf)).ok()
 }
 
 fn bulk(out: &mut Vec<u8>, v: &[u8]) {
@@ -463,7 +441,7 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<String> {
 /// The tour's short self-run: the server on a free port; one client greenlet pipelines a few
 /// commands (multibulk and inline) and QUIT, another sends garbage; prints the replies.
 pub fn demo() {
-    let server = start(0, Timeouts::default()).expect("bind 127.0.0.1:0");
+    let server = start(0, TIMEOUTS).expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
     let client = greenlet::spawn(move || {
         let request = b"*3\r\n$3\r\nSET\r\n$7\r\ncounter\r\n$2\r\n41\r\n\
@@ -516,11 +494,7 @@ pub fn main() {
         cli::Mode::SelfRun => return demo(),
         cli::Mode::Port(port, rest) => (port, rest),
     };
-    let defaults = Timeouts::default();
-    let timeouts = Timeouts {
-        idle: cli::seconds(&rest, "idle-timeout", defaults.idle),
-        request: cli::seconds(&rest, "request-timeout", defaults.request),
-    };
+    let timeouts = Timeouts::from_args(&rest, TIMEOUTS);
     let threads = cli::threads("redis_server");
     if threads > 1 {
         if let Err(e) = serve_threads(port, threads, timeouts) {

@@ -67,17 +67,13 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new_root(kind: Kind) -> Rc<Inner> {
-        let name = match kind {
-            Kind::Main => "main",
-            Kind::Hub => "hub",
-            Kind::Coroutine => "",
-        };
-        Rc::new(Inner {
+    /// A greenlet without a coroutine (yet): the main greenlet, the hub, one born finished.
+    fn bare(kind: Kind, name: Option<Box<str>>, state: State) -> Inner {
+        Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            name: Some(name.into()),
+            name,
             kind,
-            state: Cell::new(State::Suspended),
+            state: Cell::new(state),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
             parent: RefCell::new(None),
@@ -85,7 +81,16 @@ impl Inner {
             stack_size: 0,
             hub: Default::default(),
             links: Default::default(),
-        })
+        }
+    }
+
+    pub(crate) fn new_root(kind: Kind) -> Rc<Inner> {
+        let name = match kind {
+            Kind::Main => "main",
+            Kind::Hub => "hub",
+            Kind::Coroutine => "",
+        };
+        Rc::new(Inner::bare(kind, Some(name.into()), State::Suspended))
     }
 }
 
@@ -163,19 +168,7 @@ impl Greenlet {
     /// A greenlet that is finished from the start: it never runs. For what is created while
     /// the thread exits.
     pub(crate) fn finished(name: Option<Box<str>>) -> Greenlet {
-        Greenlet(Rc::new(Inner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            name,
-            kind: Kind::Coroutine,
-            state: Cell::new(State::Dead),
-            coro: UnsafeCell::new(None),
-            yielder: Cell::new(ptr::null()),
-            parent: RefCell::new(None),
-            arg_type: None,
-            stack_size: 0,
-            hub: Default::default(),
-            links: Default::default(),
-        }))
+        Greenlet(Rc::new(Inner::bare(Kind::Coroutine, name, State::Dead)))
     }
 
     /// Switches to this greenlet, handing it `value`; returns the value that the next switch

@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::time::Duration;
 
 /// What to do, from `std::env::args()`.
 pub enum Mode {
@@ -61,19 +60,4 @@ fn without_threads(mut args: Vec<String>) -> Vec<String> {
         args.drain(i..end);
     }
     args
-}
-/// The value of `--NAME=SECONDS` among `args` (seconds, fractions allowed), or `default`.
-///
-/// # Panics
-/// With a usage line when the value is not a number of seconds.
-pub fn seconds(args: &[String], name: &str, default: Duration) -> Duration {
-    let prefix = format!("--{name}=");
-    match args.iter().find_map(|a| a.strip_prefix(&prefix)) {
-        Some(v) => v
-            .parse::<f64>()
-            .ok()
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .unwrap_or_else(|| panic!("--{name}: expected a number of seconds, got {v:?}")),
-        None => default,
-    }
 }
