@@ -109,18 +109,26 @@ pub(crate) fn outside_greenlets() -> bool {
     cur.is_null() || unsafe { (*cur).kind } == Kind::Main
 }
 
-/// Whether a greenlet of this thread's runtime (main included) is running, rather than the hub
-/// or nothing (no runtime yet), and may still switch (not while the thread exits, see
-/// `crate::thread_state`). Reads const-initialised thread-locals and an immutable field of a
-/// live greenlet: it never creates the runtime and is async-signal-safe, which the `monkey`
-/// hooks rely on.
+/// Whether a greenlet of this thread's runtime is running, rather than the hub or nothing (no
+/// runtime yet). Main counts until the thread exits: then it is the thread's own code again
+/// (see `crate::thread_state`), while a greenlet destroyed by the teardown still counts (its
+/// parks are refused, as when it is killed). Reads const-initialised thread-locals and an
+/// immutable field of a live greenlet: it never creates the runtime and is async-signal-safe,
+/// which the `monkey` hooks rely on.
 #[cfg(feature = "monkey")]
 #[inline]
 pub(crate) fn in_greenlet() -> bool {
     let cur = CURRENT.get();
+    if cur.is_null() {
+        return false;
+    }
     // SAFETY: a non-null CURRENT points into a live greenlet (see `current`); `kind` never
     // changes after creation.
-    !cur.is_null() && unsafe { (*cur).kind } != Kind::Hub && !thread_state::is_exiting()
+    match unsafe { (*cur).kind } {
+        Kind::Hub => false,
+        Kind::Main => !thread_state::is_exiting(),
+        Kind::Coroutine => true,
+    }
 }
 
 /// Runs `f` with the running greenlet, without taking a counted handle on it.

@@ -195,11 +195,12 @@ pub(crate) fn note_blocking_call(call: Option<(&'static str, i32)>) {
     let _ = try_with_hub(|hub| hub.monitor.note_call(call));
 }
 
-/// Whether this thread's greenlets may still use the hub: false once the thread is exiting
-/// (see `crate::thread_state`), when nothing can switch any more.
+/// Whether a hooked call may use the hub: always, as [`with_hub`] never fails (during thread
+/// exit it gives a hub in which the parks of the greenlets being destroyed are refused, as a
+/// kill's are; see `crate::thread_state`).
 #[cfg(feature = "monkey")]
 pub(crate) fn is_available() -> bool {
-    !crate::thread_state::is_exiting()
+    true
 }
 
 #[cold]
