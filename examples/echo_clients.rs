@@ -6,6 +6,7 @@
 //! cargo run --example echo_clients 8001          # against a running echo_server
 //! cargo run --example echo_clients 0             # starts its own echo server first
 //! cargo run --example echo_clients 0 100 5       # port, clients, rounds
+//! cargo run --example echo_clients 8001 3 2 --verbose   # print every echo
 //! cargo run --example echo_clients -- --self-test
 //! ```
 
@@ -66,27 +67,30 @@ pub fn run(addr: SocketAddr, clients: usize, rounds: usize, verbose: bool) -> us
 /// The tour's short self-run: an echo server on a free port and 100 client greenlets,
 /// 3 rounds each.
 pub fn demo() {
-    let server = echo::start(0, false).expect("bind 127.0.0.1:0");
+    let server = echo::start(0, echo::Log::Quiet).expect("bind 127.0.0.1:0");
     run(server.local_addr(), 100, 3, false);
     server.stop(Duration::from_secs(1));
 }
 
 /// Connects to the port given as first argument (0: starts its own echo server), with the
-/// number of clients and rounds as optional second and third arguments; or self-runs.
+/// number of clients and rounds as optional second and third arguments, printing every echo
+/// with `--verbose`; or self-runs.
 pub fn main() {
     let (port, rest) = match cli::mode("echo_clients", 8001) {
         cli::Mode::SelfRun => return demo(),
         cli::Mode::Port(port, rest) => (port, rest),
     };
-    let usage = "usage: echo_clients PORT [CLIENTS [ROUNDS]] | --self-test";
+    let verbose = echo::Log::from_args(&rest, echo::Log::Quiet) == echo::Log::PerChunk;
+    let rest: Vec<&String> = rest.iter().filter(|a| !a.starts_with("--")).collect();
+    let usage = "usage: echo_clients PORT [CLIENTS [ROUNDS]] [--verbose] | --self-test";
     let clients: usize = rest.first().map_or(100, |a| a.parse().expect(usage));
     let rounds: usize = rest.get(1).map_or(3, |a| a.parse().expect(usage));
-    let server = (port == 0).then(|| echo::start(0, false).expect("bind 127.0.0.1:0"));
+    let server = (port == 0).then(|| echo::start(0, echo::Log::Quiet).expect("bind 127.0.0.1:0"));
     let addr = match &server {
         Some(s) => s.local_addr(),
         None => SocketAddr::from(([127, 0, 0, 1], port)),
     };
-    let ok = run(addr, clients, rounds, true);
+    let ok = run(addr, clients, rounds, verbose);
     if let Some(s) = server {
         s.stop(Duration::from_secs(1));
     }

@@ -42,7 +42,12 @@ pub fn start(port: u16) -> io::Result<SocketAddr> {
         loop {
             match listener.accept() {
                 Ok((conn, _)) => {
-                    greenlet::spawn(move || hello::serve(&conn, lingering_close));
+                    // As `http_hello`'s server does (gevent's `socket.settimeout`): an idle
+                    // client is let go, a request that has begun has a deadline.
+                    let timeouts = hello::TIMEOUTS;
+                    let _ = conn.set_read_timeout(Some(timeouts.idle));
+                    let _ = conn.set_write_timeout(Some(timeouts.idle));
+                    greenlet::spawn(move || hello::serve(&conn, lingering_close, timeouts.request));
                 }
                 Err(e) => {
                     eprintln!("http_hello_std: accept: {e}");

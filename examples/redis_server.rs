@@ -2,17 +2,29 @@
 //! EXISTS, INCR, DECR, INCRBY, DECRBY, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, DBSIZE and QUIT,
 //! plus the handshakes clients send with their defaults (redis-cli's COMMAND DOCS,
 //! redis-benchmark's CONFIG GET, redis-py's HELLO 3, CLIENT SETINFO and SELECT); inline and
-//! multibulk requests, pipelining. The unmodified `redis-cli`, `redis-benchmark` and redis-py talk to it.
+//! multibulk requests, pipelining. The unmodified `redis-cli`, `redis-benchmark` and redis-py
+//! talk to it.
 //!
 //! Each connection is straight-line code in its own greenlet: read into one buffer, run every
-//! complete command in it, write all the replies with one `write`, read again. The keyspace
-//! and the commands are in `common/keyspace.rs`: on one hub the connections share it without
-//! a lock; with `--threads N` the server runs on the N hubs of a [`greenlet::Runtime`] and the
-//! keyspace is one `greenlet::sync::Mutex` shared by them, held for one command at a time.
-//! Keys with a deadline are deleted by a greenlet that sleeps on the hub's timers.
+//! complete command in it, write the replies, read again. The keyspace and the commands are in
+//! `common/keyspace.rs`: on one hub the connections share it without a lock; with `--threads N`
+//! the server runs on the N hubs of a [`greenlet::Runtime`] and the keyspace is one
+//! `greenlet::sync::Mutex` shared by them, held for one command at a time (never across a
+//! write: a large value is written from a shared snapshot after the keyspace is let go). Keys
+//! with a deadline are deleted by a greenlet that sleeps on the hub's timers.
+//!
+//! Memory per connection is bounded, whatever the client asks or how slowly it reads: replies
+//! are gathered into one buffer (so pipelined commands are answered with few writes) that is
+//! written out as soon as it passes [`keyspace::FLUSH_AT`]; a large value is written straight
+//! from the keyspace. While a write waits for the client to read, the connection reads no more commands:
+//! a client that does not read its replies is held back by TCP, not buffered here. The request
+//! buffer is bounded by [`MAX_REQUEST`]. An idle connection is closed after `--idle-timeout`
+//! (like redis-server's `timeout`), and a command that has begun must arrive whole within
+//! `--request-timeout`.
 //!
 //! ```text
 //! cargo run --release --example redis_server 6379
+//! cargo run --release --example redis_server 6379 --idle-timeout=300 --request-timeout=10
 //! cargo run --release --example redis_server -- 6379 --threads 2
 //! redis-cli -p 6379 set greeting hello; redis-cli -p 6379 get greeting
 //! redis-benchmark -p 6379 -t ping_inline,ping_mbulk,set,get -P 16
@@ -23,6 +35,8 @@
 mod cli;
 #[path = "common/keyspace.rs"]
 mod keyspace;
+#[path = "common/limits.rs"]
+mod limits;
 #[path = "common/resp.rs"]
 mod resp;
 
@@ -31,12 +45,14 @@ use std::net::{Shutdown, SocketAddr};
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
 
-pub use keyspace::{Db, Keyspace, SharedDb, execute};
+use self::limits::{Timeouts, read_until};
+
+pub use keyspace::{Db, Keyspace, Replies, SharedDb, execute};
 
 /// The initial read buffer of a connection; it grows for large requests, up to
 /// [`MAX_REQUEST`].
@@ -44,23 +60,33 @@ const BUF_SIZE: usize = 16 << 10;
 /// The largest single request (all its arguments) a connection may send.
 const MAX_REQUEST: usize = 2 * resp::MAX_BULK + (64 << 10);
 
-/// Serves one connection until the client quits or closes, or breaks the protocol.
-pub fn handle(conn: TcpStream, db: &impl Keyspace) {
-    let _ = serve(&conn, db);
+/// How long the server waits for clients by default.
+pub const TIMEOUTS: Timeouts = Timeouts {
+    idle: Duration::from_secs(300),
+    request: Duration::from_secs(30),
+};
+
+/// Serves one connection until the client quits or closes, breaks the protocol, or is too
+/// slow.
+pub fn handle(conn: TcpStream, db: &impl Keyspace, request_timeout: Duration) {
+    let _ = serve(&conn, db, request_timeout);
 }
 
-fn serve(mut conn: &TcpStream, db: &impl Keyspace) -> io::Result<()> {
+fn serve(conn: &TcpStream, db: &impl Keyspace, request_timeout: Duration) -> io::Result<()> {
     let mut buf = vec![0u8; BUF_SIZE];
-    let mut out: Vec<u8> = Vec::with_capacity(BUF_SIZE);
+    let mut out = Replies::new(conn, BUF_SIZE);
     let mut args: Vec<Range<usize>> = Vec::with_capacity(8);
     // Unparsed bytes are buf[start..end].
     let (mut start, mut end) = (0usize, 0usize);
+    // When the command now arriving began to (None: none has begun).
+    let mut begun: Option<Instant> = None;
     loop {
         let mut close = false;
         while start < end {
             match resp::parse(&buf[start..end], &mut args) {
                 Ok(Some(n)) => {
-                    close = execute(&buf[start..start + n], &args, db, &mut out);
+                    begun = None;
+                    close = execute(&buf[start..start + n], &args, db, &mut out)?;
                     start += n;
                     if close {
                         break;
@@ -68,19 +94,13 @@ fn serve(mut conn: &TcpStream, db: &impl Keyspace) -> io::Result<()> {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    out.extend_from_slice(e.reply());
+                    out.buf.extend_from_slice(e.reply());
                     close = true;
                     break;
                 }
             }
         }
-        if !out.is_empty() {
-            conn.write_all(&out)?;
-            out.clear();
-            if out.capacity() > 4 * BUF_SIZE {
-                out.shrink_to(BUF_SIZE);
-            }
-        }
+        out.flush()?;
         if close {
             lingering_close(conn);
             return Ok(());
@@ -98,12 +118,26 @@ fn serve(mut conn: &TcpStream, db: &impl Keyspace) -> io::Result<()> {
             } else if buf.len() < MAX_REQUEST {
                 buf.resize((buf.len() * 2).min(MAX_REQUEST), 0);
             } else {
-                conn.write_all(b"-ERR Protocol error: request too big\r\n")?;
+                (&*conn).write_all(b"-ERR Protocol error: request too big\r\n")?;
                 lingering_close(conn);
                 return Ok(());
             }
         }
-        let n = conn.read(&mut buf[end..])?;
+        let n = if start < end {
+            // A command has begun: it has until its deadline, however its bytes trickle in.
+            let deadline = *begun.get_or_insert_with(Instant::now) + request_timeout;
+            match read_until(conn, &mut buf[end..], deadline) {
+                Some(n) => n?,
+                None => {
+                    (&*conn).write_all(b"-ERR request timeout\r\n")?;
+                    lingering_close(conn);
+                    return Ok(());
+                }
+            }
+        } else {
+            // Waiting for a command to begin: the server's idle timeout bounds this read.
+            (&*conn).read(&mut buf[end..])?
+        };
         if n == 0 {
             return Ok(());
         }
@@ -123,11 +157,13 @@ fn lingering_close(mut conn: &TcpStream) {
 }
 
 /// Starts the server on `port` (0: any free port) and prints where it listens.
-pub fn start(port: u16) -> io::Result<StreamServer> {
+pub fn start(port: u16, timeouts: Timeouts) -> io::Result<StreamServer> {
     let db: Db = Rc::default();
+    let request = timeouts.request;
     let server = StreamServer::bind(("127.0.0.1", port), move |conn, _peer: SocketAddr| {
-        handle(conn, &db)
-    })?;
+        handle(conn, &db, request)
+    })?
+    .idle_timeout(Some(timeouts.idle));
     println!("listening on {}", server.local_addr());
     server.start()?;
     Ok(server)
@@ -146,7 +182,7 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<String> {
 /// The tour's short self-run: the server on a free port; one client greenlet pipelines a few
 /// commands (multibulk and inline) and QUIT, another sends garbage; prints the replies.
 pub fn demo() {
-    let server = start(0).expect("bind 127.0.0.1:0");
+    let server = start(0, TIMEOUTS).expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
     let client = greenlet::spawn(move || {
         let request = b"*3\r\n$3\r\nSET\r\n$7\r\ncounter\r\n$2\r\n41\r\n\
@@ -182,32 +218,38 @@ pub fn demo() {
 
 /// Serves on the N hubs of a runtime (`--threads N`), one keyspace for all, until the process
 /// is killed.
-fn serve_threads(port: u16, threads: usize) -> io::Result<()> {
+fn serve_threads(port: u16, threads: usize, timeouts: Timeouts) -> io::Result<()> {
     let rt = greenlet::Runtime::new(threads)?;
     let db: SharedDb = Arc::default();
     let server = StreamServer::start_on(&rt, ("127.0.0.1", port), move |conn, _peer| {
-        handle(conn, &db)
+        // The idle timeout, as `StreamServer::idle_timeout` gives it on one hub.
+        let _ = conn.set_read_timeout(Some(timeouts.idle));
+        let _ = conn.set_write_timeout(Some(timeouts.idle));
+        handle(conn, &db, timeouts.request)
     })?;
     println!("listening on {} ({threads} hubs)", server.local_addr());
     server.serve_forever();
     Ok(())
 }
 
-/// Serves on the port given as first argument (6379 by default), or self-runs.
+/// Serves on the port given as first argument (6379 by default), with `--idle-timeout=SECS`,
+/// `--request-timeout=SECS` and `--threads N` if given; or self-runs.
 pub fn main() {
-    let port = match cli::mode("redis_server", 6379) {
+    let (port, rest) = match cli::mode("redis_server", 6379) {
         cli::Mode::SelfRun => return demo(),
-        cli::Mode::Port(port, _) => port,
+        cli::Mode::Port(port, rest) => (port, rest),
     };
+    let timeouts = Timeouts::from_args(&rest, TIMEOUTS);
     let threads = cli::threads("redis_server");
     if threads > 1 {
-        if let Err(e) = serve_threads(port, threads) {
+        if let Err(e) = serve_threads(port, threads, timeouts) {
             eprintln!("redis_server: cannot serve on port {port}: {e}");
             std::process::exit(1);
         }
         return;
     }
-    let server = start(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
+    let server =
+        start(port, timeouts).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
     if let Err(e) = server.serve_forever() {
         eprintln!("redis_server: {e}");
     }

@@ -60,7 +60,7 @@ pub fn run(server_address: SocketAddr) -> io::Result<String> {
 
 /// The tour's short self-run: the client against a greenlet echo server on a free port.
 pub fn demo() {
-    let server = echo::start(0, false).expect("bind 127.0.0.1:0");
+    let server = echo::start(0, echo::Log::Quiet).expect("bind 127.0.0.1:0");
     let got = run(server.local_addr()).expect("the client's I/O");
     println!("received in all: {got:?}");
     server.stop(Duration::from_secs(1));

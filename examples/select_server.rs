@@ -7,8 +7,12 @@
 //! Python client works against it (`python3 tests/py/select_client.py PORT`), as does
 //! `select_client`, its Rust port.
 //!
+//! It prints connections opening and closing; `--verbose` prints every chunk received and
+//! sent, as the article's does.
+//!
 //! ```text
 //! cargo run --example select_server 10000       # then: cargo run --example select_client 10000
+//! cargo run --example select_server 10000 --verbose
 //! cargo run --example select_server -- --self-test
 //! ```
 
@@ -31,8 +35,10 @@ struct Client {
     queue: VecDeque<Vec<u8>>,
 }
 
-/// The article's loop: serves until the listener fails (or the greenlet is killed).
-pub fn serve(server: TcpListener) -> io::Result<()> {
+/// The article's loop: serves until the listener fails (or the greenlet is killed). With
+/// `verbose`, prints every chunk received and sent, as the article does; otherwise only
+/// connections opening and closing.
+pub fn serve(server: TcpListener, verbose: bool) -> io::Result<()> {
     server.set_nonblocking(true)?; // server.setblocking(False)
     let server_fd = server.as_raw_fd();
     // Sockets from which we expect to read, and to which we expect to write.
@@ -42,7 +48,9 @@ pub fn serve(server: TcpListener) -> io::Result<()> {
 
     while !inputs.is_empty() {
         // Wait for at least one of the sockets to be ready for processing.
-        println!("\nwaiting for the next event");
+        if verbose {
+            println!("\nwaiting for the next event");
+        }
         let (readable, writable) = {
             let socket = |fd: &RawFd| -> &dyn Selectable {
                 if *fd == server_fd {
@@ -93,11 +101,13 @@ pub fn serve(server: TcpListener) -> io::Result<()> {
                     Ok(n) if n > 0 => {
                         // A readable client socket has data.
                         let data = &data[..n];
-                        println!(
-                            "received {:?} from {}",
-                            String::from_utf8_lossy(data),
-                            client.addr
-                        );
+                        if verbose {
+                            println!(
+                                "received {:?} from {}",
+                                String::from_utf8_lossy(data),
+                                client.addr
+                            );
+                        }
                         client.queue.push_back(data.to_vec());
                         // Add output channel for response.
                         if !outputs.contains(&s) {
@@ -128,15 +138,19 @@ pub fn serve(server: TcpListener) -> io::Result<()> {
             match client.queue.pop_front() {
                 None => {
                     // No messages waiting, so stop checking for writability.
-                    println!("output queue for {} is empty", client.addr);
+                    if verbose {
+                        println!("output queue for {} is empty", client.addr);
+                    }
                     outputs.retain(|&o| o != s);
                 }
                 Some(next_msg) => {
-                    println!(
-                        "sending {:?} to {}",
-                        String::from_utf8_lossy(&next_msg),
-                        client.addr
-                    );
+                    if verbose {
+                        println!(
+                            "sending {:?} to {}",
+                            String::from_utf8_lossy(&next_msg),
+                            client.addr
+                        );
+                    }
                     if let Err(e) = client.sock.write_all(&next_msg) {
                         println!("sending to {} failed: {e}", client.addr);
                     }
@@ -161,7 +175,7 @@ pub fn bind(port: u16) -> io::Result<TcpListener> {
 pub fn demo() {
     let server = bind(0).expect("bind 127.0.0.1:0");
     let addr = server.local_addr().unwrap();
-    let loop_greenlet = greenlet::spawn(move || serve(server));
+    let loop_greenlet = greenlet::spawn(move || serve(server, true));
     let client = greenlet::spawn(move || -> io::Result<Vec<String>> {
         let mut socks = [TcpStream::connect(addr)?, TcpStream::connect(addr)?];
         let mut got = Vec::new();
@@ -185,14 +199,15 @@ pub fn demo() {
     println!("select loop stopped");
 }
 
-/// Serves on the port given as first argument (10000 by default), or self-runs.
+/// Serves on the port given as first argument (10000 by default), printing every chunk with
+/// `--verbose`; or self-runs.
 pub fn main() {
-    let port = match cli::mode("select_server", 10000) {
+    let (port, verbose) = match cli::mode("select_server", 10000) {
         cli::Mode::SelfRun => return demo(),
-        cli::Mode::Port(port, _) => port,
+        cli::Mode::Port(port, rest) => (port, rest.iter().any(|a| a == "--verbose")),
     };
     let server = bind(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
-    if let Err(e) = serve(server) {
+    if let Err(e) = serve(server, verbose) {
         eprintln!("select_server: {e}");
     }
 }

@@ -7,8 +7,11 @@
 //! connection instead of callbacks. The article's Python clients work against both
 //! (`python3 tests/py/echo_client.py PORT`, `python3 tests/py/threaded_clients.py PORT`).
 //!
+//! It prints connections opening and closing; `--verbose` prints every chunk too.
+//!
 //! ```text
 //! cargo run --example selectors_echo 1234
+//! cargo run --example selectors_echo 1234 --verbose
 //! cargo run --example selectors_echo -- --self-test
 //! ```
 
@@ -35,6 +38,8 @@ enum Callback {
 struct Loop {
     sel: Selector<Callback>,
     conns: HashMap<RawFd, (TcpStream, SocketAddr)>,
+    /// Print every chunk echoed (`--verbose`), not only connections opening and closing.
+    verbose: bool,
 }
 
 impl Loop {
@@ -65,7 +70,9 @@ impl Loop {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Ok(n) if n > 0 => {
                 let data = &data[..n];
-                println!("echoing {:?} to {addr}", String::from_utf8_lossy(data));
+                if self.verbose {
+                    println!("echoing {:?} to {addr}", String::from_utf8_lossy(data));
+                }
                 // Hope it won't block: the socket is non-blocking, so a full send buffer
                 // would lose data, as in the article.
                 let _ = conn.write(data);
@@ -81,12 +88,14 @@ impl Loop {
     }
 }
 
-/// The article's loop: `events = sel.select()`, then each ready descriptor's callback.
-pub fn serve(sock: TcpListener) -> io::Result<()> {
+/// The article's loop: `events = sel.select()`, then each ready descriptor's callback. With
+/// `verbose`, prints every chunk it echoes, as the article does.
+pub fn serve(sock: TcpListener, verbose: bool) -> io::Result<()> {
     sock.set_nonblocking(true)?;
     let mut lp = Loop {
         sel: Selector::new()?,
         conns: HashMap::new(),
+        verbose,
     };
     lp.sel
         .register(&sock, Interest::READABLE, Callback::Accept)?;
@@ -118,7 +127,7 @@ pub fn bind(port: u16) -> io::Result<TcpListener> {
 pub fn demo() {
     let sock = bind(0).expect("bind 127.0.0.1:0");
     let addr = sock.local_addr().unwrap();
-    let server = greenlet::spawn(move || serve(sock));
+    let server = greenlet::spawn(move || serve(sock, true));
     let clients: Vec<_> = (0..3)
         .map(|i| {
             greenlet::spawn(move || -> io::Result<String> {
@@ -141,14 +150,15 @@ pub fn demo() {
     println!("selector loop stopped");
 }
 
-/// Serves on the port given as first argument (1234 by default), or self-runs.
+/// Serves on the port given as first argument (1234 by default), printing every chunk with
+/// `--verbose`; or self-runs.
 pub fn main() {
-    let port = match cli::mode("selectors_echo", 1234) {
+    let (port, verbose) = match cli::mode("selectors_echo", 1234) {
         cli::Mode::SelfRun => return demo(),
-        cli::Mode::Port(port, _) => port,
+        cli::Mode::Port(port, rest) => (port, rest.iter().any(|a| a == "--verbose")),
     };
     let sock = bind(port).unwrap_or_else(|e| panic!("cannot listen on port {port}: {e}"));
-    if let Err(e) = serve(sock) {
+    if let Err(e) = serve(sock, verbose) {
         eprintln!("selectors_echo: {e}");
     }
 }

@@ -228,7 +228,7 @@ fn describe(out: &mut String, g: &Inner, ready: &[u64], now: Instant) {
         State::Suspended if ready.contains(&g.id) => "ready",
         State::Suspended if crate::hub::park_token(g) != 0 => "parked",
         State::Suspended => "suspended in a switch",
-        State::Destroying | State::Dying => "being destroyed",
+        State::Destroying => "being destroyed",
         State::Dead => "dead",
     };
     let _ = write!(out, "\n#{} ", g.id);

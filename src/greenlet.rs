@@ -38,11 +38,9 @@ pub(crate) enum State {
     Running,
     /// Started and waiting in a switch (explicit, or parked on the hub).
     Suspended,
-    /// Its last handle went away while it was suspended: it is unwinding under
-    /// [`GreenletExit`] and may not switch.
+    /// Its last handle went away while it was suspended (or its thread is exiting): it is
+    /// unwinding under [`GreenletExit`] and may not switch.
     Destroying,
-    /// Being destroyed: its stack is unwinding.
-    Dying,
     /// Finished.
     Dead,
 }
@@ -64,27 +62,35 @@ pub(crate) struct Inner {
     stack_size: usize,
     /// Per-greenlet data of the hub (park token, locals); see `crate::hub`.
     pub(crate) hub: crate::hub::GreenletData,
+    /// Its place in the list of the thread's coroutine greenlets (see `crate::thread_state`).
+    pub(crate) links: crate::thread_state::Links,
 }
 
 impl Inner {
-    pub(crate) fn new_root(kind: Kind) -> Rc<Inner> {
-        let name = match kind {
-            Kind::Main => "main",
-            Kind::Hub => "hub",
-            Kind::Coroutine => "",
-        };
-        let inner = Rc::new(Inner {
+    /// A greenlet without a coroutine (yet): the main greenlet, the hub, one born finished.
+    fn bare(kind: Kind, name: Option<Box<str>>, state: State) -> Inner {
+        Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            name: Some(name.into()),
+            name,
             kind,
-            state: Cell::new(State::Suspended),
+            state: Cell::new(state),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
             parent: RefCell::new(None),
             arg_type: None,
             stack_size: 0,
             hub: Default::default(),
-        });
+            links: Default::default(),
+        }
+    }
+
+    pub(crate) fn new_root(kind: Kind) -> Rc<Inner> {
+        let name = match kind {
+            Kind::Main => "main",
+            Kind::Hub => "hub",
+            Kind::Coroutine => "",
+        };
+        let inner = Rc::new(Inner::bare(kind, Some(name.into()), State::Suspended));
         crate::debug::register(&inner);
         inner
     }
@@ -143,7 +149,9 @@ impl Greenlet {
     ///
     /// # Panics
     /// Panics if no stack can be had (the message names the system limit that was hit); use
-    /// [`Builder::build`] to get that as an error instead.
+    /// [`Builder::build`] to get that as an error instead. While the thread exits (a
+    /// destructor run at thread exit), a greenlet that can get no stack is born finished
+    /// instead: nothing could run it anyway.
     pub fn new<A, R, F>(f: F) -> Greenlet
     where
         F: FnOnce(A) -> R + 'static,
@@ -152,8 +160,17 @@ impl Greenlet {
     {
         match Builder::new().build(f) {
             Ok(g) => g,
+            // At thread exit nothing can run any more: a greenlet that cannot be given a stack
+            // then is born finished, rather than panicking inside a thread-local destructor.
+            Err(_) if crate::thread_state::is_exiting() => Greenlet::finished(None),
             Err(e) => panic!("greenlet::Greenlet::new: {e}"),
         }
+    }
+
+    /// A greenlet that is finished from the start: it never runs. For what is created while
+    /// the thread exits.
+    pub(crate) fn finished(name: Option<Box<str>>) -> Greenlet {
+        Greenlet(Rc::new(Inner::bare(Kind::Coroutine, name, State::Dead)))
     }
 
     /// Switches to this greenlet, handing it `value`; returns the value that the next switch
@@ -190,7 +207,7 @@ impl Greenlet {
     pub(crate) fn switch_value<T: 'static>(&self, value: T) -> Result<Value, SwitchError> {
         let inner = self.inner();
         match inner.state.get() {
-            State::Dead | State::Dying => return Err(SwitchError::Dead),
+            State::Dead => return Err(SwitchError::Dead),
             State::Destroying => return Err(SwitchError::NotAllowed(DESTROYING)),
             State::Running => return Ok(Value::new(value)),
             State::Unstarted => {
@@ -250,7 +267,7 @@ impl Greenlet {
             ));
         }
         match inner.state.get() {
-            State::Dead | State::Dying => return Err(SwitchError::Dead),
+            State::Dead => return Err(SwitchError::Dead),
             State::Destroying => return Err(SwitchError::NotAllowed(DESTROYING)),
             State::Running => {
                 // Throwing into oneself raises right here, as in greenlet.
@@ -266,7 +283,12 @@ impl Greenlet {
     }
 
     /// The greenlet that receives this one's return value (or failure) when it finishes.
-    /// `None` only for the main greenlet.
+    /// `None` for the main greenlet and the hub.
+    ///
+    /// A spawned greenlet's parent is the hub, as in gevent: a handle on the hub's
+    /// pseudo-greenlet, which may be given to [`set_parent`](Greenlet::set_parent) but not
+    /// switched to or thrown into ([`SwitchError::NotAllowed`]). What a greenlet whose parent is
+    /// the hub ends with is dropped by the hub; a failure is logged.
     pub fn parent(&self) -> Option<Greenlet> {
         self.inner().parent.borrow().clone()
     }
@@ -314,7 +336,7 @@ impl Greenlet {
 
     /// Whether the greenlet has finished (returned, panicked, or been killed).
     pub fn is_dead(&self) -> bool {
-        matches!(self.inner().state.get(), State::Dead | State::Dying)
+        self.inner().state.get() == State::Dead
     }
 
     /// Whether this is the running greenlet.
@@ -348,7 +370,6 @@ impl Greenlet {
             State::Running => "running",
             State::Suspended => "suspended",
             State::Destroying => "destroying",
-            State::Dying => "dying",
             State::Dead => "dead",
         }
     }
@@ -393,25 +414,38 @@ fn throw_payload<E: Error + Send + Sync + 'static>(error: E) -> Box<dyn std::any
 }
 
 impl Drop for Greenlet {
+    #[inline]
     fn drop(&mut self) {
-        if Rc::strong_count(&self.0) == 1
-            && self.inner().state.get() == State::Suspended
-            && self.inner().kind == Kind::Coroutine
-        {
-            if switch::in_hub() {
-                // The hub is running and may hold borrows of its own state (a wait list it is
-                // waking); the greenlet's destructors may need that state. Destroy it at the
-                // hub's next safe point instead.
-                crate::hub::defer_destroy(self.clone());
-            } else {
-                switch::destroy(self);
-            }
+        if Rc::strong_count(&self.0) == 1 {
+            switch::last_handle_dropped(self);
         }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.kind == Kind::Coroutine {
+            crate::thread_state::unregister(self);
+        }
+        // What is left of a greenlet (the function of one that never started, greenlet-locals
+        // created after it finished) is user code: dropped as the context allows, quietly where
+        // nobody could receive a panic (in the hub, at thread exit).
+        let coro = self.coro.get_mut().take();
+        if let Some(co) = &coro
+            && co.started()
+            && !co.done()
+        {
+            // Only `switch::destroy` may end a suspended greenlet; dropping its coroutine would
+            // force an unwind here. Never expected: leak it rather than run it.
+            log::error!(
+                "greenlet {}: dropped while suspended; its stack is leaked",
+                self.id
+            );
+            std::mem::forget(coro);
+        } else if coro.is_some() || !self.hub.locals.is_empty() {
+            let locals = std::mem::take(&mut self.hub.locals);
+            switch::drop_in_context((coro, locals));
+        }
         // A dead greenlet keeps its parent alive, so greenlets that each create their successor
         // and die form a chain. Unlink it iteratively: dropping recursively would take one
         // stack frame per generation.
@@ -545,10 +579,13 @@ impl Builder {
             arg_type: Some((TypeId::of::<A>(), std::any::type_name::<A>())),
             stack_size,
             hub: Default::default(),
+            links: Default::default(),
         };
         let inner = Rc::new(inner);
         crate::debug::register(&inner);
-        Ok(Greenlet(inner))
+        let g = Greenlet(inner);
+        crate::thread_state::register(&g);
+        Ok(g)
     }
 }
 
@@ -567,6 +604,9 @@ pub fn current() -> Greenlet {
 }
 
 /// The thread's main greenlet: the thread's own code, the root of every parent chain.
+///
+/// During thread exit, once the runtime is torn down, this is the main greenlet of a fresh
+/// runtime in which nothing can switch any more (see the crate docs); it never panics.
 pub fn main() -> Greenlet {
     switch::main_greenlet()
 }

@@ -21,8 +21,9 @@
 //!   fired.
 //! - **[`net::ToSocketAddrs`] is its own trait.** std's resolves host names with a blocking
 //!   `getaddrinfo` on the calling thread, which would stop the hub; this one has std's
-//!   implementations (addresses, `(ip, port)`, `"host:port"`, ...) but resolves names on the
-//!   thread pool. A type of yours that implements only std's trait is resolved with it first
+//!   implementations (addresses, `(ip, port)`, `"host:port"`, ...) but resolves names on lookup
+//!   threads of its own (apart from [`threadpool::spawn_blocking`]'s, so slow DNS never delays
+//!   other blocking work; [`net::set_resolver`] replaces the resolver). A type of yours that implements only std's trait is resolved with it first
 //!   (`std::net::ToSocketAddrs::to_socket_addrs(&x)?.collect::<Vec<_>>()`, which blocks).
 //!
 //! How it is built (the trampoline, the hub's loop, stacks, the soundness rules) is in
@@ -63,8 +64,10 @@
 //! back; a value of another type is a [`SwitchError::WrongType`], never undefined behaviour. A
 //! panic in a greenlet reaches its parent as [`SwitchError::Panicked`]; [`Greenlet::throw`]
 //! raises an error inside a suspended greenlet, and dropping the last handle of a suspended
-//! greenlet unwinds it so that every destructor on its stack runs. Greenlets never leave their
-//! thread: handles are `!Send`.
+//! greenlet unwinds it so that every destructor on its stack runs. What such a greenlet leaves
+//! behind is dropped by the runtime, and a panic of that value's destructor is logged, never
+//! thrown at the code that dropped the handle. Greenlets never leave their thread: handles are
+//! `!Send`.
 //!
 //! [`Generator`] builds Python-style generators on the same machinery (`send`, `yield_`, and
 //! `Iterator` when the input is `()`).
@@ -95,6 +98,16 @@
 //! wake it, its call fails with [`LoopExit`] instead of hanging. [`Timeout`] and
 //! [`with_timeout`] bound any blocking call; [`threadpool::spawn_blocking`] runs work that has
 //! no green form on OS threads while the hub carries on.
+//!
+//! As in gevent, a spawned greenlet's parent is the hub (its [`JoinHandle::greenlet`]'s
+//! `parent()`), and any greenlet may be given the hub as parent: what it ends with goes to the
+//! hub, which drops it (logging a failure). The hub cannot be switched to or thrown into.
+//!
+//! When a thread ends, its greenlets end with it: every greenlet that has not finished (parked,
+//! suspended, never started) is destroyed, so its destructors run, main's greenlet-locals are
+//! dropped, and the thread's stacks go back to the OS. Destructors that run then may use the
+//! crate without aborting the process: nothing switches any more, so blocking calls fail at
+//! once and a greenlet spawned then never runs (its `get` says [`JoinError::Killed`]).
 //!
 //! A [`JoinHandle`] is gevent's `Greenlet` object: [`get`](JoinHandle::get) its value,
 //! [`link`](JoinHandle::link) callbacks to its end ([`link_value`](JoinHandle::link_value),
@@ -267,6 +280,7 @@ pub mod signal;
 mod stack;
 mod switch;
 pub mod sync;
+mod thread_state;
 pub mod threadpool;
 mod value;
 

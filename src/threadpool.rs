@@ -1,9 +1,12 @@
 //! Running blocking work on OS threads while the hub keeps serving greenlets (gevent's
 //! `hub.threadpool`).
 //!
-//! The pool is process-wide and bounded; threads are started on demand and leave after a
-//! while without work. The calling greenlet parks until its function returns and is woken
-//! through the hub's `mio::Waker`.
+//! Two process-wide, bounded pools: one for [`spawn_blocking`], and a small one of its own for
+//! name lookups (`net`'s resolving), so that slow DNS (an unreachable server makes every
+//! lookup wait for seconds) never holds the threads that unrelated blocking work needs, and
+//! blocking work never delays a lookup. Threads are started on demand and leave after a while
+//! without work. The calling greenlet parks until its function returns and is woken through
+//! the hub's `mio::Waker`.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -19,12 +22,17 @@ use crate::hub::waitlist::BlockError;
 /// The default number of pool threads (gevent's default `maxsize` is 10).
 pub const DEFAULT_MAX_THREADS: usize = 10;
 
+/// The default number of threads that look host names up at once.
+pub const DEFAULT_MAX_LOOKUP_THREADS: usize = 4;
+
 /// How long an idle pool thread waits for work before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 type Job = Box<dyn FnOnce() + Send>;
 
 struct Pool {
+    /// The name of its threads.
+    name: &'static str,
     queue: Mutex<Queue>,
     available: Condvar,
     max: AtomicUsize,
@@ -37,15 +45,26 @@ struct Queue {
     idle: usize,
 }
 
-static POOL: Pool = Pool {
-    queue: Mutex::new(Queue {
-        jobs: VecDeque::new(),
-        threads: 0,
-        idle: 0,
-    }),
-    available: Condvar::new(),
-    max: AtomicUsize::new(DEFAULT_MAX_THREADS),
-};
+impl Pool {
+    const fn new(name: &'static str, max: usize) -> Pool {
+        Pool {
+            name,
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+            }),
+            available: Condvar::new(),
+            max: AtomicUsize::new(max),
+        }
+    }
+}
+
+/// The pool of [`spawn_blocking`].
+static POOL: Pool = Pool::new("greenlet-pool", DEFAULT_MAX_THREADS);
+
+/// The pool of name lookups.
+static LOOKUPS: Pool = Pool::new("greenlet-lookup", DEFAULT_MAX_LOOKUP_THREADS);
 
 /// Sets the most threads the pool may run at once (at least 1), for the whole process; the last
 /// setting wins. Lowering it stops no thread: no new one starts while the pool is at or above
@@ -67,21 +86,39 @@ pub fn max_threads() -> usize {
     POOL.max.load(Ordering::Relaxed)
 }
 
-fn submit(job: Job) -> std::io::Result<()> {
-    let mut q = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());
+/// Sets how many host names may be looked up at once (at least 1; the default is
+/// [`DEFAULT_MAX_LOOKUP_THREADS`]), for the whole process. Lookups have their own threads, apart
+/// from [`spawn_blocking`]'s: more lookups than this wait for one of them.
+///
+/// # Examples
+/// ```
+/// greenlet::threadpool::set_max_lookup_threads(8);
+/// assert_eq!(greenlet::threadpool::max_lookup_threads(), 8);
+/// ```
+pub fn set_max_lookup_threads(n: usize) {
+    LOOKUPS.max.store(n.max(1), Ordering::Relaxed);
+}
+
+/// How many host names may be looked up at once.
+pub fn max_lookup_threads() -> usize {
+    LOOKUPS.max.load(Ordering::Relaxed)
+}
+
+fn submit(pool: &'static Pool, job: Job) -> std::io::Result<()> {
+    let mut q = pool.queue.lock().unwrap_or_else(|e| e.into_inner());
     q.jobs.push_back(job);
     if q.idle > 0 {
-        POOL.available.notify_one();
+        pool.available.notify_one();
     }
     // Start a thread whenever the queued jobs outnumber the idle threads (a notified thread
     // counts as idle until it wakes and takes its job). Checking only `idle > 0` left a second
     // job queued behind a busy thread while the only idle one was still waking up for the
     // first: two jobs that wait for each other then never finished.
-    if q.jobs.len() > q.idle && q.threads < max_threads() {
+    if q.jobs.len() > q.idle && q.threads < pool.max.load(Ordering::Relaxed) {
         q.threads += 1;
         let spawned = std::thread::Builder::new()
-            .name("greenlet-pool".into())
-            .spawn(worker);
+            .name(pool.name.into())
+            .spawn(move || worker(pool));
         if let Err(e) = spawned {
             q.threads -= 1;
             if q.threads == 0 {
@@ -93,17 +130,17 @@ fn submit(job: Job) -> std::io::Result<()> {
     Ok(())
 }
 
-fn worker() {
-    let mut q = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());
+fn worker(pool: &'static Pool) {
+    let mut q = pool.queue.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if let Some(job) = q.jobs.pop_front() {
             drop(q);
             job();
-            q = POOL.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q = pool.queue.lock().unwrap_or_else(|e| e.into_inner());
             continue;
         }
         q.idle += 1;
-        let (guard, timeout) = POOL
+        let (guard, timeout) = pool
             .available
             .wait_timeout(q, IDLE_EXIT)
             .unwrap_or_else(|e| e.into_inner());
@@ -171,14 +208,34 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    run_on(&POOL, f)
+}
+
+/// [`spawn_blocking`] on the pool of name lookups.
+pub(crate) fn lookup_blocking<T, F>(f: F) -> Result<T, BlockingError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    run_on(&LOOKUPS, f)
+}
+
+fn run_on<T, F>(pool: &'static Pool, f: F) -> Result<T, BlockingError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     let slot: Arc<Mutex<Option<std::thread::Result<T>>>> = Arc::new(Mutex::new(None));
     let (waker, wait) = RemoteWait::new().map_err(BlockingError::Spawn)?;
     let filled = slot.clone();
-    submit(Box::new(move || {
-        let r = panic::catch_unwind(AssertUnwindSafe(f));
-        *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        waker.wake();
-    }))
+    submit(
+        pool,
+        Box::new(move || {
+            let r = panic::catch_unwind(AssertUnwindSafe(f));
+            *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            waker.wake();
+        }),
+    )
     .map_err(BlockingError::Spawn)?;
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {

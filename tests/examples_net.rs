@@ -209,7 +209,7 @@ fn self_runs() {
 
 #[test]
 fn echo_server_echoes_and_half_closes() {
-    let server = Server::start("echo_server");
+    let server = Server::start_with("echo_server", &["--verbose"]);
     let mut a = server.connect();
     let mut b = server.connect();
     for i in 0..5 {
@@ -228,7 +228,7 @@ fn echo_server_echoes_and_half_closes() {
     b.write_all(b"last").unwrap();
     b.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"last");
-    // It prints what it receives, as the article's does.
+    // With --verbose it prints what it receives, as the article's does.
     let deadline = Instant::now() + T;
     while !server.output().contains("recv: \"last\"") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -240,10 +240,42 @@ fn echo_server_echoes_and_half_closes() {
     );
 }
 
+/// Regression (issue 8, defect 11): by default the echo servers print one line per
+/// connection, not every chunk (formatting every chunk was 90% of the server's CPU under
+/// load).
+#[test]
+fn echo_servers_log_per_connection_unless_verbose() {
+    for name in ["echo_server", "selectors_echo", "select_server"] {
+        let server = Server::start(name);
+        let mut s = server.connect();
+        for i in 0..20 {
+            let msg = format!("chunk {i:02}");
+            s.write_all(msg.as_bytes()).unwrap();
+            let mut got = vec![0; msg.len()];
+            s.read_exact(&mut got).unwrap();
+        }
+        s.shutdown(Shutdown::Write).unwrap();
+        let _ = read_all(&mut s);
+        let deadline = Instant::now() + T;
+        while !server.output().contains("127.0.0.1:") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let printed = server.output();
+        assert!(printed.contains("127.0.0.1:"), "{name}: {printed}");
+        assert!(
+            !printed.contains("chunk"),
+            "{name} printed a chunk:\n{printed}"
+        );
+        assert!(printed.lines().count() <= 3, "{name}:\n{printed}");
+    }
+}
+
 #[test]
 fn echo_clients_against_echo_server() {
     let server = Server::start("echo_server");
-    let out = run(Command::new(example("echo_clients")).args([&server.port(), "100", "3"]));
+    let out =
+        run(Command::new(example("echo_clients")).args([&server.port(), "100", "3", "--verbose"]));
     let text = stdout_of(&out);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -318,7 +350,7 @@ fn select_server_with_the_articles_python_clients() {
     if !have("python3", "the article's Python clients") {
         return;
     }
-    let server = Server::start("select_server");
+    let server = Server::start_with("select_server", &["--verbose"]);
     check_select_client(&server);
     check_echo_clients(&server);
     let deadline = Instant::now() + T;
@@ -370,6 +402,8 @@ fn echo_server_with_the_articles_python_clients() {
 
 const HELLO: &str =
     "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+/// The answer that ends a connection says so (RFC 9112, 9.6).
+const HELLO_CLOSE: &str = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nHello, World!";
 
 #[test]
 fn http_pipelined_requests_are_answered_in_order() {
@@ -388,7 +422,7 @@ fn http_pipelined_requests_are_answered_in_order() {
     let not_allowed = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 19\r\n\r\nMethod Not Allowed\n";
     assert_eq!(
         got,
-        [HELLO, head_only, not_allowed, not_allowed, HELLO].concat()
+        [HELLO, head_only, not_allowed, not_allowed, HELLO_CLOSE].concat()
     );
 }
 
@@ -413,7 +447,99 @@ fn http_keep_alive_and_requests_split_across_reads() {
     // HTTP/1.0 closes after the answer unless asked otherwise.
     let mut old = server.connect();
     old.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-    assert_eq!(read_all(&mut old), HELLO);
+    assert_eq!(read_all(&mut old), HELLO_CLOSE);
+}
+
+/// Regression (issue 8, defect 8): the answer after which the server closes says
+/// `Connection: close` (the client asked, or spoke HTTP/1.0 without keep-alive), so that a
+/// client does not count the close as an error; an HTTP/1.0 client that asked for keep-alive
+/// is told `Connection: keep-alive`; an HTTP/1.1 keep-alive answer carries neither.
+#[test]
+fn http_answers_say_connection_close_when_the_server_closes() {
+    let server = Server::start("http_hello");
+    let exchange = |request: &[u8]| {
+        let mut s = server.connect();
+        s.write_all(request).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        read_all(&mut s)
+    };
+    assert_eq!(
+        exchange(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        HELLO_CLOSE
+    );
+    assert_eq!(exchange(b"GET / HTTP/1.0\r\n\r\n"), HELLO_CLOSE);
+    assert_eq!(
+        exchange(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+        HELLO.replace("\r\n\r\n", "\r\nConnection: keep-alive\r\n\r\n")
+    );
+    assert_eq!(exchange(b"GET / HTTP/1.1\r\n\r\n"), HELLO);
+    if have("curl", "the curl -H 'Connection: close' check") {
+        let url = format!("http://{}/", server.addr);
+        let out = run(Command::new("curl").args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "10",
+            "-H",
+            "Connection: close",
+            &url,
+        ]));
+        let text = stdout_of(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(text.ends_with("Hello, World!"), "{text}");
+    }
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until the peer stops taking them; returns how
+/// many were sent.
+fn drip(s: &mut TcpStream, bytes: &[u8], gap: Duration) -> usize {
+    for (i, b) in bytes.iter().enumerate() {
+        if s.write_all(&[*b]).is_err() {
+            return i;
+        }
+        std::thread::sleep(gap);
+    }
+    bytes.len()
+}
+
+/// Regression (issue 8, defect 9): `http_hello` lets go of an idle keep-alive connection after
+/// its idle timeout, and answers a request that trickles in a byte at a time past its request
+/// timeout with `408 Request Timeout` and a close, while serving others.
+#[test]
+fn http_idle_and_slow_clients_are_let_go() {
+    let server = Server::start_with(
+        "http_hello",
+        &["--idle-timeout=0.3", "--request-timeout=0.5"],
+    );
+    // Idle after one request: closed by the server (read returns 0, not our 10 s timeout).
+    let mut idle = server.connect();
+    idle.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_all(&mut idle), HELLO);
+    // Never says anything: closed too.
+    let mut silent = server.connect();
+    assert_eq!(read_all(&mut silent), "");
+    // A byte every 50 ms of a 200-byte head (10 s): cut off with a 408.
+    let mut slow = server.connect();
+    let head = format!("GET / HTTP/1.1\r\nX-Slow: {}\r\n\r\n", "s".repeat(170));
+    let reader = {
+        let mut r = slow.try_clone().unwrap();
+        std::thread::spawn(move || read_all(&mut r))
+    };
+    let sent = drip(&mut slow, head.as_bytes(), Duration::from_millis(50));
+    let got = reader.join().unwrap();
+    assert!(
+        got.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{got:?}"
+    );
+    assert!(got.contains("Connection: close"), "{got:?}");
+    assert!(sent < head.len(), "the whole slow request went through");
+    // Others are served meanwhile and after.
+    let mut fresh = server.connect();
+    fresh
+        .write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_all(&mut fresh), HELLO_CLOSE);
 }
 
 #[test]
@@ -535,6 +661,95 @@ fn mbulk(args: &[&str]) -> String {
         s += &format!("${}\r\n{a}\r\n", a.len());
     }
     s
+}
+
+/// A field of `/proc/PID/status`, in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("read the server's /proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// Regression (issue 8, defect 7): 1,000 pipelined `GET`s of a 2 MiB value (2 GB of replies
+/// for 7 KB of requests). The server used to build every reply of one read in memory before
+/// writing anything, and grew to 2 GB whether or not the client read. Now its replies are
+/// written as they pass 64 KiB (a large value straight from the keyspace) and it reads no more
+/// commands while the client does not read: its peak resident set stays under 256 MB, while
+/// the client waits before reading and then as it reads, and every reply arrives intact.
+#[test]
+fn redis_pipelined_gets_of_a_large_value_keep_the_server_small() {
+    const VALUE: usize = 2 << 20;
+    const GETS: usize = 1000;
+    let server = Server::start("redis_server");
+    let pid = server.child.id();
+    let s = server.connect();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::with_capacity(1 << 20, s);
+    let value: Vec<u8> = (0..VALUE).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n").into_bytes();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    w.write_all(&set).unwrap();
+    assert_eq!(reply(&mut r), "+OK");
+    let base = status_kib(pid, "VmRSS");
+    w.write_all(mbulk(&["GET", "k"]).repeat(GETS).as_bytes())
+        .unwrap();
+    // Not reading yet: the server must wait, not buffer.
+    std::thread::sleep(Duration::from_millis(300));
+    let waiting = status_kib(pid, "VmRSS");
+    let header = format!("${VALUE}\r\n");
+    let mut got = vec![0u8; VALUE + 2];
+    for i in 0..GETS {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, header, "reply {i}");
+        r.read_exact(&mut got).unwrap();
+        assert!(
+            got[..VALUE] == value[..] && got[VALUE..] == *b"\r\n",
+            "reply {i} is not the value"
+        );
+    }
+    let peak = status_kib(pid, "VmHWM");
+    println!(
+        "server RSS: {base} KiB after SET, {waiting} KiB with {GETS} GETs unread, peak {peak} KiB"
+    );
+    assert!(
+        peak < 256 * 1024,
+        "the server's peak RSS was {peak} KiB (after the SET: {base} KiB)"
+    );
+    assert!(
+        waiting < base + 32 * 1024,
+        "the server grew from {base} to {waiting} KiB while its client did not read"
+    );
+}
+
+/// Regression (issue 8, defect 9): `redis_server` closes an idle connection after its idle
+/// timeout, and a command that trickles in a byte at a time past its request timeout gets an
+/// error and a close, while others are served.
+#[test]
+fn redis_idle_and_slow_clients_are_let_go() {
+    let server = Server::start_with(
+        "redis_server",
+        &["--idle-timeout=0.3", "--request-timeout=0.5"],
+    );
+    let mut idle = server.connect();
+    idle.write_all(b"PING\r\n").unwrap();
+    assert_eq!(read_all(&mut idle), "+PONG\r\n");
+    let mut slow = server.connect();
+    let command = mbulk(&["SET", "slow", &"s".repeat(150)]);
+    let reader = {
+        let mut r = slow.try_clone().unwrap();
+        std::thread::spawn(move || read_all(&mut r))
+    };
+    let sent = drip(&mut slow, command.as_bytes(), Duration::from_millis(50));
+    assert_eq!(reader.join().unwrap(), "-ERR request timeout\r\n");
+    assert!(sent < command.len(), "the whole slow command went through");
+    let mut fresh = server.connect();
+    fresh.write_all(b"EXISTS slow\r\nQUIT\r\n").unwrap();
+    assert_eq!(read_all(&mut fresh), ":0\r\n+OK\r\n");
 }
 
 #[test]

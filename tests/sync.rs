@@ -247,6 +247,52 @@ fn async_result_sender_dropped_is_an_error() {
     assert_eq!(r.get().unwrap(), 5);
 }
 
+/// Regression (issue 8, defect 6: lost cross-thread wake-up): greenlets that park in `get()`
+/// before any sender exists wait on the result's local list; the sender made afterwards, set
+/// from another thread, used to wake nobody (only a greenlet that arrived after the sender
+/// watched for it), and main's join of them ended in a false `LoopExit` once the sender was
+/// spent. Every waiter, whenever it arrived, is woken.
+#[test]
+fn async_result_waiters_that_came_before_the_sender_are_woken_by_it() {
+    let r = AsyncResult::<u32>::new();
+    let early: Vec<_> = (0..3)
+        .map(|_| {
+            let r = r.clone();
+            spawn(move || r.get())
+        })
+        .collect();
+    yield_now();
+    let tx = r.sender();
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(tx.set(7));
+    });
+    for h in &early {
+        assert_eq!(h.get().unwrap().unwrap(), 7);
+    }
+    thread.join().unwrap();
+}
+
+/// Regression (issue 8, defect 6, as main sees it): main parks in `get()` (no timeout) while a
+/// greenlet makes the sender and hands it to a thread. The set used to be lost and main got a
+/// false `LoopExit` once the sender was gone.
+#[test]
+fn async_result_main_waiting_before_the_sender_exists_gets_the_value() {
+    let r = AsyncResult::<u32>::new();
+    let maker = {
+        let r = r.clone();
+        spawn(move || {
+            let tx = r.sender();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(10));
+                tx.set(9)
+            })
+        })
+    };
+    assert_eq!(r.get().unwrap(), 9);
+    maker.get().unwrap().join().unwrap();
+}
+
 /// A greenlet completes the result while another waits for a sender: the waiter wakes.
 #[test]
 fn async_result_local_set_while_a_sender_exists() {

@@ -262,3 +262,68 @@ fn rendezvous_child() {
     assert_eq!(leaders, 1);
     println!("rendezvous ok");
 }
+
+/// Regression (issue 8, defect 10): name lookups used to share the thread pool with
+/// `spawn_blocking`, so slow lookups (an unreachable DNS server makes each one wait for
+/// seconds) held every pool thread, and unrelated blocking work waited behind them. A
+/// resolver that blocks until released stands in for the slow DNS server, deterministically:
+/// with twelve lookups stuck, no more than `max_lookup_threads()` of them are running, and
+/// `spawn_blocking` work still runs.
+#[test]
+fn slow_name_lookups_never_stall_spawn_blocking() {
+    use greenlet::net::ToSocketAddrs;
+    use std::sync::{Condvar, Mutex};
+    static STUCK: AtomicUsize = AtomicUsize::new(0);
+    static RELEASE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+    setup();
+    greenlet::net::set_resolver(|host, port| {
+        if !host.ends_with(".slow.test") {
+            return greenlet::net::system_resolver(host, port);
+        }
+        STUCK.fetch_add(1, Ordering::SeqCst);
+        let (released, wake) = &RELEASE;
+        let mut r = released.lock().unwrap();
+        while !*r {
+            r = wake.wait(r).unwrap();
+        }
+        Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+    });
+    let bound = threadpool::max_lookup_threads();
+    let result = on_fresh_thread(move || {
+        let lookups: Vec<_> = (0..12)
+            .map(|i| {
+                greenlet::spawn(move || {
+                    (format!("host{i}.slow.test").as_str(), 80)
+                        .to_socket_addrs()
+                        .map(Iterator::count)
+                })
+            })
+            .collect();
+        while STUCK.load(Ordering::SeqCst) < bound {
+            greenlet::sleep(Duration::from_millis(1));
+        }
+        // Every lookup thread is stuck: blocking work runs all the same (the bound only turns
+        // a stall into a failure).
+        let work = greenlet::with_timeout(util::NOT_HANGING / 4, || {
+            threadpool::spawn_blocking(|| 6 * 7)
+        });
+        let stuck_meanwhile = STUCK.load(Ordering::SeqCst);
+        let (released, wake) = &RELEASE;
+        *released.lock().unwrap() = true;
+        wake.notify_all();
+        let resolved: Vec<usize> = lookups.iter().map(|h| h.get().unwrap().unwrap()).collect();
+        (work.map(Result::unwrap), stuck_meanwhile, resolved)
+    });
+    greenlet::net::reset_resolver();
+    let (work, stuck_meanwhile, resolved) = result;
+    assert_eq!(
+        work,
+        Ok(42),
+        "spawn_blocking waited behind the stuck lookups"
+    );
+    assert_eq!(
+        stuck_meanwhile, bound,
+        "lookups beyond the bound ran at once"
+    );
+    assert_eq!(resolved, [1; 12]);
+}

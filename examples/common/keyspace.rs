@@ -13,18 +13,24 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
+use std::io::{self, Write};
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use greenlet::net::TcpStream;
 use greenlet::sync::Event;
 
-/// String keys to string values, with deadlines for the keys that expire.
+/// Replies are written out once this many bytes are waiting.
+pub const FLUSH_AT: usize = 64 << 10;
+
+/// String keys to string values, with deadlines for the keys that expire. A value is shared
+/// (`Arc`), so that a GET of a large value can write it after the keyspace is let go; SET
+/// changes it in place unless such a write still holds it.
 #[derive(Default)]
 pub struct Store {
-    values: HashMap<Vec<u8>, Vec<u8>>,
+    values: HashMap<Vec<u8>, Arc<Vec<u8>>>,
     deadlines: HashMap<Vec<u8>, Instant>,
     /// The deadlines in time order, for the expiring greenlets.
     schedule: BTreeSet<(Instant, Vec<u8>)>,
@@ -86,7 +92,7 @@ impl Keyspace for SharedDb {
 
 impl Store {
     /// The value of `key` if it has one and has not expired.
-    fn get(&mut self, key: &[u8], now: Instant) -> Option<&Vec<u8>> {
+    fn get(&mut self, key: &[u8], now: Instant) -> Option<&Arc<Vec<u8>>> {
         self.expire_if_due(key, now);
         self.values.get(key)
     }
@@ -118,11 +124,13 @@ impl Store {
         self.persist(key);
         match self.values.get_mut(key) {
             Some(v) => {
+                // In place, unless a GET is still writing the old value.
+                let v = Arc::make_mut(v);
                 v.clear();
                 v.extend_from_slice(value);
             }
             None => {
-                self.values.insert(key.to_vec(), value.to_vec());
+                self.values.insert(key.to_vec(), Arc::new(value.to_vec()));
             }
         }
     }
@@ -224,6 +232,71 @@ fn wrong_arity(out: &mut Vec<u8>, cmd: &str) {
     );
 }
 
+/// The replies on their way to one client: gathered into one buffer, so that pipelined
+/// commands are answered with few writes, and written out once [`FLUSH_AT`] bytes wait, so that
+/// memory per connection stays bounded whatever the client asks.
+pub struct Replies<'a> {
+    conn: &'a TcpStream,
+    /// Replies not written yet.
+    pub buf: Vec<u8>,
+}
+
+impl<'a> Replies<'a> {
+    /// No replies yet, for `conn`, with room for `capacity` bytes.
+    pub fn new(conn: &'a TcpStream, capacity: usize) -> Replies<'a> {
+        Replies {
+            conn,
+            buf: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Writes the waiting replies once there are [`FLUSH_AT`] bytes of them.
+    pub fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every waiting reply (waiting, green, while the client does not read).
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let mut conn = self.conn;
+            conn.write_all(&self.buf)?;
+            self.buf.clear();
+            if self.buf.capacity() > 4 * FLUSH_AT {
+                self.buf.shrink_to(FLUSH_AT);
+            }
+        }
+        Ok(())
+    }
+
+    /// A bulk string reply; a large one is written straight from `v`, not copied.
+    fn bulk(&mut self, v: &[u8]) -> io::Result<()> {
+        if v.len() < FLUSH_AT {
+            bulk(&mut self.buf, v);
+            return self.flush_if_full();
+        }
+        let _ = write!(self.buf, "${}\r\n", v.len());
+        self.flush()?;
+        let mut conn = self.conn;
+        conn.write_all(v)?;
+        self.buf.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// A value read from the keyspace, or nil.
+    fn value(&mut self, v: Option<&[u8]>) -> io::Result<()> {
+        match v {
+            Some(v) => self.bulk(v),
+            None => {
+                self.buf.extend_from_slice(b"$-1\r\n");
+                self.flush_if_full()
+            }
+        }
+    }
+}
+
 const NOT_AN_INTEGER: &[u8] = b"-ERR value is not an integer or out of range\r\n";
 
 /// A decimal `i64` as redis-server reads one (no `+`, no spaces).
@@ -234,17 +307,44 @@ fn parse_i64(v: &[u8]) -> Option<i64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-/// Runs one command (`args` are ranges of `req`), appending its reply to `out`. Returns
-/// whether the connection is to be closed (QUIT).
-pub fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut Vec<u8>) -> bool {
+/// Runs one command (`args` are ranges of `req`), adding its reply to `replies` (which may
+/// write replies out, and then waits for the client). Returns whether the connection is to be
+/// closed (QUIT).
+pub fn execute(
+    req: &[u8],
+    args: &[Range<usize>],
+    db: &impl Keyspace,
+    replies: &mut Replies<'_>,
+) -> io::Result<bool> {
     let Some(first) = args.first() else {
-        return false; // an empty line or `*0`: nothing to answer
+        return Ok(false); // an empty line or `*0`: nothing to answer
     };
     let arg = |i: usize| &req[args[i].clone()];
     let cmd = &req[first.clone()];
     let is = |name: &str| cmd.eq_ignore_ascii_case(name.as_bytes());
     let n = args.len();
     let now = Instant::now();
+    // The replies that carry values are written after the keyspace is let go: a large value
+    // from a shared snapshot, without a borrow or a lock across the write.
+    if is("get") && n == 2 {
+        let v = db.with(|ks| ks.get(arg(1), now).cloned());
+        replies.value(v.as_deref().map(Vec::as_slice))?;
+        return Ok(false);
+    }
+    if is("mget") && n >= 2 {
+        let values: Vec<Option<Arc<Vec<u8>>>> =
+            db.with(|ks| (1..n).map(|i| ks.get(arg(i), now).cloned()).collect());
+        let _ = write!(replies.buf, "*{}\r\n", n - 1);
+        for v in &values {
+            replies.value(v.as_deref().map(Vec::as_slice))?;
+        }
+        return Ok(false);
+    }
+    if is("echo") && n == 2 {
+        replies.bulk(arg(1))?;
+        return Ok(false);
+    }
+    let out = &mut replies.buf;
     if is("ping") {
         match n {
             1 => out.extend_from_slice(b"+PONG\r\n"),
@@ -252,30 +352,11 @@ pub fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut 
             _ => wrong_arity(out, "ping"),
         }
     } else if is("get") {
-        if n != 2 {
-            wrong_arity(out, "get");
-        } else {
-            db.with(|ks| match ks.get(arg(1), now) {
-                Some(v) => bulk(out, v),
-                None => out.extend_from_slice(b"$-1\r\n"),
-            });
-        }
+        wrong_arity(out, "get");
     } else if is("set") {
         set(db, req, args, now, out);
     } else if is("mget") {
-        if n < 2 {
-            wrong_arity(out, "mget");
-        } else {
-            let _ = write!(out, "*{}\r\n", n - 1);
-            db.with(|ks| {
-                for i in 1..n {
-                    match ks.get(arg(i), now) {
-                        Some(v) => bulk(out, v),
-                        None => out.extend_from_slice(b"$-1\r\n"),
-                    }
-                }
-            });
-        }
+        wrong_arity(out, "mget");
     } else if is("mset") {
         if n < 3 || n.is_multiple_of(2) {
             wrong_arity(out, "mset");
@@ -288,11 +369,7 @@ pub fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut 
             out.extend_from_slice(b"+OK\r\n");
         }
     } else if is("echo") {
-        if n != 2 {
-            wrong_arity(out, "echo")
-        } else {
-            bulk(out, arg(1))
-        }
+        wrong_arity(out, "echo")
     } else if is("del") || is("exists") {
         let del = is("del");
         if n < 2 {
@@ -408,7 +485,7 @@ pub fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut 
         }
     } else if is("quit") {
         out.extend_from_slice(b"+OK\r\n");
-        return true;
+        return Ok(true);
     } else if is("config") && n == 3 && arg(1).eq_ignore_ascii_case(b"get") {
         // redis-benchmark asks for `save` and `appendonly` before it starts: nothing is
         // saved here.
@@ -430,7 +507,7 @@ pub fn execute(req: &[u8], args: &[Range<usize>], db: &impl Keyspace, out: &mut 
     } else {
         unknown(out, req, args);
     }
-    false
+    replies.flush_if_full().map(|()| false)
 }
 
 /// `SET key value [EX seconds | PX milliseconds]`.
@@ -505,7 +582,7 @@ fn incr_by(ks: &mut Store, key: &[u8], by: i64, now: Instant, out: &mut Vec<u8>)
         return out.extend_from_slice(b"-ERR increment or decrement would overflow\r\n");
     };
     // Keeps the key's deadline, as redis-server does.
-    let v = ks.values.entry(key.to_vec()).or_default();
+    let v = Arc::make_mut(ks.values.entry(key.to_vec()).or_default());
     v.clear();
     let _ = write!(v, "{new}");
     int(out, new);

@@ -200,16 +200,21 @@ impl IoRegistration {
         let woken = Cell::new(false);
         // Also runs when a kill unwinds out of the park.
         let _unpark = OnDrop(|| {
-            let _ = super::try_with_hub(|hub| {
+            let stale = super::try_with_hub(|hub| {
                 hub.io.parked.set(hub.io.parked.get() - 1);
+                let mut stale = Vec::new();
                 if !woken.get() {
                     let entries = hub.io.entries.borrow();
                     if let Some(Some(entry)) = entries.get(self.token) {
-                        entry.readers.prune();
-                        entry.writers.prune();
+                        stale = entry.readers.take_stale();
+                        stale.append(&mut entry.writers.take_stale());
                     }
                 }
+                stale
             });
+            // Dropped without borrowing the reactor: a stale waiter may hold the last handle
+            // of a greenlet whose destruction closes sockets.
+            drop(stale);
         });
         // Formatted only if the wait ends in `LoopExit`: no allocation per park.
         let r = park(
@@ -251,7 +256,7 @@ pub(crate) fn wait_any(
     }
     super::check_can_block();
     let w = waiter();
-    let for_each_list = |f: &dyn Fn(&WaitList)| {
+    let for_each_list = |f: &mut dyn FnMut(&WaitList)| {
         // `try_`: the cleanup below may run while the thread's hub is being torn down.
         let _ = super::try_with_hub(|hub| {
             let entries = hub.io.entries.borrow();
@@ -265,13 +270,16 @@ pub(crate) fn wait_any(
             }
         });
     };
-    for_each_list(&|list| list.push(w.clone()));
+    for_each_list(&mut |list| list.push(w.clone()));
     with_hub(|hub| hub.io.parked.set(hub.io.parked.get() + 1));
     // Also runs when a kill unwinds out of the park.
     let _unpark = OnDrop(|| {
         let _ = super::try_with_hub(|hub| hub.io.parked.set(hub.io.parked.get() - 1));
-        // Our waiter is stale on every list that did not fire: drop it there.
-        for_each_list(&WaitList::prune);
+        // Our waiter is stale on every list that did not fire: drop it there (outside the
+        // reactor's borrow, see `IoRegistration::wait`).
+        let mut stale = Vec::new();
+        for_each_list(&mut |list| stale.append(&mut list.take_stale()));
+        drop(stale);
     });
     let r = park(
         &w,

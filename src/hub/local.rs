@@ -19,12 +19,15 @@ impl Locals {
     /// Drops every value: called as the greenlet finishes, so that its locals go with it even
     /// while handles on it remain (gevent's `test_locals_collected_when_greenlet_dead_but_still_referenced`).
     /// A destructor may touch locals again; what it creates is dropped in the next round.
-    pub(crate) fn clear(&self) {
+    /// Returns whether there was anything to drop.
+    pub(crate) fn clear(&self) -> bool {
+        let mut dropped = false;
         for _ in 0..8 {
             let values = std::mem::take(&mut *self.values.borrow_mut());
             if values.is_empty() {
-                return;
+                break;
             }
+            dropped = true;
             for (_, value) in values {
                 match panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
                     Ok(()) => {}
@@ -37,6 +40,12 @@ impl Locals {
                 }
             }
         }
+        dropped
+    }
+
+    /// Whether the greenlet has no local values.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.borrow().is_empty()
     }
 }
 

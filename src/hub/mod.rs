@@ -184,43 +184,23 @@ impl fmt::Display for LoopExit {
 impl std::error::Error for LoopExit {}
 
 thread_local! {
-    /// Owns this thread's hub; created on first use, destroyed at thread exit.
-    static HUB_OWNER: HubOwner = HubOwner::new();
-    /// Points at the hub in [`HUB_OWNER`] while it exists: a const-initialised thread-local is a
-    /// plain load, which matters on the park/wake path.
+    /// This thread's hub, created on first use and freed by the runtime's teardown at thread
+    /// exit (see `crate::thread_state`). A const-initialised thread-local without a destructor: a
+    /// plain load on the park/wake path, and readable during thread exit.
     static HUB_PTR: Cell<*const Hub> = const { Cell::new(std::ptr::null()) };
 }
 
-/// The owner of a thread's hub; clears [`HUB_PTR`] before the hub goes away.
-struct HubOwner(Box<Hub>);
-
-impl HubOwner {
-    fn new() -> HubOwner {
-        let hub = Box::new(Hub::new());
-        HUB_PTR.set(&*hub);
-        HubOwner(hub)
-    }
-}
-
-impl Drop for HubOwner {
-    fn drop(&mut self) {
-        HUB_PTR.set(std::ptr::null());
-    }
-}
-
-/// Runs `f` with this thread's hub, creating it on first use.
-///
-/// # Panics
-/// Panics if called during thread exit after the hub was destroyed.
+/// Runs `f` with this thread's hub, creating it on first use (also for code that runs after
+/// the thread's teardown: that hub is freed again, see `crate::thread_state`).
 #[inline]
 pub(crate) fn with_hub<R>(f: impl FnOnce(&Hub) -> R) -> R {
     let mut p = HUB_PTR.get();
     if p.is_null() {
-        p = HUB_OWNER.with(|owner| &*owner.0 as *const Hub);
+        p = create_hub();
     }
-    // SAFETY: HUB_PTR is non-null only while the boxed hub of HUB_OWNER is alive (set when it is
-    // created, cleared in HubOwner::drop); the box never moves. The hub is thread-local and is
-    // only used through shared references.
+    // SAFETY: HUB_PTR is non-null only while the boxed hub it points to is alive (set when it is
+    // created, cleared in `free` before the box is dropped); the box never moves. The hub is
+    // thread-local and is only used through shared references.
     f(unsafe { &*p })
 }
 
@@ -248,21 +228,64 @@ pub(crate) fn note_blocking_call(call: Option<(&'static str, i32)>) {
     let _ = try_with_hub(|hub| hub.monitor.note_call(call));
 }
 
-/// Whether this thread's hub exists or can still be created (false during thread exit, once
-/// it is gone).
+/// Whether a hooked call may use the hub: always, as [`with_hub`] never fails (during thread
+/// exit it gives a hub in which the parks of the greenlets being destroyed are refused, as a
+/// kill's are; see `crate::thread_state`).
 #[cfg(feature = "monkey")]
 pub(crate) fn is_available() -> bool {
-    try_with_hub(|_| ()).is_some()
+    true
 }
 
-/// [`with_hub`] that does nothing during thread exit, once the hub is gone.
+#[cold]
+fn create_hub() -> *const Hub {
+    // The runtime tears the hub down at thread exit: make sure it exists.
+    switch::current_ptr();
+    let p = Box::into_raw(Box::new(Hub::new()));
+    HUB_PTR.set(p);
+    p
+}
+
+/// [`with_hub`] if the hub exists: does nothing during thread exit, once the hub is gone.
 pub(crate) fn try_with_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
     let p = HUB_PTR.get();
-    if p.is_null() {
-        return HUB_OWNER.try_with(|owner| f(&owner.0)).ok();
-    }
     // SAFETY: as in `with_hub`.
-    Some(f(unsafe { &*p }))
+    (!p.is_null()).then(|| f(unsafe { &*p }))
+}
+
+/// Thread exit: empties the hub's queues (ready greenlets, timers, greenlets waiting to be
+/// destroyed, remote wake-ups), dropping their entries quietly outside any borrow. Returns
+/// whether there was anything.
+pub(crate) fn drain() -> bool {
+    let Some((ready, timers, doomed, remote)) = try_with_hub(|hub| {
+        (
+            std::mem::take(&mut *hub.ready.borrow_mut()),
+            std::mem::take(&mut *hub.timers.borrow_mut()),
+            std::mem::take(&mut *hub.doomed.borrow_mut()),
+            hub.remote.take_waiting(),
+        )
+    }) else {
+        return false;
+    };
+    let busy = !ready.is_empty() || !timers.is_empty() || !doomed.is_empty() || !remote.is_empty();
+    for g in &doomed {
+        switch::destroy(g);
+    }
+    crate::thread_state::drop_quietly(
+        (ready, timers, doomed, remote),
+        "emptying the hub at thread exit",
+    );
+    busy
+}
+
+/// Thread exit: frees the hub. What its drop runs finds no hub (`try_with_hub` is `None`).
+pub(crate) fn free() {
+    let p = HUB_PTR.replace(std::ptr::null());
+    if !p.is_null() {
+        // SAFETY: `p` came from `Box::into_raw` in `create_hub` and is freed once: the pointer
+        // was cleared above.
+        let hub = unsafe { Box::from_raw(p.cast_mut()) };
+        crate::thread_state::drop_quietly(hub, "freeing the hub at thread exit");
+    }
 }
 
 /// How many greenlets to resume between two non-blocking I/O polls when greenlets keep each
@@ -347,6 +370,8 @@ impl Hub {
             let g = self.doomed.borrow_mut().pop();
             let Some(g) = g else { break };
             switch::destroy(&g);
+            // Dead now: dropping the handle runs only what is left of it, quietly (in the hub).
+            drop(g);
         }
     }
 
@@ -357,6 +382,8 @@ impl Hub {
         self.remote.drain();
         if self.remote.stop_requested() {
             // Main gets the stop now; a wake-up already queued for it would be spurious later.
+            // (Main's handle is never its last, and what main is scheduled with is no user
+            // value: nothing runs while the queue is borrowed.)
             self.ready.borrow_mut().retain(|(g, _)| !g.is_main());
             return Err(SwitchError::LoopExit { stopped: true });
         }
@@ -436,11 +463,29 @@ impl Hub {
     }
 }
 
-/// Called by the dispatch loop when control reaches the hub: `msg` is what the greenlet that
-/// handed control over left (a finished greenlet's outcome, or nothing); it is dropped.
+/// Called by the dispatch loop when control reaches the hub (the hub is current): `msg` is
+/// what the greenlet that handed control over left (nothing, or the outcome of a greenlet
+/// whose parent is the hub).
+#[inline]
 pub(crate) fn next(msg: Msg) -> (Greenlet, Msg) {
-    drop(msg);
+    if !matches!(msg, Msg::Wake) {
+        delivered_to_hub(msg);
+    }
     with_hub(Hub::next)
+}
+
+/// The outcome of a greenlet whose parent is the hub (as in gevent: spawned greenlets, and any
+/// greenlet given the hub as parent): nobody receives it. A value is dropped, a failure is
+/// logged (gevent's hub prints it); a panic of a destructor is logged too, never propagated:
+/// the hub must keep running.
+#[cold]
+fn delivered_to_hub(msg: Msg) {
+    if let Msg::Failure(e) = &msg
+        && e.is_failure()
+    {
+        log::error!("greenlet: a greenlet whose parent is the hub failed: {e}");
+    }
+    crate::thread_state::drop_quietly(msg, "dropping a value left for the hub");
 }
 
 /// Keeps `g` (whose last other handle just went, while the hub was running) until the hub can
@@ -571,7 +616,9 @@ pub(crate) fn park_with(
 }
 
 fn cancel_timer(key: &TimerKey) {
-    with_hub(|hub| hub.timers.borrow_mut().remove(key));
+    // The waiter is dropped after the borrow ends: it may hold the last handle of a greenlet.
+    let removed = try_with_hub(|hub| hub.timers.borrow_mut().remove(key));
+    drop(removed);
 }
 
 /// Schedules `greenlet` to be resumed with `msg` in this or the next loop turn.

@@ -186,9 +186,10 @@ impl RemoteState {
             std::mem::take(&mut inbox.jobs)
         };
         {
-            let mut waiting = self.waiting.borrow_mut();
             for id in ids.drain(..) {
-                if let Some(w) = waiting.remove(&id) {
+                // Not borrowed while waking (or dropping) the waiter.
+                let w = self.waiting.borrow_mut().remove(&id);
+                if let Some(w) = w {
                     w.wake();
                 }
             }
@@ -213,6 +214,11 @@ impl RemoteState {
         if let Some(s) = self.shared.get() {
             s.sleeping.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// Thread exit: takes every registered waiter out.
+    pub(crate) fn take_waiting(&self) -> HashMap<u64, Waiter> {
+        std::mem::take(&mut *self.waiting.borrow_mut())
     }
 
     pub(crate) fn stop_requested(&self) -> bool {
@@ -378,7 +384,9 @@ impl RemoteWait {
         struct Unregister(u64);
         impl Drop for Unregister {
             fn drop(&mut self) {
-                super::try_with_hub(|hub| hub.remote.waiting.borrow_mut().remove(&self.0));
+                let removed =
+                    super::try_with_hub(|hub| hub.remote.waiting.borrow_mut().remove(&self.0));
+                drop(removed);
             }
         }
         let _unregister = Unregister(self.id);

@@ -4,6 +4,7 @@
 use std::cell::{Cell, Ref, RefCell};
 use std::fmt;
 use std::io;
+use std::ops::Not;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -214,7 +215,9 @@ impl SpawnBuilder {
     /// When no stack can be had (the message names the system limit).
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let handle = self.create(f)?;
-        schedule(handle.greenlet.clone(), Msg::Wake);
+        if !handle.is_ready() {
+            schedule(handle.greenlet.clone(), Msg::Wake);
+        }
         Ok(handle)
     }
 
@@ -228,6 +231,9 @@ impl SpawnBuilder {
         f: impl FnOnce() -> T + 'static,
     ) -> io::Result<JoinHandle<T>> {
         let handle = self.create(f)?;
+        if handle.is_ready() {
+            return Ok(handle);
+        }
         let g = handle.greenlet.clone();
         let token = with_hub(super::Hub::new_token);
         g.inner().hub.park_token.set(token);
@@ -271,6 +277,23 @@ impl SpawnBuilder {
             running_links: Cell::new(false),
             observed: Cell::new(false),
         });
+        if crate::thread_state::is_exiting() {
+            // The thread is exiting: nothing can run any more, so the greenlet is born killed
+            // (no stack is taken, and `f` is dropped now).
+            drop(f);
+            let greenlet = Greenlet::finished(
+                shared
+                    .name
+                    .is_empty()
+                    .not()
+                    .then(|| shared.name.clone().into_boxed_str()),
+            );
+            shared.id.set(greenlet.id());
+            shared.killed_before_start.set(true);
+            *shared.result.borrow_mut() = Some(Err(JoinError::Killed));
+            shared.done.set(true);
+            return Ok(JoinHandle { greenlet, shared });
+        }
         let body_shared = shared.clone();
         let greenlet = self.builder.build(move |()| run_spawned(body_shared, f))?;
         greenlet

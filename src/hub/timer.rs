@@ -43,11 +43,12 @@ impl Timers {
         key
     }
 
-    /// Cancels a timer; a no-op if it already fired.
-    pub(crate) fn remove(&mut self, key: &TimerKey) {
-        if let Some((_, weak)) = self.entries.remove(key) {
-            self.weak -= usize::from(weak);
-        }
+    /// Cancels a timer (a no-op if it already fired); returns its waiter, for the caller to
+    /// drop once it no longer borrows the timers.
+    pub(crate) fn remove(&mut self, key: &TimerKey) -> Option<Waiter> {
+        let (waiter, weak) = self.entries.remove(key)?;
+        self.weak -= usize::from(weak);
+        Some(waiter)
     }
 
     /// The earliest deadline.

@@ -63,7 +63,23 @@ impl WaitList {
 
     /// Drops entries whose greenlets have moved on (timed out, killed).
     pub(crate) fn prune(&self) {
-        self.queue.borrow_mut().retain(Waiter::is_waiting);
+        drop(self.take_stale());
+    }
+
+    /// Takes out the entries whose greenlets have moved on, for the caller to drop once it
+    /// holds no borrow: a stale waiter may hold the last handle of a greenlet, whose destruction
+    /// may use this list.
+    #[must_use]
+    pub(crate) fn take_stale(&self) -> Vec<Waiter> {
+        let mut stale = Vec::new();
+        self.queue.borrow_mut().retain(|w| {
+            let keep = w.is_waiting();
+            if !keep {
+                stale.push(w.clone());
+            }
+            keep
+        });
+        stale
     }
 }
 

@@ -42,9 +42,13 @@ enum UnparkerKind {
 ///
 /// A greenlet parks on its hub; so does a thread's main code once the thread has a hub (its
 /// other greenlets keep running while it waits). A thread without a hub, and any code running
-/// while a panic unwinds (no switch is allowed then), blocks the OS thread instead.
+/// while a panic unwinds or the thread exits (no switch is allowed then), blocks the OS thread
+/// instead.
 pub(crate) fn parker() -> (Parker, Unparker) {
+    // While the thread exits nothing switches any more (see `crate::thread_state`): a
+    // destructor run then that waits for another thread blocks the thread, as std's would.
     let plain = thread::panicking()
+        || crate::thread_state::is_exiting()
         || (!super::exists() && crate::switch::outside_greenlets())
         || crate::switch::in_hub();
     if !plain {

@@ -1,6 +1,7 @@
-//! The name hooks: `getaddrinfo` and `getnameinfo` run libc's resolver on the thread pool and
-//! park the calling greenlet until it answers. The pool's own threads have no greenlets, so
-//! their calls go straight to libc's functions (found with `dlsym(RTLD_NEXT)`).
+//! The name hooks: `getaddrinfo` and `getnameinfo` run libc's resolver on the lookup threads
+//! (a pool of their own, apart from `spawn_blocking`'s, so slow DNS delays no other blocking
+//! work) and park the calling greenlet until it answers. The pool's own threads have no
+//! greenlets, so their calls go straight to libc's functions (found with `dlsym(RTLD_NEXT)`).
 //!
 //! A lookup that the caller stops waiting for (a `Timeout`, a kill) goes on on its thread; its
 //! result is freed there. The call then fails with `EAI_SYSTEM` and `errno` `ETIMEDOUT` or
@@ -14,7 +15,7 @@ use libc::{addrinfo, c_int, c_void, sockaddr, socklen_t};
 use super::cooperating;
 use super::sys::{self, set_errno};
 use super::wait::guarded;
-use crate::threadpool::{BlockingError, spawn_blocking};
+use crate::threadpool::{BlockingError, lookup_blocking};
 
 type GetAddrInfo = unsafe extern "C" fn(
     *const c_char,
@@ -87,7 +88,7 @@ fn owned(s: *const c_char) -> Option<CString> {
     (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) }.to_owned())
 }
 
-/// libc's `getaddrinfo`, resolved on the thread pool for a cooperating greenlet.
+/// libc's `getaddrinfo`, resolved on the lookup threads for a cooperating greenlet.
 ///
 /// # Safety
 /// libc's contract for `getaddrinfo`.
@@ -113,7 +114,7 @@ pub unsafe extern "C" fn getaddrinfo(
         (h.ai_flags, h.ai_family, h.ai_socktype, h.ai_protocol)
     });
     guarded(libc::EAI_SYSTEM, || {
-        let lookup = spawn_blocking(move || {
+        let lookup = lookup_blocking(move || {
             // SAFETY: all-zero is a valid addrinfo (null pointers).
             let mut h: addrinfo = unsafe { std::mem::zeroed() };
             if let Some((flags, family, socktype, protocol)) = hints {
@@ -150,7 +151,7 @@ pub unsafe extern "C" fn getaddrinfo(
     })
 }
 
-/// libc's `getnameinfo`, resolved on the thread pool for a cooperating greenlet.
+/// libc's `getnameinfo`, resolved on the lookup threads for a cooperating greenlet.
 ///
 /// # Safety
 /// libc's contract for `getnameinfo`.
@@ -176,7 +177,7 @@ pub unsafe extern "C" fn getnameinfo(
     let sa = unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), len as usize) }.to_vec();
     let (want_host, want_serv) = (!host.is_null(), !serv.is_null());
     guarded(libc::EAI_SYSTEM, || {
-        let lookup = spawn_blocking(move || {
+        let lookup = lookup_blocking(move || {
             let mut h = vec![0 as c_char; if want_host { hostlen as usize } else { 0 }];
             let mut s = vec![0 as c_char; if want_serv { servlen as usize } else { 0 }];
             let hp = if want_host {

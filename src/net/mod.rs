@@ -48,8 +48,10 @@
 //!   `use greenlet::net::unix::{…}`).
 //! - Addresses are anything that implements this module's [`ToSocketAddrs`], which has std's
 //!   impls (`SocketAddr`, `(ip, port)`, `"host:port"`, `("host", port)`, slices, …). Host
-//!   names resolve on the thread pool ([`spawn_blocking`](crate::threadpool::spawn_blocking))
-//!   so a slow DNS server never blocks the hub; IP literals are parsed without a thread hop.
+//!   names resolve on lookup threads of their own
+//!   ([`max_lookup_threads`](crate::threadpool::max_lookup_threads)), so a slow DNS server
+//!   blocks neither the hub nor [`spawn_blocking`](crate::threadpool::spawn_blocking)'s work;
+//!   IP literals are parsed without a thread hop. [`set_resolver`] replaces the resolver.
 //!
 //! # What differs
 //!
@@ -86,6 +88,7 @@
 //! an operation that returns `WouldBlock` parks its greenlet on the descriptor's wait list for
 //! that direction and retries when woken (see `IoRegistration` in the hub).
 
+mod lookup;
 mod tcp;
 mod udp;
 pub mod unix;
@@ -101,6 +104,7 @@ use std::time::{Duration, Instant};
 use crate::hub::waitlist::{BlockError, deadline_after};
 use crate::hub::{Direction, IoRegistration};
 
+pub use self::lookup::{reset_resolver, set_resolver, system_resolver};
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
 pub use self::unix::{UnixDatagram, UnixListener, UnixStream};
@@ -351,8 +355,8 @@ pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
 ///
 /// It has std's implementations: socket addresses, `(IpAddr | Ipv4Addr | Ipv6Addr, u16)`,
 /// `"host:port"` and `("host", port)` as `&str` or `String`, slices of addresses and
-/// references. A string holding an IP literal is parsed in place; anything else is resolved
-/// with std's resolver inside [`spawn_blocking`](crate::threadpool::spawn_blocking), parking
+/// references. A string holding an IP literal is parsed in place; a host name is resolved on
+/// a lookup thread (with [`system_resolver`] unless [`set_resolver`] says otherwise), parking
 /// only the calling greenlet.
 ///
 /// # Examples
@@ -360,7 +364,7 @@ pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
 /// use greenlet::net::ToSocketAddrs;
 /// let addrs: Vec<_> = "127.0.0.1:80".to_socket_addrs()?.collect();
 /// assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
-/// // Names resolve on the thread pool.
+/// // Names resolve on the lookup threads.
 /// assert!(("localhost", 80).to_socket_addrs()?.any(|a| a.ip().is_loopback()));
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -416,7 +420,7 @@ impl ToSocketAddrs for str {
         if let Ok(addr) = self.parse::<SocketAddr>() {
             return Ok(vec![addr].into_iter());
         }
-        resolve(self.to_owned())
+        lookup::resolve_host_port(self)
     }
 }
 
@@ -434,7 +438,7 @@ impl ToSocketAddrs for (&str, u16) {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)].into_iter());
         }
-        resolve((host.to_owned(), port))
+        lookup::resolve(host.to_owned(), port)
     }
 }
 
@@ -443,22 +447,6 @@ impl ToSocketAddrs for (String, u16) {
     fn to_socket_addrs(&self) -> io::Result<Self::Iter> {
         (self.0.as_str(), self.1).to_socket_addrs()
     }
-}
-
-/// Resolves a host name with std's resolver on the thread pool.
-fn resolve<A>(addr: A) -> io::Result<std::vec::IntoIter<SocketAddr>>
-where
-    A: std::net::ToSocketAddrs + Send + 'static,
-{
-    let found =
-        crate::threadpool::spawn_blocking(move || addr.to_socket_addrs().map(Vec::from_iter))
-            .map_err(|e| match e {
-                crate::threadpool::BlockingError::TimedOut => {
-                    io::Error::new(io::ErrorKind::TimedOut, e)
-                }
-                e => io::Error::other(e),
-            })??;
-    Ok(found.into_iter())
 }
 
 /// Inside a green socket type's `impl`: std's `set_write_timeout`, `read_timeout` and

@@ -43,6 +43,10 @@
 //!   once (gevent's `spawn=Pool(n)`): at the cap the server stops accepting and lets clients
 //!   wait in the kernel's listen backlog. [`with_pool`](StreamServer::with_pool) does the same
 //!   with a [`Pool`] that other servers or other work share.
+//! - [`idle_timeout(d)`](StreamServer::idle_timeout) gives every connection a read and write
+//!   timeout (gevent programs call `socket.settimeout`), so idle clients, and clients that
+//!   stopped reading, are let go; a handler bounds a whole request with a
+//!   [`Timeout`](crate::Timeout) (see `examples/http_hello.rs`).
 //! - [`stop(timeout)`](StreamServer::stop) closes the listener (new clients are refused), gives
 //!   the running handlers `timeout` to finish, then kills the rest: each unwinds from whatever
 //!   it was blocked on, dropping (closing) its socket.

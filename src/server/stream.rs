@@ -1,5 +1,6 @@
 //! [`StreamServer`]: a TCP accept loop that runs one greenlet per connection.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -19,6 +20,8 @@ type Handler = dyn Fn(TcpStream, SocketAddr);
 struct Inner {
     life: Lifecycle<TcpListener>,
     handler: Rc<Handler>,
+    /// The read and write timeout given to every connection (see `idle_timeout`).
+    idle_timeout: Cell<Option<Duration>>,
 }
 
 /// A TCP server that calls a handler in a new greenlet for every connection (gevent's
@@ -124,6 +127,7 @@ impl StreamServer {
             inner: Rc::new(Inner {
                 life: Lifecycle::new("StreamServer", addr, listener),
                 handler: Rc::new(handler),
+                idle_timeout: Cell::new(None),
             }),
         })
     }
@@ -140,6 +144,45 @@ impl StreamServer {
     #[doc(alias = "Pool")]
     pub fn spawn_limit(self, n: usize) -> StreamServer {
         self.inner.life.handlers.set_limit((n > 0).then_some(n));
+        self
+    }
+
+    /// Gives every connection a read and a write timeout of `timeout` before its handler runs
+    /// (what gevent programs do with `socket.settimeout`): a read that waits longer than that
+    /// for the client, or a write that waits longer for it to read, fails with
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock) as std's timeouts do, and the handler's error
+    /// path closes the connection. So an idle keep-alive connection, or a client that stopped
+    /// sending or reading, is let go instead of holding a greenlet and a descriptor forever.
+    /// `None` (the default) means no timeout. A handler may change its socket's timeouts.
+    ///
+    /// This bounds each wait, not a whole request: a client that sends a byte just often enough
+    /// is bounded by a deadline in the handler (a [`Timeout`](crate::Timeout) around reading
+    /// one request, as `examples/http_hello.rs` and `examples/redis_server.rs` do).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |mut conn: greenlet::net::TcpStream, _| {
+    ///     // An idle client: the read gives up after the server's timeout.
+    ///     let err = conn.read(&mut [0u8; 1]).unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// })
+    /// .unwrap()
+    /// .idle_timeout(Some(Duration::from_millis(20)));
+    /// server.start().unwrap();
+    /// let mut idle = greenlet::net::TcpStream::connect(server.local_addr()).unwrap();
+    /// // The handler gave up and closed the connection.
+    /// assert_eq!(idle.read(&mut [0u8; 1]).unwrap(), 0);
+    /// server.stop(Duration::from_secs(1));
+    /// ```
+    #[doc(alias = "settimeout")]
+    pub fn idle_timeout(self, timeout: Option<Duration>) -> StreamServer {
+        self.inner
+            .idle_timeout
+            .set(timeout.filter(|t| !t.is_zero()));
         self
     }
 
@@ -221,6 +264,13 @@ fn accept_loop(inner: &Rc<Inner>, listener: &TcpListener) {
         match listener.accept() {
             Ok((stream, peer)) => {
                 backoff.reset();
+                if let Some(t) = inner.idle_timeout.get()
+                    && let Err(e) = stream
+                        .set_read_timeout(Some(t))
+                        .and_then(|()| stream.set_write_timeout(Some(t)))
+                {
+                    log::warn!("StreamServer: cannot set the timeout of a connection: {e}");
+                }
                 let handler = inner.handler.clone();
                 if let Err(e) = life.handlers.spawn(peer, move || handler(stream, peer)) {
                     // Out of stacks: the connection was closed; wait before the next one.

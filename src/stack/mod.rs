@@ -36,6 +36,7 @@ use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{MIN_STACK_SIZE, Stack, StackPointer};
 
 pub(crate) use overflow::install_overflow_handler;
+pub(crate) use pool::touch as touch_pool;
 
 /// Default usable stack size of a greenlet, in bytes.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;

@@ -115,6 +115,12 @@ pub(super) fn acquire(usable: usize) -> io::Result<(Slot, usize)> {
         })
 }
 
+/// Makes this thread's pool exist, so that its thread-local destructor runs after those of
+/// thread-locals first used later (the runtime's teardown, which gives every stack back).
+pub(crate) fn touch() {
+    let _ = POOL.try_with(|_| ());
+}
+
 /// Gives a slot back to this thread's pool.
 ///
 /// # Safety

@@ -553,6 +553,13 @@ impl<T> AsyncResult<T> {
             wait: Rc::new(wait),
             senders: Arc::downgrade(&inner),
         });
+        drop(remote);
+        if pending {
+            // Greenlets already waiting wait on the local list, where no sender can reach them:
+            // only one waiter at a time watches the senders' wake-up (see `wait_until`). Wake
+            // them so that one of them becomes that watcher; the others wait again.
+            self.inner.waiters.wake_all();
+        }
         Ok(AsyncSender { inner })
     }
 }
