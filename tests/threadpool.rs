@@ -327,3 +327,16 @@ fn slow_name_lookups_never_stall_spawn_blocking() {
     );
     assert_eq!(resolved, [1; 12]);
 }
+
+/// Regression: a job that finished just as the hub looked for anything that could still wake
+/// it (its waker already gone, its wake-up still in the hub's inbox) made the waiting call fail
+/// with a false `LoopExit`. Many quick jobs give the race many chances.
+#[test]
+fn no_false_loop_exit_when_a_job_finishes_as_the_hub_runs_dry() {
+    setup();
+    on_fresh_thread(|| {
+        for i in 0..5_000u32 {
+            assert_eq!(threadpool::spawn_blocking(move || i).unwrap(), i);
+        }
+    });
+}

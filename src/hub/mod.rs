@@ -406,7 +406,13 @@ impl Hub {
             };
             // Weak timers (the timeout of `wait_all`) do not keep the hub alive.
             if !strong_timer && !self.io.has_waiters() && !self.remote.has_outstanding() {
-                return Err(SwitchError::LoopExit { stopped: false });
+                // A remote waker puts its wake-up in the inbox before it stops counting as
+                // outstanding: one that fired since the drain above is in there now.
+                self.remote.drain();
+                if self.ready.borrow().is_empty() {
+                    return Err(SwitchError::LoopExit { stopped: false });
+                }
+                return Ok(());
             }
             self.poll(timeout);
             self.fire_timers();
