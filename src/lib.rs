@@ -266,6 +266,7 @@
 
 pub mod debug;
 mod error;
+pub mod future;
 mod generator;
 mod greenlet;
 mod hub;
@@ -285,6 +286,7 @@ pub mod threadpool;
 mod value;
 
 pub use crate::error::{GreenletExit, Killed, Panic, SwitchError};
+pub use crate::future::{block_on, block_on_timeout};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
 pub use crate::hub::{

@@ -338,6 +338,12 @@ impl Ticker {
         self.ticks.get()
     }
 
+    /// The shared count itself, for greenlets that watch the ticks while the test holds the
+    /// `Ticker`.
+    pub fn counter(&self) -> Rc<Cell<u64>> {
+        self.ticks.clone()
+    }
+
     /// Parks the calling greenlet until the ticker has ticked `n` more times.
     pub fn wait_ticks(&self, n: u64) {
         let target = self.ticks() + n;
