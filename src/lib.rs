@@ -274,6 +274,7 @@ mod hub;
 pub mod monkey;
 pub mod net;
 pub mod pool;
+pub mod process;
 pub mod runtime;
 pub mod select;
 pub mod server;

@@ -361,6 +361,32 @@ impl Signals {
         }
     }
 
+    /// Forgets every delivery that has arrived, without waiting (the `SIGCHLD` watch of
+    /// [`process`](crate::process) only needs to know that something arrived since).
+    pub(crate) fn discard(&self) -> io::Result<()> {
+        while self.try_recv()?.is_some() {}
+        Ok(())
+    }
+
+    /// Parks the calling greenlet until a delivery arrives (or `deadline`), without taking it.
+    /// Every greenlet parked here is woken by each delivery; each then checks what it waits
+    /// for and, if it goes on waiting, [`discard`](Signals::discard)s first, so that the next
+    /// delivery is a new readiness edge.
+    ///
+    /// # Errors
+    /// The outer error if the pipe cannot be registered with the hub; the inner one for a wait
+    /// that ended without a delivery.
+    pub(crate) fn wait_arrival(
+        &self,
+        deadline: Option<Instant>,
+    ) -> io::Result<Result<(), BlockError>> {
+        if !self.unread.borrow().is_empty() {
+            return Ok(Ok(()));
+        }
+        let reg = self.io.registration(self.read.as_raw_fd())?;
+        Ok(reg.wait(Direction::Read, deadline))
+    }
+
     fn recv_until(&self, deadline: Option<Instant>) -> io::Result<Option<c_int>> {
         loop {
             if let Some(s) = self.try_recv()? {
