@@ -266,6 +266,7 @@
 
 pub mod debug;
 mod error;
+pub mod fs;
 pub mod future;
 mod generator;
 mod greenlet;
