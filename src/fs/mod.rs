@@ -91,6 +91,7 @@ where
             "the greenlet's Timeout expired (the file operation goes on on its thread)",
         ),
         BlockingError::Interrupted(e) => io::Error::other(e),
+        BlockingError::Killed => io::Error::other(crate::Killed),
         BlockingError::Spawn(e) => e,
         BlockingError::Panicked(p) => io::Error::other(p.to_string()),
     })?

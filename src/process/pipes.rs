@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::Stdio;
 
 use super::sys::set_nonblocking;
-use crate::hub::{Direction, IoRegistration, wait_any};
+use crate::hub::{Direction, IoRegistration, wait_any_io};
 use crate::net::{Io, blocked_error};
 
 /// Declares one of the three pipe types: the struct, its constructor from std's type, `Debug`,
@@ -236,6 +236,6 @@ pub(crate) fn read_both(
         if sources.is_empty() {
             return Ok((out_buf, err_buf));
         }
-        wait_any(&sources, None).map_err(|e| blocked_error(e, None))?;
+        wait_any_io(&sources, None).map_err(|e| blocked_error(e, None))?;
     }
 }
