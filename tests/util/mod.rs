@@ -4,6 +4,8 @@
 //! Every test file includes this with `mod util;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::error::Error;
