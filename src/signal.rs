@@ -325,6 +325,15 @@ impl Signals {
     ///
     /// # Errors
     /// As [`recv`](Signals::recv).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let signals = greenlet::signal::Signals::new(&[libc::SIGWINCH])?;
+    /// // Nothing is sent: the greenlet parks 10 ms, then gets `None`.
+    /// assert_eq!(signals.recv_timeout(Duration::from_millis(10))?, None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> io::Result<Option<c_int>> {
         self.recv_until(deadline_after(Some(timeout)))
     }
@@ -333,6 +342,16 @@ impl Signals {
     ///
     /// # Errors
     /// The pipe's read error (none is expected).
+    ///
+    /// # Examples
+    /// ```
+    /// use greenlet::signal::Signals;
+    /// let signals = Signals::new(&[libc::SIGUSR2])?;
+    /// assert_eq!(signals.try_recv()?, None);
+    /// unsafe { libc::raise(libc::SIGUSR2) };
+    /// assert_eq!(signals.try_recv()?, Some(libc::SIGUSR2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_recv(&self) -> io::Result<Option<c_int>> {
         if let Some(s) = self.unread.borrow_mut().pop_front() {
             return Ok(Some(s));

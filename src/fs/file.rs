@@ -137,6 +137,16 @@ impl File {
     ///
     /// # Errors
     /// As std's (`InvalidInput` for a file not open for writing).
+    ///
+    /// # Examples
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("greenlet-setlen-{}", std::process::id()));
+    /// let f = greenlet::fs::File::create(&path)?;
+    /// f.set_len(1000)?;
+    /// assert_eq!(f.metadata()?.len(), 1000);
+    /// greenlet::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_len(&self, size: u64) -> io::Result<()> {
         self.on_pool(move |f| f.set_len(size))
     }
@@ -153,6 +163,18 @@ impl File {
     ///
     /// # Errors
     /// As std's (out of descriptors).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Seek, SeekFrom};
+    /// let path = std::env::temp_dir().join(format!("greenlet-clone-{}", std::process::id()));
+    /// let mut f = greenlet::fs::File::create(&path)?;
+    /// let mut g = f.try_clone()?;
+    /// g.seek(SeekFrom::Start(3))?;
+    /// assert_eq!(f.stream_position()?, 3);
+    /// greenlet::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_clone(&self) -> io::Result<File> {
         self.on_pool(std::fs::File::try_clone).map(File::from)
     }
@@ -185,6 +207,16 @@ impl File {
     ///
     /// # Errors
     /// As std's.
+    ///
+    /// # Examples
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("greenlet-lock-{}", std::process::id()));
+    /// let f = greenlet::fs::File::create(&path)?;
+    /// f.lock()?; // parks this greenlet (not the thread) while another process holds it
+    /// f.unlock()?;
+    /// greenlet::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn lock(&self) -> io::Result<()> {
         self.on_pool(std::fs::File::lock)
     }
@@ -211,6 +243,16 @@ impl File {
     ///
     /// # Errors
     /// `self`, as above.
+    ///
+    /// # Examples
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("greenlet-intostd-{}", std::process::id()));
+    /// let f = greenlet::fs::File::create(&path)?;
+    /// let std_file: std::fs::File = f.try_into_std().expect("no call in flight");
+    /// assert_eq!(std_file.metadata()?.len(), 0);
+    /// greenlet::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_into_std(self) -> Result<std::fs::File, File> {
         Arc::try_unwrap(self.inner).map_err(|inner| File { inner })
     }
@@ -490,6 +532,18 @@ impl OpenOptions {
     /// As std's: `NotFound`, `AlreadyExists`, `PermissionDenied`, `IsADirectory` when writing
     /// to a directory, `InvalidInput` for contradictory options; kind `TimedOut` under a
     /// [`Timeout`](crate::Timeout) of the calling greenlet.
+    ///
+    /// # Examples
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("greenlet-opts-{}", std::process::id()));
+    /// let f = greenlet::fs::OpenOptions::new().write(true).create_new(true).mode(0o600)
+    ///     .open(&path)?;
+    /// drop(f);
+    /// let again = greenlet::fs::OpenOptions::new().write(true).create_new(true).open(&path);
+    /// assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    /// greenlet::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn open<P: AsRef<Path>>(&self, path: P) -> io::Result<File> {
         let options = self.0.clone();
         let path = path.as_ref().to_path_buf();

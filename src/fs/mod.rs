@@ -75,6 +75,11 @@ pub fn set_max_threads(n: usize) {
 }
 
 /// The most threads the file pool may run at once.
+///
+/// # Examples
+/// ```
+/// assert!(greenlet::fs::max_threads() >= 1);
+/// ```
 pub fn max_threads() -> usize {
     FILES.max_threads()
 }
@@ -98,19 +103,33 @@ where
 }
 
 /// Declares green forms of std's path functions: each runs std's function with owned
-/// arguments on the file pool. `$arg: $ty => $owned` converts a borrowed argument to what is
-/// moved to the pool thread.
+/// arguments on the file pool. `$arg: $ty => $conv` converts a borrowed argument to what is
+/// moved to the pool thread; `$example` is the body of the function's doctest, run in a
+/// fresh directory `dir` (removed afterwards) with a file `dir/a` holding `hello`.
 macro_rules! on_pool {
     ($(
         $(#[$doc:meta])*
         $name:ident<$($gen:ident: $bound:path),*>($($arg:ident: $ty:ty => $conv:expr),*) -> $ret:ty
             = $std:path;
+        example: $example:literal;
     )*) => {$(
         $(#[$doc])*
         ///
         /// # Errors
         /// As std's; kind `TimedOut` under a [`Timeout`](crate::Timeout) of the calling
         /// greenlet (the operation completes on its pool thread).
+        ///
+        /// # Examples
+        #[doc = concat!(
+            "```\nuse greenlet::fs;\n",
+            "# let dir = std::env::temp_dir().join(format!(\"greenlet-doc-",
+            stringify!($name), "-{}\", std::process::id()));\n",
+            "# std::fs::create_dir_all(&dir)?;\n",
+            "# std::fs::write(dir.join(\"a\"), \"hello\")?;\n",
+            $example,
+            "\n# std::fs::remove_dir_all(&dir)?;\n",
+            "# Ok::<(), std::io::Error>(())\n```"
+        )]
         pub fn $name<$($gen: $bound),*>($($arg: $ty),*) -> io::Result<$ret> {
             $(let $arg = $conv;)*
             run(move || $std($($arg),*))
@@ -125,43 +144,62 @@ fn owned(p: impl AsRef<Path>) -> PathBuf {
 on_pool! {
     /// Reads a whole file into a vector (std's `fs::read`).
     read<P: AsRef<Path>>(path: P => owned(path)) -> Vec<u8> = std::fs::read;
+    example: "assert_eq!(fs::read(dir.join(\"a\"))?, b\"hello\");";
     /// Reads a whole UTF-8 file into a string (std's `fs::read_to_string`).
     read_to_string<P: AsRef<Path>>(path: P => owned(path)) -> String = std::fs::read_to_string;
+    example: "assert_eq!(fs::read_to_string(dir.join(\"a\"))?, \"hello\");";
     /// Copies a file's contents and permissions; returns the bytes copied (std's `fs::copy`).
     copy<P: AsRef<Path>, Q: AsRef<Path>>(from: P => owned(from), to: Q => owned(to)) -> u64
         = std::fs::copy;
+    example: "assert_eq!(fs::copy(dir.join(\"a\"), dir.join(\"b\"))?, 5);";
     /// Metadata of a path, following symbolic links (std's `fs::metadata`).
     metadata<P: AsRef<Path>>(path: P => owned(path)) -> Metadata = std::fs::metadata;
+    example: "let m = fs::metadata(dir.join(\"a\"))?;\nassert!(m.is_file() && m.len() == 5);";
     /// Metadata of a path without following a final symbolic link (std's
     /// `fs::symlink_metadata`).
     symlink_metadata<P: AsRef<Path>>(path: P => owned(path)) -> Metadata
         = std::fs::symlink_metadata;
+    example: "fs::symlink(\"a\", dir.join(\"l\"))?;\n\
+              assert!(fs::symlink_metadata(dir.join(\"l\"))?.file_type().is_symlink());";
     /// Removes a file (std's `fs::remove_file`).
     remove_file<P: AsRef<Path>>(path: P => owned(path)) -> () = std::fs::remove_file;
+    example: "fs::remove_file(dir.join(\"a\"))?;\nassert!(!fs::exists(dir.join(\"a\"))?);";
     /// Removes an empty directory (std's `fs::remove_dir`).
     remove_dir<P: AsRef<Path>>(path: P => owned(path)) -> () = std::fs::remove_dir;
+    example: "fs::create_dir(dir.join(\"d\"))?;\nfs::remove_dir(dir.join(\"d\"))?;";
     /// Removes a directory and everything in it (std's `fs::remove_dir_all`).
     remove_dir_all<P: AsRef<Path>>(path: P => owned(path)) -> () = std::fs::remove_dir_all;
+    example: "fs::create_dir_all(dir.join(\"d/e\"))?;\nfs::remove_dir_all(dir.join(\"d\"))?;";
     /// Creates a directory (std's `fs::create_dir`).
     create_dir<P: AsRef<Path>>(path: P => owned(path)) -> () = std::fs::create_dir;
+    example: "fs::create_dir(dir.join(\"d\"))?;\n\
+              assert_eq!(fs::create_dir(dir.join(\"d\")).unwrap_err().kind(), \
+              std::io::ErrorKind::AlreadyExists);";
     /// Creates a directory and its missing parents (std's `fs::create_dir_all`).
     create_dir_all<P: AsRef<Path>>(path: P => owned(path)) -> () = std::fs::create_dir_all;
+    example: "fs::create_dir_all(dir.join(\"d/e/f\"))?;\nassert!(fs::metadata(dir.join(\"d/e/f\"))?.is_dir());";
     /// Renames a file or directory, replacing `to` if it is a file (std's `fs::rename`).
     rename<P: AsRef<Path>, Q: AsRef<Path>>(from: P => owned(from), to: Q => owned(to)) -> ()
         = std::fs::rename;
+    example: "fs::rename(dir.join(\"a\"), dir.join(\"b\"))?;\nassert_eq!(fs::read(dir.join(\"b\"))?, b\"hello\");";
     /// Makes a hard link `link` to `original` (std's `fs::hard_link`).
     hard_link<P: AsRef<Path>, Q: AsRef<Path>>(original: P => owned(original), link: Q => owned(link))
         -> () = std::fs::hard_link;
+    example: "fs::hard_link(dir.join(\"a\"), dir.join(\"h\"))?;\nassert_eq!(fs::read(dir.join(\"h\"))?, b\"hello\");";
     /// Makes a symbolic link `link` to `original` (std's `os::unix::fs::symlink`).
     symlink<P: AsRef<Path>, Q: AsRef<Path>>(original: P => owned(original), link: Q => owned(link))
         -> () = std::os::unix::fs::symlink;
+    example: "fs::symlink(\"a\", dir.join(\"l\"))?;\nassert_eq!(fs::read(dir.join(\"l\"))?, b\"hello\");";
     /// The target of a symbolic link (std's `fs::read_link`).
     read_link<P: AsRef<Path>>(path: P => owned(path)) -> PathBuf = std::fs::read_link;
+    example: "fs::symlink(\"a\", dir.join(\"l\"))?;\nassert_eq!(fs::read_link(dir.join(\"l\"))?, std::path::Path::new(\"a\"));";
     /// The absolute path with every symbolic link resolved (std's `fs::canonicalize`).
     canonicalize<P: AsRef<Path>>(path: P => owned(path)) -> PathBuf = std::fs::canonicalize;
+    example: "assert!(fs::canonicalize(dir.join(\"a\"))?.is_absolute());";
     /// Whether a path exists; unlike `Path::exists`, errors other than "not found" are
     /// reported (std's `fs::exists`).
     exists<P: AsRef<Path>>(path: P => owned(path)) -> bool = std::fs::exists;
+    example: "assert!(fs::exists(dir.join(\"a\"))?);\nassert!(!fs::exists(dir.join(\"nothing\"))?);";
 }
 
 /// Changes the permissions of a file or directory (std's `fs::set_permissions`).

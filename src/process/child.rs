@@ -122,6 +122,15 @@ impl Child {
     ///
     /// # Errors
     /// As [`wait`](Child::wait).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let mut child = greenlet::process::Command::new("true").spawn()?;
+    /// let status = child.wait_timeout(Duration::from_secs(60))?.expect("exits at once");
+    /// assert!(status.success());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         drop(self.stdin.take());
         self.wait_until(deadline_after(Some(timeout)))
@@ -131,6 +140,16 @@ impl Child {
     ///
     /// # Errors
     /// `waitpid`'s errors.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut child = greenlet::process::Command::new("sleep").arg("10").spawn()?;
+    /// assert!(child.try_wait()?.is_none());
+    /// child.kill()?;
+    /// child.wait()?;
+    /// assert!(child.try_wait()?.is_some());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         self.inner.try_wait()
     }
@@ -170,6 +189,14 @@ impl Child {
 
     /// Gives back std's `Child`, its pipes (those still here) in blocking mode again, for
     /// code that waits without a hub.
+    ///
+    /// # Examples
+    /// ```
+    /// let child = greenlet::process::Command::new("true").spawn()?;
+    /// let mut std_child = child.into_std();
+    /// assert!(std_child.wait()?.success()); // std's blocking wait
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn into_std(self) -> std::process::Child {
         fn std_pipe<G: Into<OwnedFd>, S: From<OwnedFd>>(p: Option<G>) -> Option<S> {
             p.map(|p| S::from(p.into()))

@@ -92,6 +92,23 @@ pub struct Command {
 impl Command {
     /// A builder for running `program` (looked up in `PATH` when it has no slash), with
     /// std's defaults: no arguments, the parent's environment and working directory.
+    ///
+    /// # Examples
+    /// Every builder method of std's is here:
+    /// ```
+    /// use greenlet::process::{Command, Stdio};
+    /// let out = Command::new("sh")
+    ///     .arg("-c")
+    ///     .args(["echo \"$GREETING from $(pwd)\"; cat"])
+    ///     .env("GREETING", "hello")
+    ///     .env_remove("UNUSED")
+    ///     .current_dir("/")
+    ///     .stdin(Stdio::null())
+    ///     .stdout(Stdio::piped())
+    ///     .output()?;
+    /// assert_eq!(out.stdout, b"hello from /\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new<S: AsRef<OsStr>>(program: S) -> Command {
         Command {
             inner: std::process::Command::new(program),
