@@ -257,6 +257,10 @@ impl WakeState {
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake, wake_by_ref, drop_waker);
 
 /// Clones a waker: one more strong count of the `Arc` and one more live clone.
+///
+/// # Safety
+/// `data` is the pointer of a live waker of this vtable (from `Arc::as_ptr` of a
+/// `WakeState`).
 unsafe fn clone_waker(data: *const ()) -> RawWaker {
     // SAFETY: `data` comes from `Arc::as_ptr` of an `Arc<WakeState>` that is alive: the waker
     // being cloned is either `block_on`'s own (whose `Arc` outlives every use of it) or a clone,
@@ -269,6 +273,9 @@ unsafe fn clone_waker(data: *const ()) -> RawWaker {
 }
 
 /// Wakes and drops a clone.
+///
+/// # Safety
+/// `data` is the pointer of a counted clone, which the call consumes.
 unsafe fn wake(data: *const ()) {
     // SAFETY: the caller owns a clone (a strong count) of a live state; `drop_waker` gives the
     // count back after the wake.
@@ -278,6 +285,10 @@ unsafe fn wake(data: *const ()) {
     }
 }
 
+/// Wakes without consuming.
+///
+/// # Safety
+/// `data` is the pointer of a live waker of this vtable.
 unsafe fn wake_by_ref(data: *const ()) {
     // SAFETY: a waker (counted clone or `block_on`'s own) is alive, so is the state.
     let state = unsafe { &*data.cast::<WakeState>() };
@@ -285,6 +296,10 @@ unsafe fn wake_by_ref(data: *const ()) {
 }
 
 /// Drops a clone: one live clone and one strong count less.
+///
+/// # Safety
+/// `data` is the pointer of a counted clone (never `block_on`'s own waker), which the call
+/// consumes.
 unsafe fn drop_waker(data: *const ()) {
     // SAFETY: only clones are dropped (`block_on`'s own waker never is), and each owns one
     // strong count of a live `Arc<WakeState>`, given back here exactly once.
