@@ -4,7 +4,9 @@
 //! Regular files cannot be waited on the way sockets are (the kernel reports them always
 //! ready, and a read that must go to the disk blocks the thread however it is asked), so every
 //! call here runs std's own function on a pool thread while the calling greenlet parks, as
-//! gevent's `FileObjectThread` does. The names, signatures and errors are `std::fs`'s:
+//! gevent's `FileObjectThread` does; the one exception is a [`File`] read of data the page
+//! cache holds, which the kernel serves without waiting (below). The names, signatures and
+//! errors are `std::fs`'s:
 //!
 //! ```
 //! use greenlet::fs;
@@ -31,10 +33,15 @@
 //!
 //! # Costs and what differs from std
 //!
-//! - Each call is a hand-over to a pool thread and back (microseconds), and reads and writes
-//!   through a [`File`] copy the data once between the caller's buffer and the pool thread's.
-//!   Read and write in large pieces (wrap the `File` in a `BufReader` / `BufWriter`, or use
-//!   [`read`] / [`write`] for whole files), as the benchmark in the README shows.
+//! - Each call is a hand-over to a pool thread and back (microseconds, more on a loaded
+//!   machine), and reads and writes through a [`File`] copy the data once between the
+//!   caller's buffer and the pool thread's. Read and write in large pieces (wrap the `File` in
+//!   a `BufReader` / `BufWriter`, or use [`read`] / [`write`] for whole files).
+//! - A [`File`] read first asks for what the page cache holds without waiting
+//!   (`preadv2(RWF_NOWAIT)`, Linux 4.14+, on file systems that support it): that part is read
+//!   on the calling thread at std's speed, and only what must come from the disk goes to the
+//!   pool. Such a read never waits for the disk or a lock (the kernel answers `EAGAIN`
+//!   instead), so it cannot stall the hub.
 //! - A [`Timeout`](crate::Timeout) of the calling greenlet ends the wait with an error of kind
 //!   `TimedOut`, but not the system call: it finishes on its pool thread (a write still
 //!   happens, a read's data is dropped and the file position has moved).
@@ -44,6 +51,7 @@
 
 mod dir;
 mod file;
+mod nowait;
 
 use std::io;
 use std::path::{Path, PathBuf};
