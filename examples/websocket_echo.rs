@@ -80,12 +80,12 @@ pub fn client(addr: SocketAddr, messages: Vec<Message>) -> Result<Vec<Message>, 
     for m in messages {
         ws.send(m).map_err(|e| e.to_string())?;
         loop {
-            match ws.read().map_err(|e| e.to_string())? {
-                m @ (Message::Text(_) | Message::Binary(_)) => {
-                    echoes.push(m);
-                    break;
-                }
-                _ => {}
+            // Pongs and other control frames are skipped.
+            if let m @ (Message::Text(_) | Message::Binary(_)) =
+                ws.read().map_err(|e| e.to_string())?
+            {
+                echoes.push(m);
+                break;
             }
         }
     }
