@@ -150,36 +150,6 @@ impl SlowDisk {
     }
 }
 
-/// Drops `path`'s pages from the page cache (they are clean after `sync_all`); returns whether
-/// that worked, as `mincore` sees it (without reading, which would start readahead), which it
-/// does not on file systems whose pages are their storage (tmpfs).
-fn evict(path: &Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::File::open(path).unwrap();
-    f.sync_all().unwrap();
-    let len = f.metadata().unwrap().len() as usize;
-    // SAFETY: advice on a descriptor we hold open; no memory is passed.
-    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(r, 0);
-    // SAFETY: a fresh read-only shared mapping of the open file, unmapped below; nothing
-    // reads through it (mincore only asks which of its pages are resident).
-    unsafe {
-        let map = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        );
-        assert_ne!(map, libc::MAP_FAILED);
-        let mut resident = [0u8; 1];
-        assert_eq!(libc::mincore(map, len.min(4096), resident.as_mut_ptr()), 0);
-        libc::munmap(map, len);
-        resident[0] & 1 == 0
-    }
-}
-
 /// The body of [`every_call_parks_while_a_ticker_runs`].
 #[test]
 fn every_call_child() {
@@ -239,6 +209,16 @@ fn every_call_child() {
         });
         // a.txt, x, w, link, hard and the slow disk's FIFO.
         assert_eq!(names.len(), 6, "{names:?}");
+        let entry = std::cell::RefCell::new(None);
+        s("ReadDir::next", &mut || {
+            *entry.borrow_mut() = fs::read_dir(d)
+                .unwrap()
+                .find(|e| e.as_ref().is_ok_and(|e| e.file_name() == "a.txt"))
+        });
+        let entry = entry.into_inner().unwrap().unwrap();
+        s("DirEntry::metadata", &mut || {
+            assert_eq!(entry.metadata().unwrap().len(), 5)
+        });
         s("remove_file", &mut || fs::remove_file(&hard).unwrap());
         s("remove_dir", &mut || fs::remove_dir(d.join("w")).unwrap());
         s("remove_dir_all", &mut || {
@@ -279,20 +259,51 @@ fn every_call_child() {
             assert_eq!(r.read(&mut buf).unwrap(), 3)
         });
         assert_eq!(&buf, b"234");
-        if evict(&path) {
-            s("File::read_exact", &mut || r.read_exact(&mut buf).unwrap());
-            assert_eq!(&buf, b"567");
-            r.seek(SeekFrom::Start(0)).unwrap();
-            assert!(evict(&path));
-            let mut all = Vec::new();
-            s("File::read_to_end", &mut || {
-                r.read_to_end(&mut all).unwrap();
+        // Reads that must wait (a FIFO whose writer, a plain thread, writes only when a
+        // greenlet tells it to after three ticks) go to the pool and park.
+        let data_fifo = d.join("data-fifo");
+        mkfifo(&data_fifo);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let p = data_fifo.clone();
+            std::thread::spawn(move || {
+                let mut w = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+                go_rx.recv().unwrap();
+                w.write_all(b"abcd").unwrap();
+                go_rx.recv().unwrap();
+                w.write_all(b"efgh").unwrap();
+                go_rx.recv().unwrap();
+            })
+        };
+        let mut fifo = File::open(&data_fifo).unwrap();
+        let go_after_ticks = |what: &str, op: &mut dyn FnMut()| {
+            let counter = slow.ticker.counter();
+            let target = slow.ticker.ticks() + 3;
+            let go = go_tx.clone();
+            greenlet::spawn(move || {
+                while counter.get() < target {
+                    greenlet::sleep(Duration::from_millis(1));
+                }
+                go.send(()).unwrap();
             });
-            assert_eq!(all, b"01234567");
-            println!("uncached reads parked");
-        } else {
-            println!("note: this file system keeps files in memory: no uncached read to park on");
-        }
+            op();
+            assert!(slow.ticker.ticks() >= target, "{what} did not park");
+        };
+        let mut four = [0u8; 4];
+        go_after_ticks("File::read of a FIFO", &mut || {
+            assert_eq!(fifo.read(&mut four).unwrap(), 4)
+        });
+        assert_eq!(&four, b"abcd");
+        go_after_ticks("File::read_exact of a FIFO", &mut || {
+            fifo.read_exact(&mut four).unwrap()
+        });
+        assert_eq!(&four, b"efgh");
+        let mut end = Vec::new();
+        go_after_ticks("File::read_to_end of a FIFO", &mut || {
+            fifo.read_to_end(&mut end).unwrap();
+        });
+        assert!(end.is_empty());
+        writer.join().unwrap();
         r.seek(SeekFrom::Start(4)).unwrap();
         let mut rest = Vec::new();
         slow.run_inline("cached File::read_to_end", &mut || {

@@ -293,7 +293,8 @@ fn pipe_closed_early() {
 
 /// Green pipes in both directions: a greenlet writes 4 MiB into `cat` while main reads it back;
 /// with blocking pipes this would deadlock (each side fills the pipe the other does not
-/// drain). The ticker runs throughout.
+/// drain). The writer sends the last piece only after the ticker has ticked three times, so
+/// main's read to the end can only finish after other greenlets ran.
 pub fn pipes_body() {
     let ticker = Ticker::start();
     let mut child = Command::new("cat")
@@ -305,8 +306,15 @@ pub fn pipes_body() {
     let mut stdout = child.stdout.take().unwrap();
     let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
     let expected = data.clone();
+    let counter = ticker.counter();
+    let target = ticker.ticks() + 3;
     let writer = greenlet::spawn(move || {
-        stdin.write_all(&data).unwrap();
+        let (most, last) = data.split_at(data.len() - 10);
+        stdin.write_all(most).unwrap();
+        while counter.get() < target {
+            greenlet::sleep(Duration::from_millis(1));
+        }
+        stdin.write_all(last).unwrap();
         // Dropping stdin closes it: cat sees the end.
     });
     let mut back = Vec::new();
@@ -315,7 +323,41 @@ pub fn pipes_body() {
     assert_eq!(back.len(), expected.len());
     assert!(back == expected);
     assert!(child.wait().unwrap().success());
-    assert!(ticker.ticks() > 0);
+    assert!(ticker.ticks() >= target);
+}
+
+/// The child's stderr, read by main while a greenlet feeds the child after the ticker ticked.
+pub fn stderr_body() {
+    let ticker = Ticker::start();
+    let mut child = Command::new("sh")
+        .args(["-c", "cat >&2"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let counter = ticker.counter();
+    greenlet::spawn(move || {
+        while counter.get() < 3 {
+            greenlet::sleep(Duration::from_millis(1));
+        }
+        stdin.write_all(b"to stderr").unwrap();
+    });
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(err, "to stderr");
+    assert!(ticker.ticks() >= 3);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn stderr_is_green() {
+    on_fresh_thread(stderr_body);
 }
 
 #[test]
@@ -475,6 +517,7 @@ fn sigchld_fallback_child() {
         ten_children_body();
         killed_by_signal_body();
         pipes_body();
+        stderr_body();
     });
     println!("sigchld bodies ok");
 }

@@ -1,7 +1,8 @@
 //! Reads that never wait for the disk: `preadv2(RWF_NOWAIT)` (Linux 4.14+) reads what the page
-//! cache holds and fails with `EAGAIN` instead of starting disk I/O or waiting for a lock, so
-//! a [`File`](super::File) read can be served on the hub's thread when the data is cached,
-//! and goes to the file pool only when it is not. The module's only `unsafe`.
+//! cache holds and fails with `EAGAIN` instead of waiting for the disk or a lock (it may start
+//! readahead, which the pool's read then finds under way), so a [`File`](super::File) read can
+//! be served on the hub's thread when the data is cached, and goes to the file pool only when
+//! it is not. The module's only `unsafe`.
 
 use std::io;
 use std::os::fd::RawFd;
