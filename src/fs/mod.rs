@@ -36,7 +36,7 @@
 //! - Each call is a hand-over to a pool thread and back (microseconds, more on a loaded
 //!   machine), and reads and writes through a [`File`] copy the data once between the
 //!   caller's buffer and the pool thread's. Read and write in large pieces (wrap the `File` in
-//!   a `BufReader` / `BufWriter`, or use [`read`] / [`write`] for whole files).
+//!   a `BufReader` / `BufWriter`, or use [`read()`] / [`write()`] for whole files).
 //! - A [`File`] read first asks for what the page cache holds without waiting
 //!   (`preadv2(RWF_NOWAIT)`, Linux 4.14+, on file systems that support it): that part is read
 //!   on the calling thread at std's speed, and only what must come from the disk goes to the
