@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use greenlet::Greenlet;
 
-use crate::peers::{Alive, AliveProbe, ScratchFile, scratch_file};
+use crate::peers::{Alive, AliveProbe, time_children, time_chunked_read, time_whole_read};
 
 /// Main and one greenlet ping-ponging with `Greenlet::switch`, `n` round trips: ns per switch.
 pub fn switch(n: u64) -> f64 {
@@ -93,55 +93,24 @@ pub fn channel(n: u64) -> f64 {
 /// Runs `true` to completion with `greenlet::process::Command::output`, `n` times, from the
 /// main greenlet: µs per child (spawn, pidfd wait, pipes read to their ends).
 pub fn process_output(n: u64) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        let out = greenlet::process::Command::new("true")
-            .output()
-            .expect("run true");
-        assert!(out.status.success());
-    }
-    start.elapsed().as_secs_f64() * 1e6 / n as f64
+    time_children(n, || greenlet::process::Command::new("true").output())
 }
 
 /// Reads an `mib` MiB file (in the page cache) in 64 KiB `read` calls through
 /// `greenlet::fs::File` (served on this thread, without waiting, from the page cache): MB/s.
 pub fn file_read_chunks(mib: u64) -> f64 {
-    read_chunks(&scratch_file(mib), mib)
+    time_chunked_read(mib, false, |p| greenlet::fs::File::open(p))
 }
 
 /// Reads an `mib` MiB file evicted from the page cache in 64 KiB `read` calls through
-/// `greenlet::fs::File` (each a trip to the file pool): MB/s.
+/// `greenlet::fs::File` (what is not cached: a trip to the file pool): MB/s.
 pub fn file_read_cold(mib: u64) -> f64 {
-    let file = scratch_file(mib);
-    file.evict();
-    read_chunks(&file, mib)
-}
-
-fn read_chunks(file: &ScratchFile, mib: u64) -> f64 {
-    use std::io::Read;
-    let start = Instant::now();
-    let mut f = greenlet::fs::File::open(file.path()).expect("open the scratch file");
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf).expect("read");
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-    }
-    assert_eq!(total, mib << 20);
-    total as f64 / start.elapsed().as_secs_f64() / 1e6
+    time_chunked_read(mib, true, |p| greenlet::fs::File::open(p))
 }
 
 /// Reads an `mib` MiB file (in the page cache) whole with `greenlet::fs::read`: MB/s.
 pub fn file_read_whole(mib: u64) -> f64 {
-    let file = scratch_file(mib);
-    let start = Instant::now();
-    let data = greenlet::fs::read(file.path()).expect("read the scratch file");
-    let dt = start.elapsed();
-    assert_eq!(data.len() as u64, mib << 20);
-    data.len() as f64 / dt.as_secs_f64() / 1e6
+    time_whole_read(mib, |p| greenlet::fs::read(p))
 }
 
 /// What every parked greenlet runs: hand control back to main and stay suspended there.

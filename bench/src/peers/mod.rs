@@ -320,6 +320,56 @@ impl Drop for ScratchFile {
     }
 }
 
+/// Runs `true` to completion `n` times with `output` (std's or this crate's `Command`): µs
+/// per child.
+pub fn time_children(n: u64, output: impl Fn() -> std::io::Result<std::process::Output>) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        let out = output().expect("run true");
+        assert!(out.status.success());
+    }
+    start.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+/// Reads a fresh `mib` MiB scratch file (evicted from the page cache first if `cold`) in 64
+/// KiB `read` calls on what `open` gives: MB/s.
+pub fn time_chunked_read<R: std::io::Read>(
+    mib: u64,
+    cold: bool,
+    open: impl FnOnce(&std::path::Path) -> std::io::Result<R>,
+) -> f64 {
+    let file = scratch_file(mib);
+    if cold {
+        file.evict();
+    }
+    let start = Instant::now();
+    let mut f = open(file.path()).expect("open the scratch file");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert_eq!(total, mib << 20);
+    total as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Reads a fresh `mib` MiB scratch file (in the page cache) whole with `read`: MB/s.
+pub fn time_whole_read(
+    mib: u64,
+    read: impl FnOnce(&std::path::Path) -> std::io::Result<Vec<u8>>,
+) -> f64 {
+    let file = scratch_file(mib);
+    let start = Instant::now();
+    let data = read(file.path()).expect("read the scratch file");
+    let dt = start.elapsed();
+    assert_eq!(data.len() as u64, mib << 20);
+    data.len() as f64 / dt.as_secs_f64() / 1e6
+}
+
 /// Writes a scratch file of `mib` MiB (not timed).
 pub fn scratch_file(mib: u64) -> ScratchFile {
     use std::io::Write;
