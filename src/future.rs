@@ -349,9 +349,10 @@ impl<T> Completion<T> {
     }
 }
 
-/// Completes the future when the greenlet finishes; if it is dropped unrun (the greenlet's
-/// thread exits while the greenlet is still suspended), completes it with `Killed`, so that an
-/// awaiting task never hangs on a greenlet that can no longer finish.
+/// Completes the future when the greenlet finishes; if it is dropped unrun (with the
+/// greenlet's links, which are dropped unrun only if the greenlet is freed without finishing),
+/// completes it with `Killed`, so that an awaiting task does not hang on a greenlet that can no
+/// longer finish.
 struct Completer<T>(Arc<Completion<T>>);
 
 impl<T> Drop for Completer<T> {
@@ -364,9 +365,11 @@ impl<T> Drop for Completer<T> {
 /// [`JoinHandle::into_future`] (`IntoFuture`): async code on any thread awaits it.
 ///
 /// Its output is what [`JoinHandle::get`] would return: the greenlet's value, or
-/// [`JoinError::Panicked`] / [`JoinError::Killed`] for how it ended (`Killed` also when the
-/// greenlet's thread exits before it finishes), or [`JoinError::Taken`] when another handle's
-/// `get` took the value first. Dropping the future does not affect the greenlet.
+/// [`JoinError::Panicked`] / [`JoinError::Killed`] for how it ended, or [`JoinError::Taken`]
+/// when another handle's `get` took the value first. Dropping the future does not affect the
+/// greenlet. A greenlet still parked when its thread exits is not unwound today (it is left
+/// suspended), so its future never completes: finish or kill such greenlets before their
+/// thread ends.
 ///
 /// # Examples
 /// Async code on another thread, with a minimal executor of its own, waits for a greenlet:
