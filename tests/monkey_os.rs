@@ -6,10 +6,9 @@
 
 mod util;
 
-use std::io::{Read, Write};
-use std::time::Duration;
+use std::io::Read;
 
-use greenlet::process::{Command, Stdio};
+use greenlet::process::Command;
 use util::{Ticker, on_fresh_thread};
 
 #[test]
@@ -18,29 +17,8 @@ fn the_os_modules_work_under_patch_all() {
     on_fresh_thread(|| {
         let ticker = Ticker::start();
         // A child fed through a green pipe by a greenlet that waits for the ticker first.
-        let mut child = Command::new("cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let counter = ticker.counter();
-        greenlet::spawn(move || {
-            while counter.get() < 3 {
-                greenlet::sleep(Duration::from_millis(1));
-            }
-            stdin.write_all(b"through hooked pipes").unwrap();
-        });
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        assert_eq!(out, "through hooked pipes");
-        assert!(child.wait().unwrap().success());
-        assert!(ticker.ticks() >= 3);
+        let back = util::cat_fed_after_ticks(&ticker, 3, b"through hooked pipes".to_vec());
+        assert_eq!(back, b"through hooked pipes");
         assert_eq!(
             Command::new("echo").arg("hi").output().unwrap().stdout,
             b"hi\n"

@@ -291,39 +291,14 @@ fn pipe_closed_early() {
 
 // ---- pipes ----
 
-/// Green pipes in both directions: a greenlet writes 4 MiB into `cat` while main reads it back;
-/// with blocking pipes this would deadlock (each side fills the pipe the other does not
-/// drain). The writer sends the last piece only after the ticker has ticked three times, so
-/// main's read to the end can only finish after other greenlets ran.
+/// Green pipes in both directions: a greenlet writes 4 MiB into `cat`, after the ticker ticked,
+/// while main reads it back (see `util::cat_fed_after_ticks`).
 pub fn pipes_body() {
     let ticker = Ticker::start();
-    let mut child = Command::new("cat")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
     let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
-    let expected = data.clone();
-    let counter = ticker.counter();
-    let target = ticker.ticks() + 3;
-    let writer = greenlet::spawn(move || {
-        let (most, last) = data.split_at(data.len() - 10);
-        stdin.write_all(most).unwrap();
-        while counter.get() < target {
-            greenlet::sleep(Duration::from_millis(1));
-        }
-        stdin.write_all(last).unwrap();
-        // Dropping stdin closes it: cat sees the end.
-    });
-    let mut back = Vec::new();
-    stdout.read_to_end(&mut back).unwrap();
-    writer.join().unwrap();
-    assert_eq!(back.len(), expected.len());
-    assert!(back == expected);
-    assert!(child.wait().unwrap().success());
-    assert!(ticker.ticks() >= target);
+    let back = util::cat_fed_after_ticks(&ticker, 3, data.clone());
+    assert_eq!(back.len(), data.len());
+    assert!(back == data);
 }
 
 /// The child's stderr, read by main while a greenlet feeds the child after the ticker ticked.
