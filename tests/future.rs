@@ -328,6 +328,35 @@ fn a_greenlet_timeout_under_block_on() {
     });
 }
 
+/// A soft kill (`kill_timeout`): `block_on_timeout` fails with `Killed` (and the greenlet may
+/// clean up and return); `block_on`, which has no error to return, unwinds as a kill does.
+#[test]
+fn a_soft_kill_under_block_on() {
+    on_fresh_thread(|| {
+        let h = greenlet::spawn(|| {
+            let e = block_on_timeout(std::future::pending::<()>(), Duration::from_secs(3600))
+                .unwrap_err();
+            assert!(e.get_ref().is_some_and(|e| e.is::<greenlet::Killed>()), "{e}");
+            greenlet::sleep(Duration::from_millis(1)); // cleanup may block
+            "cleaned up"
+        });
+        greenlet::yield_now();
+        h.kill_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(h.get().unwrap(), "cleaned up");
+
+        let dropped = std::rc::Rc::new(std::cell::Cell::new(false));
+        let d = dropped.clone();
+        let h = greenlet::spawn(move || {
+            let _guard = util::OnDrop(move || d.set(true));
+            block_on(std::future::pending::<()>())
+        });
+        greenlet::yield_now();
+        h.kill_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(h.get(), Err(JoinError::Killed)));
+        assert!(dropped.get(), "the greenlet unwound");
+    });
+}
+
 // ---- the other way round: async code awaits a greenlet ----
 
 fn assert_send<T: Send>(_: &T) {}

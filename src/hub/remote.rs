@@ -358,7 +358,13 @@ impl RemoteWait {
     /// A new pair whose waking side fires any number of times (see [`RemoteNotify`]).
     pub(crate) fn reusable() -> io::Result<(RemoteNotify, RemoteWait)> {
         let (shared, wait) = RemoteWait::with_shared()?;
-        Ok((RemoteNotify { shared, id: wait.id }, wait))
+        Ok((
+            RemoteNotify {
+                shared,
+                id: wait.id,
+            },
+            wait,
+        ))
     }
 
     fn with_shared() -> io::Result<(Arc<Shared>, RemoteWait)> {
@@ -468,7 +474,9 @@ impl RemoteNotify {
 
 impl fmt::Debug for RemoteNotify {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteNotify").field("id", &self.id).finish()
+        f.debug_struct("RemoteNotify")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
