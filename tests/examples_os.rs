@@ -86,7 +86,8 @@ fn sigterm_stops_the_server_gracefully() {
     );
     let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
-    let out = server.output();
+    // The last lines may still be on their way through the output thread.
+    let out = server.wait_for_output("handler(s) cut off");
     assert!(
         out.contains("SIGTERM: stopping, 2 connection(s) open, 500 ms of grace"),
         "{out}"
