@@ -336,7 +336,10 @@ fn a_soft_kill_under_block_on() {
         let h = greenlet::spawn(|| {
             let e = block_on_timeout(std::future::pending::<()>(), Duration::from_secs(3600))
                 .unwrap_err();
-            assert!(e.get_ref().is_some_and(|e| e.is::<greenlet::Killed>()), "{e}");
+            assert!(
+                e.get_ref().is_some_and(|e| e.is::<greenlet::Killed>()),
+                "{e}"
+            );
             greenlet::sleep(Duration::from_millis(1)); // cleanup may block
             "cleaned up"
         });
