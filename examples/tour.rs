@@ -36,6 +36,9 @@ demos! {
     "http_hello.rs" => http_hello: "an HTTP/1.1 keep-alive hello server, pipelined requests answered in order",
     "redis_server.rs" => redis_server: "a RESP server that redis-cli, redis-benchmark and redis-py talk to",
     "concurrent_fetch.rs" => concurrent_fetch: "fetching URLs one after another, then concurrently (article 1.2)",
+    "graceful_shutdown.rs" => graceful_shutdown: "SIGTERM caught by a greenlet stops a StreamServer with stop(grace)",
+    "tls_echo.rs" => tls_echo: "a TLS echo server and clients, rustls over green sockets, certificate made by rcgen",
+    "websocket_echo.rs" => websocket_echo: "a WebSocket echo server and clients, tungstenite over green sockets",
 }
 
 // Built with `--features monkey`: unmodified blocking code cooperating. Last, because its

@@ -206,9 +206,51 @@
 //!
 //! # The operating system
 //!
-//! [`signal::Signals`] lets a greenlet wait for Unix signals (`SIGTERM`, `SIGHUP`, ...) as it
-//! waits for a socket: the handler only wakes the hub, and the greenlet handles the signal in
-//! ordinary code.
+//! Child processes, files, signals and Rust futures are waited for the same way as sockets:
+//! the calling greenlet parks, the hub runs the others.
+//!
+//! - [`process`] has std's `Command`, `Child` and pipes (gevent's `subprocess`): waiting for a
+//!   child parks on a pidfd the hub watches (on `SIGCHLD` where the kernel has no
+//!   `pidfd_open`), and reading or writing its pipes parks like a socket. Ten children
+//!   started at once run at once.
+//! - [`fs`] has std's `fs` functions and a `File` (gevent's `FileObjectThread`): regular files
+//!   cannot be polled, so each call runs on a bounded thread pool of its own, and a slow disk
+//!   delays only file work.
+//! - [`signal::Signals`] lets a greenlet wait for Unix signals (`SIGTERM`, `SIGHUP`, ...): the
+//!   handler only wakes the hub, and the greenlet handles the signal in ordinary code (the
+//!   `graceful_shutdown` example stops a server on `SIGTERM`).
+//! - [`block_on`] runs a Rust `Future` inside a greenlet, parking it while the future is
+//!   pending; its `Waker` may be woken from any thread. The other way round, a
+//!   [`JoinHandle`] turns into a `Send` future ([`future::JoinFuture`]) that async code on any
+//!   executor awaits. Futures that need a tokio reactor are out of scope (see [`future`]).
+//!
+//! ```
+//! use greenlet::process::Command;
+//!
+//! let ticks = std::rc::Rc::new(std::cell::Cell::new(0));
+//! let t = ticks.clone();
+//! let ticker = greenlet::spawn(move || loop {
+//!     greenlet::sleep(std::time::Duration::from_millis(1));
+//!     t.set(t.get() + 1);
+//! });
+//! // The child runs for 20 ms; this greenlet parks meanwhile and the ticker ticks.
+//! let out = Command::new("sh").args(["-c", "sleep 0.02; echo done"]).output()?;
+//! assert_eq!(out.stdout, b"done\n");
+//! assert!(ticks.get() > 0);
+//!
+//! let path = std::env::temp_dir().join(format!("greenlet-front-{}", std::process::id()));
+//! greenlet::fs::write(&path, "on the file pool")?;
+//! assert_eq!(greenlet::fs::read_to_string(&path)?, "on the file pool");
+//! greenlet::fs::remove_file(&path)?;
+//!
+//! assert_eq!(greenlet::block_on(async { 40 + 2 }), 42);
+//! ticker.kill_nowait();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! TLS and WebSocket libraries that work over any `Read + Write` stream work over the green
+//! sockets unchanged: the `tls_echo` (rustls) and `websocket_echo` (tungstenite) examples are
+//! servers and clients written as blocking code.
 //!
 //! # Unmodified blocking code: the `monkey` feature
 //!
@@ -266,6 +308,8 @@
 
 pub mod debug;
 mod error;
+pub mod fs;
+pub mod future;
 mod generator;
 mod greenlet;
 mod hub;
@@ -273,6 +317,7 @@ mod hub;
 pub mod monkey;
 pub mod net;
 pub mod pool;
+pub mod process;
 pub mod runtime;
 pub mod select;
 pub mod server;
@@ -285,6 +330,7 @@ pub mod threadpool;
 mod value;
 
 pub use crate::error::{GreenletExit, Killed, Panic, SwitchError};
+pub use crate::future::{block_on, block_on_timeout};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
 pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
 pub use crate::hub::{

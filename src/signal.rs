@@ -325,6 +325,15 @@ impl Signals {
     ///
     /// # Errors
     /// As [`recv`](Signals::recv).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let signals = greenlet::signal::Signals::new(&[libc::SIGWINCH])?;
+    /// // Nothing is sent: the greenlet parks 10 ms, then gets `None`.
+    /// assert_eq!(signals.recv_timeout(Duration::from_millis(10))?, None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> io::Result<Option<c_int>> {
         self.recv_until(deadline_after(Some(timeout)))
     }
@@ -333,6 +342,16 @@ impl Signals {
     ///
     /// # Errors
     /// The pipe's read error (none is expected).
+    ///
+    /// # Examples
+    /// ```
+    /// use greenlet::signal::Signals;
+    /// let signals = Signals::new(&[libc::SIGUSR2])?;
+    /// assert_eq!(signals.try_recv()?, None);
+    /// unsafe { libc::raise(libc::SIGUSR2) };
+    /// assert_eq!(signals.try_recv()?, Some(libc::SIGUSR2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_recv(&self) -> io::Result<Option<c_int>> {
         if let Some(s) = self.unread.borrow_mut().pop_front() {
             return Ok(Some(s));
@@ -359,6 +378,32 @@ impl Signals {
             unread.extend(buf[..n as usize].iter().map(|&b| c_int::from(b)));
             return Ok(unread.pop_front());
         }
+    }
+
+    /// Forgets every delivery that has arrived, without waiting (the `SIGCHLD` watch of
+    /// [`process`](crate::process) only needs to know that something arrived since).
+    pub(crate) fn discard(&self) -> io::Result<()> {
+        while self.try_recv()?.is_some() {}
+        Ok(())
+    }
+
+    /// Parks the calling greenlet until a delivery arrives (or `deadline`), without taking it.
+    /// Every greenlet parked here is woken by each delivery; each then checks what it waits
+    /// for and, if it goes on waiting, [`discard`](Signals::discard)s first, so that the next
+    /// delivery is a new readiness edge.
+    ///
+    /// # Errors
+    /// The outer error if the pipe cannot be registered with the hub; the inner one for a wait
+    /// that ended without a delivery.
+    pub(crate) fn wait_arrival(
+        &self,
+        deadline: Option<Instant>,
+    ) -> io::Result<Result<(), BlockError>> {
+        if !self.unread.borrow().is_empty() {
+            return Ok(Ok(()));
+        }
+        let reg = self.io.registration(self.read.as_raw_fd())?;
+        Ok(reg.wait(Direction::Read, deadline))
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> io::Result<Option<c_int>> {

@@ -1,10 +1,11 @@
 //! Running blocking work on OS threads while the hub keeps serving greenlets (gevent's
 //! `hub.threadpool`).
 //!
-//! Two process-wide, bounded pools: one for [`spawn_blocking`], and a small one of its own for
-//! name lookups (`net`'s resolving), so that slow DNS (an unreachable server makes every
-//! lookup wait for seconds) never holds the threads that unrelated blocking work needs, and
-//! blocking work never delays a lookup. Threads are started on demand and leave after a while
+//! Process-wide, bounded pools: one for [`spawn_blocking`], a small one of its own for name
+//! lookups (`net`'s resolving), so that slow DNS (an unreachable server makes every lookup
+//! wait for seconds) never holds the threads that unrelated blocking work needs, and blocking
+//! work never delays a lookup; and the file pool of [`fs`](crate::fs), for the same reason
+//! with a slow disk. Threads are started on demand and leave after a while
 //! without work. The calling greenlet parks until its function returns and is woken through
 //! the hub's `mio::Waker`.
 
@@ -30,7 +31,8 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 type Job = Box<dyn FnOnce() + Send>;
 
-struct Pool {
+/// A bounded set of OS threads taking jobs from one FIFO queue.
+pub(crate) struct Pool {
     /// The name of its threads.
     name: &'static str,
     queue: Mutex<Queue>,
@@ -46,7 +48,7 @@ struct Queue {
 }
 
 impl Pool {
-    const fn new(name: &'static str, max: usize) -> Pool {
+    pub(crate) const fn new(name: &'static str, max: usize) -> Pool {
         Pool {
             name,
             queue: Mutex::new(Queue {
@@ -57,6 +59,16 @@ impl Pool {
             available: Condvar::new(),
             max: AtomicUsize::new(max),
         }
+    }
+
+    /// Sets the most threads the pool may run at once (at least 1).
+    pub(crate) fn set_max_threads(&self, n: usize) {
+        self.max.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// The most threads the pool may run at once.
+    pub(crate) fn max_threads(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
     }
 }
 
@@ -78,12 +90,12 @@ static LOOKUPS: Pool = Pool::new("greenlet-lookup", DEFAULT_MAX_LOOKUP_THREADS);
 /// assert_eq!(greenlet::threadpool::max_threads(), 2);
 /// ```
 pub fn set_max_threads(n: usize) {
-    POOL.max.store(n.max(1), Ordering::Relaxed);
+    POOL.set_max_threads(n);
 }
 
 /// The most threads the pool may run at once.
 pub fn max_threads() -> usize {
-    POOL.max.load(Ordering::Relaxed)
+    POOL.max_threads()
 }
 
 /// Sets how many host names may be looked up at once (at least 1; the default is
@@ -96,12 +108,21 @@ pub fn max_threads() -> usize {
 /// assert_eq!(greenlet::threadpool::max_lookup_threads(), 8);
 /// ```
 pub fn set_max_lookup_threads(n: usize) {
-    LOOKUPS.max.store(n.max(1), Ordering::Relaxed);
+    LOOKUPS.set_max_threads(n);
 }
 
 /// How many host names may be looked up at once.
 pub fn max_lookup_threads() -> usize {
-    LOOKUPS.max.load(Ordering::Relaxed)
+    LOOKUPS.max_threads()
+}
+
+/// Runs `f` on [`spawn_blocking`]'s pool without waiting for it (cleanup that must not block
+/// the hub, such as reaping a killed child). If no thread can be started, `f` is dropped unrun
+/// and that is logged.
+pub(crate) fn detach(f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = submit(&POOL, Box::new(f)) {
+        log::error!("greenlet: could not start a thread-pool thread for background work: {e}");
+    }
 }
 
 fn submit(pool: &'static Pool, job: Job) -> std::io::Result<()> {
@@ -220,7 +241,8 @@ where
     run_on(&LOOKUPS, f)
 }
 
-fn run_on<T, F>(pool: &'static Pool, f: F) -> Result<T, BlockingError>
+/// Runs `f` on `pool` and parks the calling greenlet until it returns (see [`spawn_blocking`]).
+pub(crate) fn run_on<T, F>(pool: &'static Pool, f: F) -> Result<T, BlockingError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -243,7 +265,7 @@ where
         }
         // The waker is outstanding until the job ends, so the hub cannot run dry: a LoopExit
         // here is a stop request or a refusal to block, and waiting on would ignore it.
-        match wait.wait(None, &"a thread-pool job") {
+        match wait.wait(None, &format_args!("a job on the {} threads", pool.name)) {
             Ok(()) => {}
             Err(BlockError::LoopExit(e)) => return Err(BlockingError::Interrupted(e)),
             // A `Timeout` of this greenlet ran out. Waiting on would spin through the hub (every

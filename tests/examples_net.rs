@@ -6,125 +6,17 @@
 //! Every client socket has a timeout and every server process is killed when its test ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const T: Duration = Duration::from_secs(10);
-
 mod util;
+use util::servers::{ExampleServer as Server, T, have, python, run};
 
 /// The path of example `name`, built if needed.
 fn example(name: &str) -> PathBuf {
     util::example_binary(name)
-}
-
-/// Whether `program` is on the PATH; prints a note when it is not.
-fn have(program: &str, purpose: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()));
-    if !found {
-        println!("note: {program} is not installed: skipping {purpose}");
-    }
-    found
-}
-
-/// An example server process, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    /// What the server printed after its first line (drained by a thread, so that a
-    /// chatty server never blocks on a full pipe).
-    output: Arc<Mutex<String>>,
-}
-
-impl Server {
-    /// Starts example `name` with port 0 and reads the `listening on ADDR` line.
-    fn start(name: &str) -> Server {
-        Server::start_with(name, &[])
-    }
-
-    /// [`Server::start`] with more arguments after the port.
-    fn start_with(name: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(example(name))
-            .arg("0")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut first).unwrap();
-        let output = Arc::new(Mutex::new(String::new()));
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
-                out.push_str(&line);
-                out.push('\n');
-            }
-        });
-        let addr = first
-            .strip_prefix("listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{name}: expected `listening on ADDR` first, got {first:?}"));
-        Server {
-            child,
-            addr,
-            output,
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(T)).unwrap();
-        s.set_write_timeout(Some(T)).unwrap();
-        s
-    }
-
-    /// What the server printed so far, after its first line.
-    fn output(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn port(&self) -> String {
-        self.addr.port().to_string()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs a command to completion, killing it after 60 s.
-fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
 }
 
 fn stdout_of(out: &Output) -> String {
@@ -286,41 +178,6 @@ fn echo_clients_against_echo_server() {
 }
 
 // ---- the article's Python clients against the select, selectors and gevent-style servers ----
-
-fn py_script(name: &str) -> String {
-    format!("{}/tests/py/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `python3 tests/py/SCRIPT args...` with `input` on its stdin.
-fn python(script: &str, args: &[&str], input: &str) -> String {
-    let mut child = Command::new("python3")
-        .arg(py_script(script))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let text = stdout_of(&out);
-    assert!(
-        out.status.success(),
-        "python3 {script} {args:?}:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
 
 /// The article's select client (2.3) gets each of its messages back on both sockets.
 fn check_select_client(server: &Server) {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use greenlet::Greenlet;
 
-use crate::peers::{Alive, AliveProbe};
+use crate::peers::{Alive, AliveProbe, time_children, time_chunked_read, time_whole_read};
 
 /// Main and one greenlet ping-ponging with `Greenlet::switch`, `n` round trips: ns per switch.
 pub fn switch(n: u64) -> f64 {
@@ -90,6 +90,29 @@ pub fn channel(n: u64) -> f64 {
     dt.as_nanos() as f64 / (2 * n) as f64
 }
 
+/// Runs `true` to completion with `greenlet::process::Command::output`, `n` times, from the
+/// main greenlet: µs per child (spawn, pidfd wait, pipes read to their ends).
+pub fn process_output(n: u64) -> f64 {
+    time_children(n, || greenlet::process::Command::new("true").output())
+}
+
+/// Reads an `mib` MiB file (in the page cache) in 64 KiB `read` calls through
+/// `greenlet::fs::File` (served on this thread, without waiting, from the page cache): MB/s.
+pub fn file_read_chunks(mib: u64) -> f64 {
+    time_chunked_read(mib, false, |p| greenlet::fs::File::open(p))
+}
+
+/// Reads an `mib` MiB file evicted from the page cache in 64 KiB `read` calls through
+/// `greenlet::fs::File` (what is not cached: a trip to the file pool): MB/s.
+pub fn file_read_cold(mib: u64) -> f64 {
+    time_chunked_read(mib, true, |p| greenlet::fs::File::open(p))
+}
+
+/// Reads an `mib` MiB file (in the page cache) whole with `greenlet::fs::read`: MB/s.
+pub fn file_read_whole(mib: u64) -> f64 {
+    time_whole_read(mib, |p| greenlet::fs::read(p))
+}
+
 /// What every parked greenlet runs: hand control back to main and stay suspended there.
 fn park(_: ()) {
     let _: Result<(), _> = greenlet::main().switch(());
@@ -128,6 +151,14 @@ mod tests {
         assert!(super::yield_now(100) > 0.0);
         assert!(super::spawn(100) > 0.0);
         assert!(super::channel(100) > 0.0);
+    }
+
+    #[test]
+    fn os_workloads_give_figures() {
+        assert!(super::process_output(3) > 0.0);
+        assert!(super::file_read_chunks(1) > 0.0);
+        assert!(super::file_read_whole(1) > 0.0);
+        assert!(super::file_read_cold(1) > 0.0);
     }
 
     #[test]

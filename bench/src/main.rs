@@ -1,11 +1,11 @@
 //! `cargo run --release -p bench -- [workload...] [options]`: measures greenlet against its
 //! peers in one run and writes a markdown table, a JSON file and an SVG chart.
 //!
-//! Workloads: `switch spawn channel alive http ping` (default: all of them). Every repetition
-//! runs in a fresh child process (this binary with a hidden `__...` subcommand), so runtimes do
-//! not share a heap, a scheduler or an RSS, and a crash is a table cell instead of a lost run.
-//! Progress goes to stderr; the table goes to stdout and, with the JSON and the chart, to
-//! `--out` (default `target/bench-report`).
+//! Workloads: `switch spawn channel os alive http ping monkey` (default: all of them). Every
+//! repetition runs in a fresh child process (this binary with a hidden `__...` subcommand), so
+//! runtimes do not share a heap, a scheduler or an RSS, and a crash is a table cell instead of a
+//! lost run. Progress goes to stderr; the table goes to stdout and, with the JSON and the chart,
+//! to `--out` (default `target/bench-report`).
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -36,20 +36,23 @@ use model::Config;
 use report::{Machine, Report};
 
 /// Every workload, in the order they run.
-const WORKLOADS: [&str; 7] = [
-    "switch", "spawn", "channel", "alive", "http", "ping", "monkey",
+const WORKLOADS: [&str; 8] = [
+    "switch", "spawn", "channel", "os", "alive", "http", "ping", "monkey",
 ];
 
 const USAGE: &str = "\
 usage: cargo run --release -p bench -- [WORKLOAD...] [OPTIONS]
 
 Measures greenlet against raw corosensei, may, tokio, OS threads (and, for the network
-workloads, a hand-written mio loop and redis-server) in one run.
+workloads, a hand-written mio loop and redis-server; for the os workload, std's blocking
+calls) in one run.
 
 WORKLOADS (default: all)
   switch    explicit switch between two coroutines; yield through the scheduler
   spawn     spawn + join 100,000 that each yield once (OS threads: 10,000)
   channel   ping-pong over a channel between two coroutines
+  os        a child's output (`true`, 1,000 in a row) and reading a 256 MiB file (cached
+            and evicted), greenlet::process / greenlet::fs against std's blocking calls
   alive     N parked coroutines: creation time and RSS each, one child process per runtime
   http      hello-world keep-alive servers under wrk (skipped without wrk)
   ping      RESP PING servers under redis-benchmark (skipped without redis-benchmark)

@@ -1,5 +1,5 @@
-//! The micro workloads (switch, spawn, channel): which runtimes run which case at what size, and
-//! the parent's loop that runs every repetition in a fresh child.
+//! The micro workloads (switch, spawn, channel, os): which runtimes run which case at what size,
+//! and the parent's loop that runs every repetition in a fresh child.
 //!
 //! Repetitions are interleaved (rep 1 of every runtime, then rep 2, ...) so that a machine that
 //! slows down halfway through a run slows every runtime alike. A runtime that fails once is not
@@ -20,6 +20,8 @@ struct Case {
     micro: Micro,
     title: &'static str,
     unit: &'static str,
+    /// Whether a higher figure is better (throughput).
+    higher_is_better: bool,
     /// The runtimes and their full size (the quick run takes a tenth).
     runtimes: &'static [(Runtime, u64)],
 }
@@ -30,6 +32,7 @@ const CASES: &[Case] = &[
         micro: Micro::Switch,
         title: "switch: explicit, two coroutines (greenlet `switch` / corosensei resume+suspend)",
         unit: "ns/switch",
+        higher_is_better: false,
         runtimes: &[
             (Runtime::Greenlet, 2_000_000),
             (Runtime::Corosensei, 20_000_000),
@@ -40,6 +43,7 @@ const CASES: &[Case] = &[
         micro: Micro::Yield,
         title: "switch: yield through the scheduler, two coroutines",
         unit: "ns/switch",
+        higher_is_better: false,
         runtimes: &[
             (Runtime::Greenlet, 1_000_000),
             (Runtime::May, 1_000_000),
@@ -51,6 +55,7 @@ const CASES: &[Case] = &[
         micro: Micro::Spawn,
         title: "spawn + join, one yield each",
         unit: "µs each",
+        higher_is_better: false,
         runtimes: &[
             (Runtime::Greenlet, 100_000),
             (Runtime::May, 100_000),
@@ -63,6 +68,7 @@ const CASES: &[Case] = &[
         micro: Micro::Channel,
         title: "channel: ping-pong between two coroutines",
         unit: "ns/message",
+        higher_is_better: false,
         runtimes: &[
             (Runtime::Greenlet, 1_000_000),
             (Runtime::May, 1_000_000),
@@ -74,6 +80,7 @@ const CASES: &[Case] = &[
         micro: Micro::XSpawn,
         title: "spawn + join onto 2 threads, one yield each (greenlet `Runtime::spawn` on 2 hubs)",
         unit: "µs each",
+        higher_is_better: false,
         runtimes: &[
             (Runtime::Greenlet, 100_000),
             (Runtime::May, 100_000),
@@ -85,6 +92,7 @@ const CASES: &[Case] = &[
         micro: Micro::XChannel,
         title: "channel: ping-pong between 2 threads (greenlet `sync::mpsc` between 2 hubs)",
         unit: "ns/message",
+        higher_is_better: false,
         runtimes: &[
             (Runtime::Greenlet, 200_000),
             (Runtime::May, 200_000),
@@ -92,6 +100,38 @@ const CASES: &[Case] = &[
             (Runtime::Threads, 200_000),
             (Runtime::Crossbeam, 200_000),
         ],
+    },
+    Case {
+        workload: "os",
+        micro: Micro::Process,
+        title: "os: `Command::new(\"true\").output()`, one child after another",
+        unit: "µs/child",
+        higher_is_better: false,
+        runtimes: &[(Runtime::Greenlet, 1_000), (Runtime::Std, 1_000)],
+    },
+    Case {
+        workload: "os",
+        micro: Micro::FileChunks,
+        title: "os: read a cached file in 64 KiB `File::read` calls, one thread",
+        unit: "MB/s",
+        higher_is_better: true,
+        runtimes: &[(Runtime::Greenlet, 256), (Runtime::Std, 256)],
+    },
+    Case {
+        workload: "os",
+        micro: Micro::FileCold,
+        title: "os: read a file evicted from the page cache in 64 KiB `File::read` calls, one thread",
+        unit: "MB/s",
+        higher_is_better: true,
+        runtimes: &[(Runtime::Greenlet, 256), (Runtime::Std, 256)],
+    },
+    Case {
+        workload: "os",
+        micro: Micro::FileWhole,
+        title: "os: read a cached file whole (`fs::read`), one thread",
+        unit: "MB/s",
+        higher_is_better: true,
+        runtimes: &[(Runtime::Greenlet, 256), (Runtime::Std, 256)],
     },
 ];
 
@@ -134,6 +174,9 @@ fn run_case(case: &Case, cfg: &Config) -> Row {
         }
     }
     let mut row = Row::new(case.workload, case.title, case.unit);
+    if case.higher_is_better {
+        row = row.higher_is_better();
+    }
     for &(runtime, full) in case.runtimes {
         let n = cfg.size(full);
         let cell = match (failed.remove(&runtime), values.remove(&runtime)) {
@@ -174,7 +217,11 @@ fn measure(micro: Micro, runtime: Runtime, n: u64, timeout: Duration) -> Result<
 /// Child side of [`measure`]: runs the workload and prints its figure.
 pub fn child_main(args: &[String]) -> Result<(), String> {
     let [micro, runtime, n] = args else {
-        return Err("usage: __micro <switch|yield|spawn|channel> <runtime> <n>".into());
+        return Err(
+            "usage: __micro <switch|yield|spawn|channel|xchannel|xspawn|process|file-chunks|\
+             file-cold|file-whole> <runtime> <n>"
+                .into(),
+        );
     };
     let micro = Micro::parse(micro).ok_or_else(|| format!("unknown micro workload {micro}"))?;
     let runtime = Runtime::parse(runtime).ok_or_else(|| format!("unknown runtime {runtime}"))?;

@@ -61,3 +61,15 @@ fn without_threads(mut args: Vec<String>) -> Vec<String> {
     }
     args
 }
+
+/// [`mode`] for the examples that self-run when given no argument (`tls_echo`,
+/// `websocket_echo`, `graceful_shutdown`): they serve only on a port given explicitly.
+///
+/// # Panics
+/// With a usage line when the first argument is neither a port nor `--self-test`.
+pub fn mode_or_self_run(name: &str) -> Mode {
+    if std::env::args().nth(1).is_none() {
+        return Mode::SelfRun;
+    }
+    mode(name, 0)
+}

@@ -33,7 +33,7 @@ use crate::switch::{self, Msg};
 pub(crate) use self::io::{Direction, IoRegistration, wait_any as wait_any_io};
 pub use self::local::LocalKey;
 pub use self::remote::HubHandle;
-pub(crate) use self::remote::{LoadToken, RemoteWait, RemoteWaker};
+pub(crate) use self::remote::{LoadToken, RemoteNotify, RemoteWait, RemoteWaker};
 pub use self::spawn::{
     JoinError, JoinHandle, LinkFn, LinkKey, SpawnBuilder, spawn, spawn_later, spawn_raw,
 };

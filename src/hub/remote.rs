@@ -343,19 +343,36 @@ pub(crate) struct RemoteWait {
 impl RemoteWait {
     /// A new pair; the waker may be sent to any thread.
     pub(crate) fn new() -> io::Result<(RemoteWaker, RemoteWait)> {
+        let (shared, wait) = RemoteWait::with_shared()?;
+        shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        Ok((
+            RemoteWaker {
+                shared,
+                id: wait.id,
+                done: AtomicBool::new(false),
+            },
+            wait,
+        ))
+    }
+
+    /// A new pair whose waking side fires any number of times (see [`RemoteNotify`]).
+    pub(crate) fn reusable() -> io::Result<(RemoteNotify, RemoteWait)> {
+        let (shared, wait) = RemoteWait::with_shared()?;
+        Ok((
+            RemoteNotify {
+                shared,
+                id: wait.id,
+            },
+            wait,
+        ))
+    }
+
+    fn with_shared() -> io::Result<(Arc<Shared>, RemoteWait)> {
         with_hub(|hub| {
             let shared = hub.remote.shared(hub.io.registry()?)?.clone();
             let id = hub.remote.next_id.get() + 1;
             hub.remote.next_id.set(id);
-            shared.outstanding.fetch_add(1, Ordering::AcqRel);
-            Ok((
-                RemoteWaker {
-                    shared,
-                    id,
-                    done: AtomicBool::new(false),
-                },
-                RemoteWait { id },
-            ))
+            Ok((shared, RemoteWait { id }))
         })
     }
 
@@ -420,6 +437,46 @@ impl RemoteWait {
                 waiting.remove(&self.id);
             }
         });
+    }
+}
+
+/// A `Send + Sync` handle that wakes one greenlet on one hub from any thread, any number of
+/// times (the waking side of a Rust `Waker`, see `future.rs`).
+///
+/// Unlike [`RemoteWaker`] it does not keep the hub from reporting `LoopExit` by merely
+/// existing: its owner says when it counts, with [`hold`](RemoteNotify::hold) and
+/// [`release`](RemoteNotify::release). A notification that finds the greenlet not parked on
+/// the matching [`RemoteWait`] is lost (from the hub's own thread at once, from another when
+/// the hub drains its inbox): callers keep their own flag and check it before parking.
+pub(crate) struct RemoteNotify {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl RemoteNotify {
+    /// Wakes the greenlet if it is parked on the matching [`RemoteWait`] (see above); does
+    /// nothing harmful once the hub or its thread is gone.
+    pub(crate) fn notify(&self) {
+        self.shared.signal(self.id);
+    }
+
+    /// Counts this as a possible source of wake-ups: the hub does not run dry meanwhile.
+    /// Called on the hub's thread; pairs with [`release`](RemoteNotify::release).
+    pub(crate) fn hold(&self) {
+        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Undoes one [`hold`](RemoteNotify::hold).
+    pub(crate) fn release(&self) {
+        self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl fmt::Debug for RemoteNotify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteNotify")
+            .field("id", &self.id)
+            .finish()
     }
 }
 

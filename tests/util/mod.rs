@@ -4,6 +4,8 @@
 //! Every test file includes this with `mod util;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::error::Error;
@@ -338,6 +340,12 @@ impl Ticker {
         self.ticks.get()
     }
 
+    /// The shared count itself, for greenlets that watch the ticks while the test holds the
+    /// `Ticker`.
+    pub fn counter(&self) -> Rc<Cell<u64>> {
+        self.ticks.clone()
+    }
+
     /// Parks the calling greenlet until the ticker has ticked `n` more times.
     pub fn wait_ticks(&self, n: u64) {
         let target = self.ticks() + n;
@@ -353,4 +361,39 @@ impl Drop for Ticker {
             let _ = h.kill();
         }
     }
+}
+
+/// Runs `cat` with green pipes: a greenlet writes `data` into its stdin only once `ticker`
+/// has ticked `n` more times, while the calling greenlet reads its stdout to the end; returns
+/// what came back. With pipes that blocked the thread this could not finish (the read would
+/// block the hub before the writer ever ran), and when it returns the ticker has ticked.
+pub fn cat_fed_after_ticks(ticker: &Ticker, n: u64, data: Vec<u8>) -> Vec<u8> {
+    use greenlet::process::{Command, Stdio};
+    use std::io::{Read, Write};
+    let mut child = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start cat");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let counter = ticker.counter();
+    let target = ticker.ticks() + n;
+    let writer = greenlet::spawn(move || {
+        while counter.get() < target {
+            greenlet::sleep(std::time::Duration::from_millis(1));
+        }
+        stdin.write_all(&data).expect("write to cat");
+        // Dropping stdin closes it: cat sees the end.
+    });
+    let mut back = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_end(&mut back)
+        .expect("read from cat");
+    writer.join().expect("the writer finished");
+    assert!(child.wait().expect("wait for cat").success());
+    assert!(ticker.ticks() >= target, "the ticker ran meanwhile");
+    back
 }

@@ -2,10 +2,12 @@
 //!
 //! One file per peer: raw [`corosensei`] (the floor for a switch), [`may`] (stackful coroutines
 //! on one worker), [`tokio`] (stackless tasks on a current-thread runtime), [`threads`] (OS
-//! threads) and [`mio`] (a hand-written event loop, the floor for the HTTP server); [`floor`] is
-//! no runtime at all but the kernel work of guarded stacks, the floor of the alive workload. This
-//! crate's own workloads live in `greenlet_work.rs`.
+//! threads), [`mio`] (a hand-written event loop, the floor for the HTTP server) and
+//! [`blocking`] (std's blocking process and file calls, the floor for the `os` workload);
+//! [`floor`] is no runtime at all but the kernel work of guarded stacks, the floor of the alive
+//! workload. This crate's own workloads live in `greenlet_work.rs`.
 
+pub mod blocking;
 pub mod cores;
 pub mod corosensei;
 pub mod floor;
@@ -43,11 +45,13 @@ pub enum Runtime {
     Crossbeam,
     /// The bare system call: the floor for a hooked libc call.
     Syscall,
+    /// std's blocking calls on the calling thread.
+    Std,
 }
 
 impl Runtime {
     /// Every runtime, in table column order.
-    pub const ALL: [Runtime; 11] = [
+    pub const ALL: [Runtime; 12] = [
         Runtime::Greenlet,
         Runtime::GreenletMonkey,
         Runtime::Floor,
@@ -59,6 +63,7 @@ impl Runtime {
         Runtime::Threads,
         Runtime::Crossbeam,
         Runtime::Syscall,
+        Runtime::Std,
     ];
 
     /// The name used on the command line, in the JSON file and as a column heading.
@@ -75,6 +80,7 @@ impl Runtime {
             Runtime::Threads => "threads",
             Runtime::Crossbeam => "crossbeam",
             Runtime::Syscall => "raw syscall",
+            Runtime::Std => "std",
         }
     }
 
@@ -100,17 +106,29 @@ pub enum Micro {
     /// Spawn n onto two threads (hubs, workers) from the main thread, each yields once, join
     /// all from the main thread: µs per spawn+join.
     XSpawn,
+    /// `Command::new("true").output()`, n times: µs per child.
+    Process,
+    /// Reading an n MiB file in 64 KiB reads: MB/s.
+    FileChunks,
+    /// Reading an n MiB file whole: MB/s.
+    FileWhole,
+    /// Reading an n MiB file evicted from the page cache, in 64 KiB reads: MB/s.
+    FileCold,
 }
 
 impl Micro {
     /// Every micro workload.
-    pub const ALL: [Micro; 6] = [
+    pub const ALL: [Micro; 10] = [
         Micro::Switch,
         Micro::Yield,
         Micro::Spawn,
         Micro::Channel,
         Micro::XChannel,
         Micro::XSpawn,
+        Micro::Process,
+        Micro::FileChunks,
+        Micro::FileWhole,
+        Micro::FileCold,
     ];
 
     /// The name used on a child's command line.
@@ -122,6 +140,10 @@ impl Micro {
             Micro::Channel => "channel",
             Micro::XChannel => "xchannel",
             Micro::XSpawn => "xspawn",
+            Micro::Process => "process",
+            Micro::FileChunks => "file-chunks",
+            Micro::FileWhole => "file-whole",
+            Micro::FileCold => "file-cold",
         }
     }
 
@@ -154,6 +176,14 @@ pub fn run_micro(micro: Micro, runtime: Runtime, n: u64) -> Result<f64, String> 
         (Micro::XSpawn, Runtime::Greenlet) => cores::greenlet_xspawn,
         (Micro::XSpawn, Runtime::Tokio) => cores::tokio_xspawn,
         (Micro::XSpawn, Runtime::May) => cores::may_xspawn,
+        (Micro::Process, Runtime::Greenlet) => crate::greenlet_work::process_output,
+        (Micro::FileChunks, Runtime::Greenlet) => crate::greenlet_work::file_read_chunks,
+        (Micro::FileWhole, Runtime::Greenlet) => crate::greenlet_work::file_read_whole,
+        (Micro::FileCold, Runtime::Greenlet) => crate::greenlet_work::file_read_cold,
+        (Micro::Process, Runtime::Std) => blocking::process_output,
+        (Micro::FileChunks, Runtime::Std) => blocking::file_read_chunks,
+        (Micro::FileWhole, Runtime::Std) => blocking::file_read_whole,
+        (Micro::FileCold, Runtime::Std) => blocking::file_read_cold,
         (m, r) => return Err(format!("{} has no {} workload", r.name(), m.name())),
     };
     if runtime == Runtime::May {
@@ -260,6 +290,96 @@ impl AliveProbe {
             rss_delta: rss.saturating_sub(self.rss0),
         }
     }
+}
+
+/// A file of `mib` MiB in the temporary directory, written (and so in the page cache) before
+/// a read workload times anything; removed on drop.
+#[derive(Debug)]
+pub struct ScratchFile(std::path::PathBuf);
+
+impl ScratchFile {
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Drops its pages from the page cache, so that the next read comes from the disk.
+    pub fn evict(&self) {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&self.0).expect("open the scratch file");
+        f.sync_all().expect("sync the scratch file");
+        // SAFETY: advice on a descriptor held open for the call; no memory is passed.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(r, 0, "posix_fadvise");
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `true` to completion `n` times with `output` (std's or this crate's `Command`): µs
+/// per child.
+pub fn time_children(n: u64, output: impl Fn() -> std::io::Result<std::process::Output>) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        let out = output().expect("run true");
+        assert!(out.status.success());
+    }
+    start.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+/// Reads a fresh `mib` MiB scratch file (evicted from the page cache first if `cold`) in 64
+/// KiB `read` calls on what `open` gives: MB/s.
+pub fn time_chunked_read<R: std::io::Read>(
+    mib: u64,
+    cold: bool,
+    open: impl FnOnce(&std::path::Path) -> std::io::Result<R>,
+) -> f64 {
+    let file = scratch_file(mib);
+    if cold {
+        file.evict();
+    }
+    let start = Instant::now();
+    let mut f = open(file.path()).expect("open the scratch file");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert_eq!(total, mib << 20);
+    total as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Reads a fresh `mib` MiB scratch file (in the page cache) whole with `read`: MB/s.
+pub fn time_whole_read(
+    mib: u64,
+    read: impl FnOnce(&std::path::Path) -> std::io::Result<Vec<u8>>,
+) -> f64 {
+    let file = scratch_file(mib);
+    let start = Instant::now();
+    let data = read(file.path()).expect("read the scratch file");
+    let dt = start.elapsed();
+    assert_eq!(data.len() as u64, mib << 20);
+    data.len() as f64 / dt.as_secs_f64() / 1e6
+}
+
+/// Writes a scratch file of `mib` MiB (not timed).
+pub fn scratch_file(mib: u64) -> ScratchFile {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("greenlet-bench-{}.bin", std::process::id()));
+    let mut f = std::fs::File::create(&path).expect("create the scratch file");
+    let chunk: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    for _ in 0..mib {
+        f.write_all(&chunk).expect("write the scratch file");
+    }
+    ScratchFile(path)
 }
 
 /// Resident set size of this process in bytes, from `/proc/self/statm`.
