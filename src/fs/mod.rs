@@ -56,7 +56,7 @@ mod nowait;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::threadpool::{BlockingError, Workers};
+use crate::threadpool::{BlockingError, Pool, run_on};
 
 pub use self::dir::{DirEntry, ReadDir};
 pub use self::file::{File, OpenOptions};
@@ -65,7 +65,7 @@ pub use std::fs::{FileTimes, FileType, Metadata, Permissions};
 /// The default number of file-pool threads.
 pub const DEFAULT_MAX_THREADS: usize = 8;
 
-static FILES: Workers = Workers::new("greenlet-fs", DEFAULT_MAX_THREADS);
+static FILES: Pool = Pool::new("greenlet-fs", DEFAULT_MAX_THREADS);
 
 /// Sets the most threads the file pool may run at once (at least 1), for the whole process;
 /// the last setting wins. As for [`threadpool::set_max_threads`], lowering it stops no thread
@@ -98,7 +98,7 @@ where
     F: FnOnce() -> io::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    FILES.run(op).map_err(|e| match e {
+    run_on(&FILES, op).map_err(|e| match e {
         BlockingError::TimedOut => io::Error::new(
             io::ErrorKind::TimedOut,
             "the greenlet's Timeout expired (the file operation goes on on its thread)",
