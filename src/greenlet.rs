@@ -364,6 +364,26 @@ impl Greenlet {
         self.inner().stack_size
     }
 
+    /// A weak handle on this greenlet (Python's `weakref.ref(g)`): it does not keep the
+    /// greenlet alive, and [`WeakGreenlet::upgrade`] gives a handle back while one exists.
+    ///
+    /// Handles are reference counted, and a cycle of them is never freed (Rust has no cycle
+    /// collector, unlike Python): a greenlet that keeps a handle on itself, or on a greenlet
+    /// that keeps one on it, should keep a weak one.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Greenlet::new(|()| ());
+    /// let weak = g.downgrade();
+    /// assert_eq!(weak.upgrade().as_ref(), Some(&g));
+    /// drop(g);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    #[doc(alias = "weakref")]
+    pub fn downgrade(&self) -> WeakGreenlet {
+        WeakGreenlet(Rc::downgrade(&self.0))
+    }
+
     fn state_name(&self) -> &'static str {
         match self.inner().state.get() {
             State::Unstarted => "unstarted",
@@ -486,6 +506,39 @@ impl fmt::Debug for Greenlet {
     }
 }
 
+/// A weak handle on a greenlet, made by [`Greenlet::downgrade`]: it does not keep the greenlet
+/// alive (Python's `weakref.ref` to a greenlet).
+///
+/// # Examples
+/// ```
+/// use greenlet::Greenlet;
+///
+/// // A greenlet that refers to itself weakly is freed with its last handle.
+/// let g = Greenlet::new(|me: greenlet::WeakGreenlet| me.upgrade().is_some());
+/// let weak = g.downgrade();
+/// assert!(g.switch::<_, bool>(weak.clone()).unwrap());
+/// drop(g);
+/// assert!(weak.upgrade().is_none());
+/// ```
+#[derive(Clone)]
+pub struct WeakGreenlet(std::rc::Weak<Inner>);
+
+impl WeakGreenlet {
+    /// A handle on the greenlet, if it still exists (some [`Greenlet`] handle on it is alive).
+    pub fn upgrade(&self) -> Option<Greenlet> {
+        self.0.upgrade().map(Greenlet)
+    }
+}
+
+impl fmt::Debug for WeakGreenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.upgrade() {
+            Some(g) => f.debug_tuple("WeakGreenlet").field(&g).finish(),
+            None => f.write_str("WeakGreenlet(<freed>)"),
+        }
+    }
+}
+
 /// Why [`Greenlet::set_parent`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -590,6 +643,13 @@ impl Builder {
 }
 
 /// The running greenlet (Python's `greenlet.getcurrent()`).
+///
+/// The handle is a strong one: kept across a switch of the greenlet itself, it keeps that
+/// greenlet alive while it waits, so dropping every other handle no longer destroys it. A
+/// temporary lives to the end of its statement, so
+/// `greenlet::current().parent().unwrap().switch(v)` holds one while suspended; take the
+/// parent first (`let p = greenlet::current().parent().unwrap(); p.switch(v)`), or keep a
+/// [`WeakGreenlet`].
 ///
 /// # Examples
 /// ```

@@ -286,7 +286,7 @@ mod value;
 
 pub use crate::error::{GreenletExit, Killed, Panic, SwitchError};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
-pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
+pub use crate::greenlet::{Builder, Greenlet, ParentError, WeakGreenlet, current, main};
 pub use crate::hub::{
     Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, Kill, LinkFn, LinkKey, LocalKey,
     LoopExit, SpawnBuilder, Timeout, Waitable, Wakeup, idle, idle_timeout, iwait, iwait_objects,
