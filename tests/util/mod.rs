@@ -354,3 +354,50 @@ impl Drop for Ticker {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generic waits: gevent's `AbstractGenericWaitTestCase` and `AbstractGenericGetTestCase`, which
+// gevent applies to each of its blocking calls. A `wait` closure makes the call under test with
+// the timeout it is given (`None`: the call's form without a timeout) and returns whether the
+// call gave up (its own timeout error). Only lower bounds on time are asserted, never upper
+// ones.
+
+/// How long the generic waits let a call wait before it should give up.
+pub const WAIT_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// gevent's `test_returns_none_after_timeout` / `test_raises_timeout_number`: the call with a
+/// timeout gives up, and not before that time.
+pub fn assert_gives_up_at_its_timeout(wait: impl FnOnce(Option<std::time::Duration>) -> bool) {
+    let start = std::time::Instant::now();
+    assert!(wait(Some(WAIT_TICK)), "the call did not time out");
+    assert!(
+        start.elapsed() >= WAIT_TICK,
+        "the call gave up after {:?}, before its timeout",
+        start.elapsed()
+    );
+}
+
+/// gevent's `test_outer_timeout_is_not_lost`: the call waits with a long timeout of its own
+/// inside a shorter `with_timeout`; the outer deadline ends the call, and `with_timeout` says
+/// that it was the one that fired.
+pub fn assert_outer_timeout_is_not_lost(wait: impl FnOnce(Option<std::time::Duration>) -> bool) {
+    let gave_up = Cell::new(false);
+    let start = std::time::Instant::now();
+    let r = greenlet::with_timeout(WAIT_TICK, || gave_up.set(wait(Some(NOT_HANGING))));
+    assert!(r.is_err(), "with_timeout did not report its deadline");
+    assert!(
+        gave_up.get(),
+        "the call did not give up at the outer deadline"
+    );
+    assert!(start.elapsed() >= WAIT_TICK && start.elapsed() < NOT_HANGING);
+}
+
+/// gevent's `test_raises_timeout_Timeout`: the call without a timeout of its own gives up at
+/// an enclosing `Timeout`, which then says it expired.
+pub fn assert_gives_up_at_an_enclosing_timeout(
+    wait: impl FnOnce(Option<std::time::Duration>) -> bool,
+) {
+    let t = greenlet::Timeout::start(Some(WAIT_TICK));
+    assert!(wait(None), "the call did not give up at the Timeout");
+    assert!(t.is_expired());
+}
