@@ -186,7 +186,10 @@ impl Greenlet {
     /// - [`SwitchError::Panicked`] / [`SwitchError::Thrown`]: a child greenlet ended with a panic
     ///   or an uncaught thrown error, and the calling greenlet is its parent.
     /// - [`SwitchError::Exited`]: a child ended by [`GreenletExit`] (not a failure).
-    /// - [`SwitchError::Dead`]: this greenlet has already finished.
+    /// - [`SwitchError::Dead`]: this greenlet has already finished; `value` is dropped.
+    ///   (greenlet hands it to the finished greenlet's nearest live parent instead; here a
+    ///   stale handle is reported where it is used, and the parent's pending switch never
+    ///   receives a value meant for someone else: see the crate's front page.)
     /// - [`SwitchError::NotAllowed`]: called from a context that may not switch.
     ///
     /// # Examples
@@ -239,8 +242,13 @@ impl Greenlet {
     /// error; [`GreenletExit`] is the quiet exception: the parent receives it as a value.
     ///
     /// # Errors
-    /// As [`switch`](Greenlet::switch); throwing into the main greenlet or the hub, or into a
-    /// finished greenlet, is refused with [`SwitchError::NotAllowed`] / [`SwitchError::Dead`].
+    /// As [`switch`](Greenlet::switch). Two refusals differ from greenlet, which raises the
+    /// error elsewhere (see the crate's front page for why):
+    /// - into a finished greenlet: [`SwitchError::Dead`], and the error is dropped (greenlet
+    ///   raises it in the finished greenlet's parent);
+    /// - into the main greenlet (or the hub): [`SwitchError::NotAllowed`] (greenlet raises it
+    ///   in main; here main would be the whole thread unwinding). To make main's pending
+    ///   switch fail, switch to it with an error value instead.
     ///
     /// # Examples
     /// ```

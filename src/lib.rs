@@ -72,6 +72,30 @@
 //! [`Generator`] builds Python-style generators on the same machinery (`send`, `yield_`, and
 //! `Iterator` when the input is `()`).
 //!
+//! ## Where greenlet's rules were changed, and why
+//!
+//! The crate is held to greenlet's and gevent's own test suites, case by case
+//! (`tests/PORTED.md` in the repository). Three of greenlet's rules were decided differently:
+//!
+//! - **A switch to a finished greenlet is refused** with [`SwitchError::Dead`] (the value is
+//!   dropped); greenlet delivers it to the finished greenlet's nearest live parent instead.
+//!   Values are typed: the parent's pending `switch` asked for a value of its own type, from
+//!   someone else, so the value would arrive as a [`SwitchError::WrongType`] somewhere
+//!   unrelated, or worse, be taken for the answer it was waiting for. A stale handle is a bug
+//!   where it is used, and is reported there. A finished greenlet's *return value* still goes
+//!   to its nearest live ancestor, as in greenlet.
+//! - **A throw into a finished greenlet is refused** with [`SwitchError::Dead`] (the error is
+//!   dropped, not raised); greenlet raises it in the finished greenlet's parent. A thrown
+//!   error unwinds the stack of the greenlet it is thrown into; a finished one has none, and
+//!   unwinding its parent instead (often the caller itself) would tear down a stack nobody
+//!   named.
+//! - **[`Greenlet::throw`] into the main greenlet is refused** with
+//!   [`SwitchError::NotAllowed`]; greenlet raises the error in main. Main runs the thread's
+//!   own code and never finishes: an error unwinding it is a panic of the whole thread, which
+//!   no greenlet can contain. To make main's pending switch fail, switch to it with a value
+//!   that says so (`main.switch(Err::<T, E>(e))`: values are typed); blocking calls report
+//!   [`LoopExit`] the same way, as an error, where gevent throws it into main.
+//!
 //! # The hub: gevent on one thread
 //!
 //! [`spawn`] starts a greenlet that the thread's hub runs whenever the current greenlet blocks:
