@@ -51,6 +51,9 @@ impl<T: 'static> Member for JoinHandle<T> {
 struct Inner {
     kind: &'static str,
     members: RefCell<Vec<Rc<dyn Member>>>,
+    /// The ids of members this group has asked to die (gevent's `dying`): asked once only, so
+    /// that one that catches the kill and cleans up is not interrupted again and again.
+    dying: RefCell<Vec<u64>>,
     /// Greenlets waiting for the group to empty.
     emptied: WaitList,
     /// A pool's permits: one per running member.
@@ -79,6 +82,7 @@ impl Inner {
         Rc::new(Inner {
             kind,
             members: RefCell::new(Vec::new()),
+            dying: RefCell::new(Vec::new()),
             emptied: WaitList::new(),
             limit: limit.map(|n| SemCore::new(n, Some(n))),
         })
@@ -183,6 +187,7 @@ impl Inner {
             i.map(|i| members.remove(i))
         };
         let Some(member) = removed else { return false };
+        self.dying.borrow_mut().retain(|&id| id != g.id());
         self.release();
         if self.members.borrow().is_empty() {
             self.emptied.wake_all();
@@ -204,7 +209,12 @@ impl Inner {
         let me = crate::current();
         let mut killing_me = None;
         for m in members {
-            if m.greenlet().id() == me.id() {
+            let id = m.greenlet().id();
+            if self.dying.borrow().contains(&id) {
+                continue;
+            }
+            self.dying.borrow_mut().push(id);
+            if id == me.id() {
                 killing_me = Some(m);
             } else if soft {
                 m.kill_soft();
@@ -314,6 +324,10 @@ macro_rules! group_methods {
         }
 
         /// Asks every greenlet in it to die, without waiting (gevent's `kill(block=False)`).
+        ///
+        /// Each member is asked once (by any of the group's kills): one that catches the kill
+        /// to clean up is not interrupted again by the next kill of the group, which only
+        /// waits for it (gevent's `dying` set).
         pub fn kill_nowait(&self) {
             self.inner.kill_nowait(false);
         }
