@@ -358,20 +358,56 @@ fn links_added_by_links_run() {
 // ---------------------------------------------------------------------------------------------
 // Kill
 
-/// The body of gevent's `TestKill._do_test` for each way of killing: the function never runs,
-/// links fire once, the outcome is `Killed`, and killing again changes nothing.
-fn check_kill(start: impl FnOnce(&JoinHandle<()>), kill: impl Fn(&JoinHandle<()>)) {
+/// Where the greenlet stands when gevent's kill tests kill it: one class each.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// `TestKill`: created, never run. Here a greenlet spawned and killed before the spawner
+    /// yields (a spawned greenlet is scheduled at once; nothing is "created but not started").
+    Spawned,
+    /// `TestKillAfterStart`: `start()`ed, not run yet. The same thing here.
+    Started,
+    /// `TestKillAfterStartLater`: due to start later (`spawn_later`).
+    StartLater,
+    /// `TestKillWhileRunning`: started and blocked in a long sleep.
+    Running,
+}
+
+const STAGES: [Stage; 4] = [
+    Stage::Spawned,
+    Stage::Started,
+    Stage::StartLater,
+    Stage::Running,
+];
+
+/// The body of gevent's `TestKill._do_test` for one stage and one way of killing: the
+/// function's own work never runs (a running one is unwound in its sleep), links fire once,
+/// the outcome is `Killed`, and killing again changes nothing. gevent calls a killed greenlet
+/// successful, with `GreenletExit` as its value; here it has no value, so `is_successful` is
+/// false and `get` is `Err(Killed)`.
+fn check_kill(stage: Stage, kill: impl Fn(&JoinHandle<()>)) {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
-    let h = greenlet::spawn(move || r.set(true));
+    let work = move || {
+        if matches!(stage, Stage::Running) {
+            greenlet::sleep(LONG);
+        }
+        r.set(true);
+    };
+    let h = match stage {
+        Stage::StartLater => greenlet::spawn_later(Duration::from_millis(200), work),
+        _ => greenlet::spawn(work),
+    };
     let links = Rc::new(Cell::new(0));
     let l = links.clone();
     h.link(move |_| l.set(l.get() + 1));
-    start(&h);
+    if matches!(stage, Stage::Running) {
+        greenlet::yield_now(); // it starts and blocks in its sleep
+        assert!(h.greenlet().is_started() && !h.is_ready());
+    }
     kill(&h);
     greenlet::sleep(Duration::from_millis(1)); // spin the loop, as gevent's test does
     let check = |h: &JoinHandle<()>| {
-        assert!(h.is_ready());
+        assert!(h.is_ready(), "{stage:?}");
         assert!(!h.is_successful());
         assert!(h.greenlet().is_dead());
         assert!(matches!(&*h.error().unwrap(), JoinError::Killed));
@@ -383,43 +419,57 @@ fn check_kill(start: impl FnOnce(&JoinHandle<()>), kill: impl Fn(&JoinHandle<()>
     check(&h);
     assert!(
         !ran.get(),
-        "a greenlet killed before it started must never run"
+        "a killed greenlet's work must never run ({stage:?})"
     );
-    assert_eq!(links.get(), 1);
+    assert_eq!(links.get(), 1, "{stage:?}");
 }
 
-/// gevent's `TestKill.test_block` (`test_kill_before_start`): blocking kill before start.
+/// Ports gevent's `test__greenlet.py::TestKill::test_block`, `TestKillAfterStart::test_block`,
+/// `TestKillAfterStartLater::test_block` and `TestKillWhileRunning::test_block`: a blocking
+/// kill at each stage.
 #[test]
-fn kill_before_start_blocking() {
-    check_kill(|_| {}, |h| h.kill().unwrap());
+fn kill_blocking_at_every_stage() {
+    for stage in STAGES {
+        check_kill(stage, |h| h.kill().unwrap());
+    }
 }
 
-/// gevent's `TestKill.test_non_block`.
+/// Ports gevent's `test__greenlet.py::TestKill::test_non_block`,
+/// `TestKillAfterStart::test_non_block`, `TestKillAfterStartLater::test_non_block` and
+/// `TestKillWhileRunning::test_non_block`.
 #[test]
-fn kill_before_start_non_blocking() {
-    check_kill(|_| {}, |h| h.kill_nowait());
+fn kill_non_blocking_at_every_stage() {
+    for stage in STAGES {
+        check_kill(stage, |h| h.kill_nowait());
+    }
 }
 
-/// gevent's `TestKill.test_block_killall`.
+/// Ports gevent's `test__greenlet.py::TestKill::test_block_killall`,
+/// `TestKillAfterStart::test_block_killall`, `TestKillAfterStartLater::test_block_killall` and
+/// `TestKillWhileRunning::test_block_killall`.
 #[test]
-fn kill_before_start_killall_blocking() {
-    check_kill(
-        |_| {},
-        |h| greenlet::killall(std::slice::from_ref(h), Kill::Join).unwrap(),
-    );
+fn killall_blocking_at_every_stage() {
+    for stage in STAGES {
+        check_kill(stage, |h| {
+            greenlet::killall(std::slice::from_ref(h), Kill::Join).unwrap()
+        });
+    }
 }
 
-/// gevent's `TestKill.test_non_block_killall`.
+/// Ports gevent's `test__greenlet.py::TestKill::test_non_block_killal`,
+/// `TestKillAfterStart::test_non_block_killal`, `TestKillAfterStartLater::test_non_block_killal`
+/// and `TestKillWhileRunning::test_non_block_killal`.
 #[test]
-fn kill_before_start_killall_non_blocking() {
-    check_kill(
-        |_| {},
-        |h| greenlet::killall(std::slice::from_ref(h), Kill::Now).unwrap(),
-    );
+fn killall_non_blocking_at_every_stage() {
+    for stage in STAGES {
+        check_kill(stage, |h| {
+            greenlet::killall(std::slice::from_ref(h), Kill::Now).unwrap()
+        });
+    }
 }
 
-/// gevent's `TestKillAfterStartLater`: a greenlet spawned for later and killed before its time
-/// never runs, and its links fire at once.
+/// A greenlet spawned for later and killed before its time never runs, even once its time has
+/// come, and its links fire at once.
 #[test]
 fn kill_before_a_later_start() {
     let ran = Rc::new(Cell::new(false));
@@ -448,8 +498,8 @@ fn killed_spawn_later_does_not_keep_the_hub_alive() {
     });
 }
 
-/// gevent's `TestKillWhileRunning`: a greenlet killed while it blocks unwinds from where it is
-/// blocked (its destructors run), never reaches the code after the block, and links fire.
+/// A greenlet killed while it blocks unwinds from where it is blocked (its destructors run),
+/// never reaches the code after the block, and links fire.
 #[test]
 fn kill_while_blocked_unwinds_the_greenlet() {
     struct Guard(Rc<Cell<bool>>);
