@@ -37,24 +37,27 @@ fn assert_loop_exit(e: &LoopExit, started: Instant) {
 
 // ----- Event -----
 
-/// Ports gevent's `test__event.py::TestEvent_SetThenClear100`: waiters woken by a `set` return
-/// even though the event is cleared again before they run.
+/// Ports gevent's `test__event.py::TestEvent_SetThenClear::test`,
+/// `TestEvent_SetThenClear100::test` and `TestEvent_SetThenClear1000::test`: 1, 100 and 1000
+/// waiters woken by a `set` return even though the event is cleared again before they run.
 #[test]
 fn event_set_then_clear_wakes_every_waiter() {
-    let e = Event::new();
-    let waiters: Vec<_> = (0..100)
-        .map(|_| {
-            let e = e.clone();
-            spawn(move || e.wait())
-        })
-        .collect();
-    sleep(Duration::from_millis(1));
-    e.set();
-    e.clear();
-    for w in &waiters {
-        w.get().unwrap().unwrap();
+    for n in [1, 100, 1000] {
+        let e = Event::new();
+        let waiters: Vec<_> = (0..n)
+            .map(|_| {
+                let e = e.clone();
+                spawn(move || e.wait())
+            })
+            .collect();
+        sleep(Duration::from_millis(1));
+        e.set();
+        e.clear();
+        for w in &waiters {
+            w.get().unwrap().unwrap();
+        }
+        assert!(!e.is_set());
     }
-    assert!(!e.is_set());
 }
 
 /// Ports `test__event.py::TestGeventWaitOnEvent::test_set_during_wait`: after a clear, a new
