@@ -415,7 +415,10 @@ macro_rules! group_methods {
         }
 
         /// Like [`map`](Self::map), lazily: an iterator of each item's outcome, in item order
-        /// (gevent's `imap`). Items are taken from `items` as there is room to run them.
+        /// (gevent's `imap`). Items are taken from `items` as there is room to run them, and
+        /// only while the iterator is asked for its next element: a pool's `imap` runs at most
+        /// its size ahead of a slow reader (gevent's `maxsize` has no counterpart), a group's
+        /// starts every item at once.
         ///
         /// The iterator ends after the last item, or after a wait of its own gave up (that
         /// error is its last element).
