@@ -28,8 +28,8 @@ const LONG: Duration = Duration::from_secs(3600);
 // ---------------------------------------------------------------------------------------------
 // Order
 
-/// The ordering rule (gevent's `test__order`-style check, as in the article's demo):
-/// greenlets yielding with `sleep(0)` resume in FIFO order within one loop turn.
+/// Ports gevent's `test__order.py::TestSleep0::test` (the article's demo too): greenlets
+/// yielding with `sleep(0)` resume in FIFO order within one loop turn: `1A 2A 1B 2B`.
 #[test]
 fn sleep_zero_resumes_in_fifo_order() {
     let log = Log::default();
@@ -137,8 +137,9 @@ fn spawn_later_does_not_start_early() {
 // ---------------------------------------------------------------------------------------------
 // The handle
 
-/// gevent's `TestBasic.test_simple_exit`: the accessors before start, while running, and after a
-/// successful end.
+/// Ports gevent's `test__greenlet.py::TestBasic::test_simple_exit` and
+/// `TestBasic::test_exc_info_no_error`: the accessors (no error among them) before start, while
+/// running, and after a successful end.
 #[test]
 fn accessors_through_a_successful_life() {
     let links = Rc::new(Cell::new(0));
@@ -174,8 +175,8 @@ fn accessors_through_a_successful_life() {
     assert!(matches!(h.try_get(), Err(JoinError::Taken)));
 }
 
-/// gevent's `TestBasic.test_error_exit`: a panic is the greenlet's error, its joiner gets it,
-/// and the hub survives to run more greenlets.
+/// Ports gevent's `test__greenlet.py::TestBasic::test_error_exit`: a panic is the greenlet's
+/// error, its joiner gets it, and the hub survives to run more greenlets.
 #[test]
 fn panic_becomes_the_joiners_error_and_the_hub_survives() {
     let bystander = greenlet::spawn(|| {
@@ -254,7 +255,9 @@ fn join_timeout_times_out_on_a_long_sleeper() {
     assert!(matches!(h.get(), Err(JoinError::Killed)));
 }
 
-/// Names: given ones are kept; the automatic one is `Greenlet-<id>`; both show in `Debug`.
+/// Ports gevent's `test__greenlet.py::TestStr::test_method` (the name part): given names are
+/// kept; the automatic one is `Greenlet-<id>`; both show in `Debug`. (Names are given at
+/// spawn: gevent's later renaming has no counterpart.)
 #[test]
 fn names_for_diagnostics() {
     let named = SpawnBuilder::new().name("worker-7").spawn(|| ()).unwrap();
@@ -286,11 +289,12 @@ fn spawn_builder_stack_size() {
 // ---------------------------------------------------------------------------------------------
 // Links
 
-/// gevent's `test__greenlet_link` (`Test`, `Test3`, `Test4`...): links run in the order they
-/// were added, after the greenlet's own work.
+/// Ports gevent's `test__order.py::Test::test_greenlet_link`, `Test3::test_greenlet_link`,
+/// `Test4::test_greenlet_link` and `TestM::test_greenlet_link` (2, 3, 4 and 1000 callbacks):
+/// links run in the order they were added, after the greenlet's own work.
 #[test]
 fn links_run_in_order_of_adding() {
-    for count in 2..=6 {
+    for count in [2, 3, 4, 5, 6, 1000] {
         let log = Rc::new(RefCell::new(Vec::new()));
         let l0 = log.clone();
         let g = greenlet::spawn(move || l0.borrow_mut().push(0));
@@ -317,7 +321,8 @@ fn link_after_the_end_runs_at_once() {
     }
 }
 
-/// gevent's `test_multiple_listeners_error`: a panicking link does not stop the others.
+/// Ports gevent's `test__greenlet.py::TestStuff::test_multiple_listeners_error`: a panicking link
+/// does not stop the others, for a greenlet that returns and for one that fails.
 #[test]
 fn a_panicking_link_does_not_stop_the_others() {
     let results = Rc::new(RefCell::new(Vec::new()));
@@ -336,6 +341,21 @@ fn a_panicking_link_does_not_stop_the_others() {
     h.join().unwrap();
     assert_eq!(*results.borrow(), [10, 20]);
     assert_eq!(h.get().unwrap(), 5);
+
+    // The same for a greenlet that fails.
+    results.borrow_mut().clear();
+    let failed = greenlet::spawn(|| -> u32 { panic!("expected panic: test_multiple_listeners") });
+    for n in [10, 20] {
+        let r = results.clone();
+        failed.link(move |_| {
+            r.borrow_mut().push(n);
+            panic!("expected panic: listener {n}");
+        });
+    }
+    failed.link(|_| panic!("expected panic: listener3"));
+    failed.join().unwrap();
+    assert_eq!(*results.borrow(), [10, 20]);
+    assert!(matches!(failed.get(), Err(JoinError::Panicked(_))));
 }
 
 /// Links added by a link run too, after the ones already there.
@@ -656,7 +676,8 @@ fn killall_block_and_timeout() {
     greenlet::killall(&hs, Kill::Join).unwrap();
 }
 
-/// gevent's `TestRef.test_kill_scheduled` / `test_kill_started`.
+/// Ports gevent's `test__greenlet.py::TestRef::test_kill_scheduled` and
+/// `TestRef::test_kill_started`.
 #[test]
 fn kill_scheduled_and_started() {
     greenlet::spawn(|| greenlet::sleep(LONG)).kill().unwrap();
@@ -668,7 +689,7 @@ fn kill_scheduled_and_started() {
 // ---------------------------------------------------------------------------------------------
 // Waiting on many
 
-/// gevent's `test__joinall`: joining a list that names one greenlet twice.
+/// Ports gevent's `test__joinall.py::Test::test`: joining a list that names one greenlet twice.
 #[test]
 fn joinall_with_duplicates() {
     let a = greenlet::spawn(|| ());
@@ -679,17 +700,24 @@ fn joinall_with_duplicates() {
     );
 }
 
-/// gevent's `TestStuff.test_wait_noerrors`: joinall, then the values.
+/// Ports gevent's `test__greenlet.py::TestStuff::test_wait_noerrors`: joinall, then the values;
+/// a link added to a finished greenlet runs at once, and again after another one.
 #[test]
 fn joinall_then_values() {
     let hs: Vec<_> = (1..=3).map(|i| greenlet::spawn(move || i)).collect();
     assert_eq!(greenlet::joinall(&hs, None, None).unwrap(), [0, 1, 2]);
     let values: Vec<i32> = hs.iter().map(|h| *h.value().unwrap()).collect();
     assert_eq!(values, [1, 2, 3]);
+    for _ in 0..2 {
+        let seen = Rc::new(Cell::new(0));
+        let s = seen.clone();
+        hs[0].link(move |h| s.set(*h.value().unwrap()));
+        assert_eq!(seen.get(), 1);
+    }
 }
 
-/// gevent's `test_joinall_count_raise_error`: `count` returns once that many are done, and a
-/// failed greenlet counts as done.
+/// Ports gevent's `test__greenlet.py::TestStuff::test_joinall_count_raise_error`: `count`
+/// returns once that many are done, and a failed greenlet counts as done.
 #[test]
 fn joinall_count() {
     let sleeper = greenlet::spawn(|| {
