@@ -271,6 +271,15 @@ pub fn listener() -> (greenlet::net::TcpListener, std::net::SocketAddr) {
     (l, a)
 }
 
+/// A descriptor number that is not open (a freshly closed one could be reused at once by
+/// another test thread).
+pub fn closed_fd() -> std::os::fd::RawFd {
+    (5000..)
+        // SAFETY: F_GETFD only queries the descriptor table.
+        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0)
+        .unwrap()
+}
+
 /// Open descriptors of this process (entries of `/proc/self/fd`).
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
