@@ -161,9 +161,9 @@ fn any_greenlet_switches_to_any_other_in_both_directions() {
     assert!(gr1.is_active());
 }
 
-/// Ports the self-switch rule of greenlet's `green_switch` (exercised by `test_tuple_subclass`,
-/// which switches to `getcurrent()`): switching to the running greenlet returns the value at
-/// once.
+/// Ports the self-switch rule of greenlet's `green_switch` (exercised by
+/// `test_greenlet.py::TestGreenlet::test_tuple_subclass`, which switches to `getcurrent()`):
+/// switching to the running greenlet returns the value at once.
 #[test]
 fn switching_to_the_running_greenlet_returns_the_value() {
     assert_eq!(greenlet::current().switch::<u32, u32>(5).unwrap(), 5);
