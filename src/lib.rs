@@ -140,6 +140,27 @@
 //! [`idle`] waits until the hub has nothing else ready. [`pool::Pool`] bounds how many run at
 //! once ([`apply`](pool::Pool::apply), `map`, `imap`).
 //!
+//! ## Where gevent's rules were changed, and why
+//!
+//! Held to gevent's own tests, a few cases came out differently by decision; each type's docs
+//! say more:
+//!
+//! - **A killed greenlet is not successful**: it has no value, so `get` is
+//!   [`JoinError::Killed`] ([`JoinHandle::is_successful`]); gevent calls it a success whose
+//!   value is `GreenletExit`.
+//! - **A wait on a set [`sync::Event`] returns at once**, even while greenlets woken by the
+//!   same `set` have not run yet; gevent makes the late waiter yield to them first.
+//! - **`imap` has no `maxsize`**: a [`pool::Pool`]'s runs at most its size ahead of a slow
+//!   reader, a [`pool::Group`]'s starts every item at once.
+//! - **[`server::StreamServer::bind`] listens at once**, as std's `bind` does: a client that
+//!   connects before `start` waits and is served; gevent binds at `start` and refuses it.
+//! - **Sockets follow Rust's ownership**: one in use cannot be closed from elsewhere
+//!   (`shutdown` ends a blocked read instead), and two greenlets may read one socket, served
+//!   in turn, as two threads may with std's.
+//! - **Greenlets left when their thread exits are unwound** then (their destructors run, see
+//!   above); Python frees them without running them. And reference cycles of greenlet handles
+//!   are not collected: refer to a greenlet weakly with [`WeakGreenlet`].
+//!
 //! # Waiting on different things at once
 //!
 //! [`joinall`] and [`iwait`] take handles of one result type. To wait for whichever comes
