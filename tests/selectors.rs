@@ -144,7 +144,7 @@ fn registering_a_closed_descriptor_fails() {
 
 /// gevent's `run_selector_once` with `read_from_ready_socket_and_reply`: one select; each ready
 /// socket's message is echoed and the socket is unregistered and closed.
-fn reply_once(sel: &mut Selector<usize>, conns: &mut Vec<Option<UnixStream>>) -> usize {
+fn reply_once(sel: &mut Selector<usize>, conns: &mut [Option<UnixStream>]) -> usize {
     let ready: Vec<usize> = sel
         .select(Some(util::NOT_HANGING))
         .unwrap()
