@@ -509,16 +509,8 @@ fn a_child_of_a_dead_parent_returns_to_the_nearest_live_ancestor() {
 /// process so that an overflow fails only this test.
 #[test]
 fn dropping_a_long_chain_of_dead_parents_does_not_overflow_the_stack() {
-    if !util::in_child() {
-        let out = util::run_test_in_child(
-            "dropping_a_long_chain_of_dead_parents_does_not_overflow_the_stack",
-        );
-        assert!(
-            out.status.success(),
-            "the child test failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !util::in_child_process("dropping_a_long_chain_of_dead_parents_does_not_overflow_the_stack")
+    {
         return;
     }
     const GENERATIONS: usize = 100_000;
@@ -1063,15 +1055,7 @@ fn a_greenlet_unwinding_a_panic_cannot_switch_away() {
 /// test.
 #[test]
 fn dropping_a_greenlet_parked_while_unwinding_does_not_abort() {
-    if !util::in_child() {
-        let out =
-            util::run_test_in_child("dropping_a_greenlet_parked_while_unwinding_does_not_abort");
-        assert!(
-            out.status.success(),
-            "the child test failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !util::in_child_process("dropping_a_greenlet_parked_while_unwinding_does_not_abort") {
         return;
     }
     let g = Greenlet::new(|()| {
@@ -1216,16 +1200,7 @@ fn a_greenlet_kept_in_a_thread_local_is_destroyed_at_thread_exit() {
     thread_local! {
         static KEEP: RefCell<Vec<Greenlet>> = const { RefCell::new(Vec::new()) };
     }
-    if !util::in_child() {
-        let out = util::run_test_in_child(
-            "a_greenlet_kept_in_a_thread_local_is_destroyed_at_thread_exit",
-        );
-        assert!(
-            out.status.success(),
-            "the child test failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !util::in_child_process("a_greenlet_kept_in_a_thread_local_is_destroyed_at_thread_exit") {
         return;
     }
     let thread = std::thread::spawn(|| {

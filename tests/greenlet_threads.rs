@@ -117,28 +117,11 @@ fn freed_at_thread_exit(body: fn() -> Vec<WeakGreenlet>) -> (usize, usize) {
     )
 }
 
-/// Runs the test `name` in a child process unless this is the child; returns whether this is
-/// the child (which then runs the body).
-fn in_child_process(name: &str) -> bool {
-    if util::in_child() {
-        return true;
-    }
-    let out = util::run_test_in_child(name);
-    assert!(
-        out.status.success(),
-        "the child test failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
-}
-
 /// Ports greenlet's `test_leaks.py::TestLeaks::test_threaded_leak`: a thread's main greenlet
 /// is freed when the thread exits.
 #[test]
 fn a_threads_main_greenlet_is_freed_at_thread_exit() {
-    if !in_child_process("a_threads_main_greenlet_is_freed_at_thread_exit") {
+    if !util::in_child_process("a_threads_main_greenlet_is_freed_at_thread_exit") {
         return;
     }
     for _ in 0..2 {
@@ -166,6 +149,21 @@ fn suspended_greenlets(n: usize, exits: &Arc<AtomicUsize>) -> Vec<Greenlet> {
         .collect()
 }
 
+/// Runs `round` twice to warm up, then ten times more, and checks that memory did not grow.
+fn assert_rounds_do_not_grow_memory(round: impl Fn()) {
+    round();
+    round();
+    let before = util::rss_kib();
+    for _ in 0..10 {
+        round();
+    }
+    let after = util::rss_kib();
+    assert!(
+        after < before + 32 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
 /// Ports greenlet's
 /// `test_leaks.py::TestLeaks::test_untracked_memory_doesnt_increase_unfinished_thread_dealloc_in_thread`:
 /// threads that each suspend 2 x 1000 greenlets and drop them before exiting raise
@@ -185,17 +183,7 @@ fn suspended_greenlets_dropped_in_their_thread_do_not_grow_memory() {
         .unwrap();
         assert_eq!(exits.load(Ordering::SeqCst), 2000);
     };
-    round();
-    round();
-    let before = util::rss_kib();
-    for _ in 0..10 {
-        round();
-    }
-    let after = util::rss_kib();
-    assert!(
-        after < before + 32 * 1024,
-        "RSS grew from {before} KiB to {after} KiB"
-    );
+    assert_rounds_do_not_grow_memory(round);
 }
 
 thread_local! {
@@ -212,7 +200,7 @@ thread_local! {
 /// test.
 #[test]
 fn suspended_greenlets_left_at_thread_exit_do_not_grow_memory() {
-    if !in_child_process("suspended_greenlets_left_at_thread_exit_do_not_grow_memory") {
+    if !util::in_child_process("suspended_greenlets_left_at_thread_exit_do_not_grow_memory") {
         return;
     }
     let round = || {
@@ -227,15 +215,5 @@ fn suspended_greenlets_left_at_thread_exit_do_not_grow_memory() {
         .unwrap();
         assert_eq!(exits.load(Ordering::SeqCst), 2000);
     };
-    round();
-    round();
-    let before = util::rss_kib();
-    for _ in 0..10 {
-        round();
-    }
-    let after = util::rss_kib();
-    assert!(
-        after < before + 32 * 1024,
-        "RSS grew from {before} KiB to {after} KiB"
-    );
+    assert_rounds_do_not_grow_memory(round);
 }

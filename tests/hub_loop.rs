@@ -124,14 +124,7 @@ fn a_threads_hub_and_greenlets_are_freed_when_it_exits() {
     thread_local! {
         static PROBE: Probe = const { Probe(std::cell::RefCell::new(Vec::new())) };
     }
-    if !util::in_child() {
-        let out = util::run_test_in_child("a_threads_hub_and_greenlets_are_freed_when_it_exits");
-        assert!(
-            out.status.success(),
-            "the child test failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !util::in_child_process("a_threads_hub_and_greenlets_are_freed_when_it_exits") {
         return;
     }
     for _ in 0..10 {

@@ -211,6 +211,24 @@ pub fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static
     }
 }
 
+/// For a test that must run in a child process of its own (a crash fails only it; fresh
+/// process-wide state): in the parent, runs the test `name` in a child, fails if the child
+/// failed, and returns false; in the child, returns true, and the test goes on with its body.
+pub fn in_child_process(name: &str) -> bool {
+    if in_child() {
+        return true;
+    }
+    let out = run_test_in_child(name);
+    assert!(
+        out.status.success(),
+        "the child test failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
 /// What a child test run printed, and whether it passed.
 #[derive(Debug)]
 pub struct ChildRun {
