@@ -39,11 +39,11 @@ fn a_timeout_after_a_busy_stretch_counts_from_its_start() {
     greenlet::yield_now();
     busy(Duration::from_millis(20));
     let start = Instant::now();
-    let t = Timeout::start(Some(Duration::from_millis(10)));
+    let t = Timeout::start(Some(Duration::from_millis(200)));
     assert!(!t.is_expired());
     greenlet::sleep(Duration::from_secs(3600));
     assert!(t.is_expired());
-    assert!(start.elapsed() >= Duration::from_millis(10));
+    assert!(start.elapsed() >= Duration::from_millis(200));
 }
 
 /// Ports gevent's `test__sleep0.py` (a `sleep(0)` loop inside a 10 ms `Timeout` ends): a loop
@@ -64,6 +64,8 @@ fn a_sleep_zero_loop_lets_timers_fire() {
         greenlet::sleep(Duration::ZERO);
         spins += 1;
     }
+    // A timer due in the very last turn has woken the greenlet, which runs after this one.
+    greenlet::sleep(Duration::ZERO);
     assert!(
         fired.get(),
         "the other greenlet's timer did not fire in {spins} spins"
