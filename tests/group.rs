@@ -160,12 +160,14 @@ fn killall_without_blocking() {
     assert!(hs.iter().all(|h| h.greenlet().is_dead()));
 }
 
-/// A greenlet that, killed in its long sleep, lingers in another long sleep before it dies
-/// (gevent's `except: sleep(1)`).
-fn lingering() -> JoinHandle<()> {
-    greenlet::spawn(|| {
-        if std::panic::catch_unwind(|| greenlet::sleep(LONG)).is_err() {
-            greenlet::sleep(LONG);
+/// A greenlet that sleeps long and, when a kill interrupts its sleep (by unwinding it, or by
+/// ending it early), lingers in another long sleep, and another, until `stop` is set (gevent's
+/// `except: sleep(1)`, for a kill that may come more than once).
+fn lingering(stop: &Rc<Cell<bool>>) -> JoinHandle<()> {
+    let stop = stop.clone();
+    greenlet::spawn(move || {
+        while !stop.get() {
+            let _ = std::panic::catch_unwind(|| greenlet::sleep(LONG));
         }
     })
 }
@@ -174,7 +176,8 @@ fn lingering() -> JoinHandle<()> {
 /// greenlets killed before they start never run, so they die at once, well within the timeout.
 #[test]
 fn killall_with_a_timeout_before_the_greenlets_start() {
-    let hs = [lingering(), lingering()];
+    let stop = Rc::new(Cell::new(false));
+    let hs = [lingering(&stop), lingering(&stop)];
     greenlet::killall(&hs, true, Some(Duration::from_millis(50))).unwrap();
     assert!(hs.iter().all(|h| h.greenlet().is_dead()));
 }
@@ -184,14 +187,16 @@ fn killall_with_a_timeout_before_the_greenlets_start() {
 /// they are still alive.
 #[test]
 fn killall_with_a_timeout_gives_up_on_lingering_greenlets() {
-    let hs = [lingering(), lingering()];
+    let stop = Rc::new(Cell::new(false));
+    let hs = [lingering(&stop), lingering(&stop)];
     greenlet::yield_now(); // both start and sleep
     assert!(matches!(
         greenlet::killall(&hs, true, Some(Duration::from_millis(5))),
         Err(JoinError::TimedOut)
     ));
     assert!(hs.iter().all(|h| !h.greenlet().is_dead()));
-    // A second kill ends the lingering.
+    // Told to stop lingering, they end at the next kill.
+    stop.set(true);
     greenlet::killall(&hs, true, None).unwrap();
     assert!(hs.iter().all(|h| h.greenlet().is_dead()));
 }
