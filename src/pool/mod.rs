@@ -51,9 +51,10 @@ impl<T: 'static> Member for JoinHandle<T> {
 struct Inner {
     kind: &'static str,
     members: RefCell<Vec<Rc<dyn Member>>>,
-    /// The ids of members this group has asked to die (gevent's `dying`): asked once only, so
-    /// that one that catches the kill and cleans up is not interrupted again and again.
-    dying: RefCell<Vec<u64>>,
+    /// The members this group has asked to die (gevent's `dying`), by id, and whether the ask
+    /// was a hard one (an unwind): each is asked softly at most once and unwound at most once,
+    /// so that one that cleans up is not interrupted again and again.
+    dying: RefCell<Vec<(u64, bool)>>,
     /// Greenlets waiting for the group to empty.
     emptied: WaitList,
     /// A pool's permits: one per running member.
@@ -187,7 +188,7 @@ impl Inner {
             i.map(|i| members.remove(i))
         };
         let Some(member) = removed else { return false };
-        self.dying.borrow_mut().retain(|&id| id != g.id());
+        self.dying.borrow_mut().retain(|&(id, _)| id != g.id());
         self.release();
         if self.members.borrow().is_empty() {
             self.emptied.wake_all();
@@ -210,10 +211,22 @@ impl Inner {
         let mut killing_me = None;
         for m in members {
             let id = m.greenlet().id();
-            if self.dying.borrow().contains(&id) {
-                continue;
+            let asked = self
+                .dying
+                .borrow()
+                .iter()
+                .find(|&&(d, _)| d == id)
+                .map(|&(_, hard)| hard);
+            match asked {
+                // Unwound already, or asked softly again: nothing more to ask.
+                Some(true) => continue,
+                Some(false) if soft => continue,
+                _ => {}
             }
-            self.dying.borrow_mut().push(id);
+            let mut dying = self.dying.borrow_mut();
+            dying.retain(|&(d, _)| d != id);
+            dying.push((id, !soft));
+            drop(dying);
             if id == me.id() {
                 killing_me = Some(m);
             } else if soft {
