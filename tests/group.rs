@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use greenlet::pool::Group;
 use greenlet::sync::Event;
-use greenlet::{JoinError, JoinHandle};
+use greenlet::{JoinError, JoinHandle, Kill};
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -155,7 +155,7 @@ fn killall_without_blocking() {
     let hs: Vec<_> = (0..2)
         .map(|_| greenlet::spawn(|| greenlet::sleep(LONG)))
         .collect();
-    greenlet::killall(&hs, false, None).unwrap();
+    greenlet::killall(&hs, Kill::Now).unwrap();
     greenlet::sleep(Duration::from_millis(1));
     assert!(hs.iter().all(|h| h.greenlet().is_dead()));
 }
@@ -178,7 +178,7 @@ fn lingering(stop: &Rc<Cell<bool>>) -> JoinHandle<()> {
 fn killall_with_a_timeout_before_the_greenlets_start() {
     let stop = Rc::new(Cell::new(false));
     let hs = [lingering(&stop), lingering(&stop)];
-    greenlet::killall(&hs, true, Some(Duration::from_millis(50))).unwrap();
+    greenlet::killall(&hs, Kill::JoinTimeout(Duration::from_millis(50))).unwrap();
     assert!(hs.iter().all(|h| h.greenlet().is_dead()));
 }
 
@@ -191,12 +191,12 @@ fn killall_with_a_timeout_gives_up_on_lingering_greenlets() {
     let hs = [lingering(&stop), lingering(&stop)];
     greenlet::yield_now(); // both start and sleep
     assert!(matches!(
-        greenlet::killall(&hs, true, Some(Duration::from_millis(5))),
+        greenlet::killall(&hs, Kill::JoinTimeout(Duration::from_millis(5))),
         Err(JoinError::TimedOut)
     ));
     assert!(hs.iter().all(|h| !h.greenlet().is_dead()));
     // Told to stop lingering, they end at the next kill.
     stop.set(true);
-    greenlet::killall(&hs, true, None).unwrap();
+    greenlet::killall(&hs, Kill::Join).unwrap();
     assert!(hs.iter().all(|h| h.greenlet().is_dead()));
 }
