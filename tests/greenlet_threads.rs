@@ -130,6 +130,36 @@ fn a_threads_main_greenlet_is_freed_at_thread_exit() {
     }
 }
 
+greenlet::greenlet_local! {
+    /// Finished greenlets kept by the main greenlet (greenlet's `getcurrent().ll`).
+    static KEPT: RefCell<Vec<Greenlet>> = RefCell::new(Vec::new());
+}
+
+/// Ports greenlet's `test_leaks.py::TestLeaks::test_threaded_adv_leak`: a thread's main
+/// greenlet keeps finished greenlets (whose parent it is) in a greenlet-local; when the thread
+/// exits, all of them are freed (main's locals are dropped then, which breaks the cycle
+/// through their parent links).
+#[test]
+fn finished_greenlets_kept_by_a_threads_main_are_freed_at_thread_exit() {
+    if !util::in_child_process("finished_greenlets_kept_by_a_threads_main_are_freed_at_thread_exit")
+    {
+        return;
+    }
+    for _ in 0..2 {
+        let found = freed_at_thread_exit(|| {
+            let mut weak = vec![greenlet::main().downgrade()];
+            for _ in 0..2 {
+                let g = Greenlet::new(|()| ());
+                let () = g.switch(()).unwrap();
+                weak.push(g.downgrade());
+                KEPT.with(|k| k.borrow_mut().push(g));
+            }
+            weak
+        });
+        assert_eq!(found, (3, 0), "(freed, still alive)");
+    }
+}
+
 /// Suspends `n` greenlets that count the `GreenletExit` their destruction raises.
 fn suspended_greenlets(n: usize, exits: &Arc<AtomicUsize>) -> Vec<Greenlet> {
     (0..n)
