@@ -120,7 +120,7 @@ struct Links {
 
 fn set_links<T: std::fmt::Debug + 'static>(
     p: &JoinHandle<T>,
-    link: &dyn Fn(&JoinHandle<T>, Box<dyn FnOnce(&JoinHandle<T>)>),
+    link: &dyn Fn(&JoinHandle<T>, greenlet::LinkFn<T>),
 ) -> Links {
     let describe = |h: &JoinHandle<T>| match (h.value(), h.error()) {
         (Some(v), _) => format!("value {v:?}"),
