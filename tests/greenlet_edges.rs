@@ -1,11 +1,8 @@
 //! Edge cases from greenlet's `test_greenlet.py` that `tests/greenlet.rs` does not hold: C
-//! frames between a greenlet's switches, handles that are not copies, and a greenlet function
-//! whose destructor switches.
+//! frames between a greenlet's switches, handles that are not copies, and a destructor that
+//! switches while a greenlet starts.
 
 mod util;
-
-use std::cell::RefCell;
-use std::rc::Rc;
 
 use greenlet::Greenlet;
 use util::{Log, OnDrop};
@@ -60,35 +57,34 @@ fn cloning_a_greenlet_gives_another_handle_not_a_copy() {
 }
 
 /// Ports greenlet's `test_greenlet.py::TestBrokenGreenlets::test_reentrant_switch_run_callable_has_del`
-/// (the greenlet's `run` callable has a `__del__` that switches): dropping a greenlet that never
-/// started drops its function, whose destructor runs in the dropping greenlet and may switch
-/// from there like any code; the dropped greenlet never runs.
+/// (the greenlet's `run` callable has a `__del__` that switches to main while the greenlet
+/// starts): a greenlet whose function drops a capture first thing, whose destructor switches
+/// to main; main's first switch to it returns what that destructor sent, and the function
+/// goes on once main switches back.
 #[test]
-fn an_unstarted_greenlets_function_may_switch_from_its_destructor() {
+fn a_destructor_run_as_a_greenlet_starts_may_switch() {
     let log = Log::new();
-    let other = Greenlet::new({
-        let log = log.clone();
-        move |()| {
-            log.push("other runs");
-            "from other"
-        }
+    let l = log.clone();
+    let run_callable = OnDrop(move || {
+        l.push("RunCallable drop");
+        let main = greenlet::main();
+        let () = main.switch("from RunCallable").unwrap();
     });
-    let (l, o) = (log.clone(), other.clone());
-    let on_drop = OnDrop(move || {
-        let got: &str = o.switch(()).unwrap();
-        l.push(format!("destructor got {got:?}"));
-    });
-    let ran = Rc::new(RefCell::new(false));
-    let r = ran.clone();
+    let l = log.clone();
     let g = Greenlet::new(move |()| {
-        let _keep = &on_drop;
-        *r.borrow_mut() = true;
+        drop(run_callable);
+        l.push("run_func enter");
     });
-    drop(g);
-    assert!(!*ran.borrow());
+    let got: &str = g.switch(()).unwrap();
+    log.push(format!("main: g.switch() {got}"));
+    let () = g.switch(()).unwrap();
+    assert!(g.is_dead());
     assert_eq!(
         log.events(),
-        ["other runs", "destructor got \"from other\""]
+        [
+            "RunCallable drop",
+            "main: g.switch() from RunCallable",
+            "run_func enter"
+        ]
     );
-    assert!(other.is_dead());
 }
