@@ -8,41 +8,32 @@ use std::time::Duration;
 use greenlet::Waitable;
 use greenlet::sync::{AsyncResult, Event};
 
+/// gevent's generic wait checks (own timeout, outer timeout) on `wait_objects` over `object`
+/// alone, which is not ready.
+fn wait_objects_gives_up(object: &dyn Waitable) {
+    let objects = [object];
+    let wait = |t| {
+        greenlet::wait_objects(&objects, t, None)
+            .unwrap()
+            .is_empty()
+    };
+    util::assert_gives_up_at_its_timeout(wait);
+    util::assert_outer_timeout_is_not_lost(wait);
+}
+
 /// Ports gevent's `test__event.py::TestGeventWaitOnEvent::test_returns_none_after_timeout` and
-/// `TestGeventWaitOnEvent::test_outer_timeout_is_not_lost`. `wait_objects` on an
-/// unset event gives up at its timeout (nothing ready) and at an outer `with_timeout`.
+/// `TestGeventWaitOnEvent::test_outer_timeout_is_not_lost`: `wait_objects` on an unset event
+/// gives up at its timeout (nothing ready) and at an outer `with_timeout`.
 #[test]
 fn wait_objects_on_an_event_gives_up() {
-    let e = Event::new();
-    let objects: [&dyn Waitable; 1] = [&e];
-    util::assert_gives_up_at_its_timeout(|t| {
-        greenlet::wait_objects(&objects, t, None)
-            .unwrap()
-            .is_empty()
-    });
-    util::assert_outer_timeout_is_not_lost(|t| {
-        greenlet::wait_objects(&objects, t, None)
-            .unwrap()
-            .is_empty()
-    });
+    wait_objects_gives_up(&Event::new());
 }
 
 /// Ports gevent's `test__event.py::TestWaitAsyncResult::test_returns_none_after_timeout` and
 /// `TestWaitAsyncResult::test_outer_timeout_is_not_lost`: the same on a pending result.
 #[test]
 fn wait_objects_on_a_result_gives_up() {
-    let r = AsyncResult::<u8>::new();
-    let objects: [&dyn Waitable; 1] = [&r];
-    util::assert_gives_up_at_its_timeout(|t| {
-        greenlet::wait_objects(&objects, t, None)
-            .unwrap()
-            .is_empty()
-    });
-    util::assert_outer_timeout_is_not_lost(|t| {
-        greenlet::wait_objects(&objects, t, None)
-            .unwrap()
-            .is_empty()
-    });
+    wait_objects_gives_up(&AsyncResult::<u8>::new());
 }
 
 /// Ports gevent's `test__event.py::TestWait::test`, `TestWait_notimeout::test`,
