@@ -186,7 +186,10 @@ impl Greenlet {
     /// - [`SwitchError::Panicked`] / [`SwitchError::Thrown`]: a child greenlet ended with a panic
     ///   or an uncaught thrown error, and the calling greenlet is its parent.
     /// - [`SwitchError::Exited`]: a child ended by [`GreenletExit`] (not a failure).
-    /// - [`SwitchError::Dead`]: this greenlet has already finished.
+    /// - [`SwitchError::Dead`]: this greenlet has already finished; `value` is dropped.
+    ///   (greenlet hands it to the finished greenlet's nearest live parent instead; here a
+    ///   stale handle is reported where it is used, and the parent's pending switch never
+    ///   receives a value meant for someone else: see the crate's front page.)
     /// - [`SwitchError::NotAllowed`]: called from a context that may not switch.
     ///
     /// # Examples
@@ -239,8 +242,13 @@ impl Greenlet {
     /// error; [`GreenletExit`] is the quiet exception: the parent receives it as a value.
     ///
     /// # Errors
-    /// As [`switch`](Greenlet::switch); throwing into the main greenlet or the hub, or into a
-    /// finished greenlet, is refused with [`SwitchError::NotAllowed`] / [`SwitchError::Dead`].
+    /// As [`switch`](Greenlet::switch). Two refusals differ from greenlet, which raises the
+    /// error elsewhere (see the crate's front page for why):
+    /// - into a finished greenlet: [`SwitchError::Dead`], and the error is dropped (greenlet
+    ///   raises it in the finished greenlet's parent);
+    /// - into the main greenlet (or the hub): [`SwitchError::NotAllowed`] (greenlet raises it
+    ///   in main; here main would be the whole thread unwinding). To make main's pending
+    ///   switch fail, switch to it with an error value instead.
     ///
     /// # Examples
     /// ```
@@ -362,6 +370,26 @@ impl Greenlet {
     /// The usable size of the greenlet's stack in bytes (0 for the main greenlet).
     pub fn stack_size(&self) -> usize {
         self.inner().stack_size
+    }
+
+    /// A weak handle on this greenlet (Python's `weakref.ref(g)`): it does not keep the
+    /// greenlet alive, and [`WeakGreenlet::upgrade`] gives a handle back while one exists.
+    ///
+    /// Handles are reference counted, and a cycle of them is never freed (Rust has no cycle
+    /// collector, unlike Python): a greenlet that keeps a handle on itself, or on a greenlet
+    /// that keeps one on it, should keep a weak one.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Greenlet::new(|()| ());
+    /// let weak = g.downgrade();
+    /// assert_eq!(weak.upgrade().as_ref(), Some(&g));
+    /// drop(g);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    #[doc(alias = "weakref")]
+    pub fn downgrade(&self) -> WeakGreenlet {
+        WeakGreenlet(Rc::downgrade(&self.0))
     }
 
     fn state_name(&self) -> &'static str {
@@ -486,6 +514,39 @@ impl fmt::Debug for Greenlet {
     }
 }
 
+/// A weak handle on a greenlet, made by [`Greenlet::downgrade`]: it does not keep the greenlet
+/// alive (Python's `weakref.ref` to a greenlet).
+///
+/// # Examples
+/// ```
+/// use greenlet::Greenlet;
+///
+/// // A greenlet that refers to itself weakly is freed with its last handle.
+/// let g = Greenlet::new(|me: greenlet::WeakGreenlet| me.upgrade().is_some());
+/// let weak = g.downgrade();
+/// assert!(g.switch::<_, bool>(weak.clone()).unwrap());
+/// drop(g);
+/// assert!(weak.upgrade().is_none());
+/// ```
+#[derive(Clone)]
+pub struct WeakGreenlet(std::rc::Weak<Inner>);
+
+impl WeakGreenlet {
+    /// A handle on the greenlet, if it still exists (some [`Greenlet`] handle on it is alive).
+    pub fn upgrade(&self) -> Option<Greenlet> {
+        self.0.upgrade().map(Greenlet)
+    }
+}
+
+impl fmt::Debug for WeakGreenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.upgrade() {
+            Some(g) => f.debug_tuple("WeakGreenlet").field(&g).finish(),
+            None => f.write_str("WeakGreenlet(<freed>)"),
+        }
+    }
+}
+
 /// Why [`Greenlet::set_parent`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -590,6 +651,13 @@ impl Builder {
 }
 
 /// The running greenlet (Python's `greenlet.getcurrent()`).
+///
+/// The handle is a strong one: kept across a switch of the greenlet itself, it keeps that
+/// greenlet alive while it waits, so dropping every other handle no longer destroys it. A
+/// temporary lives to the end of its statement, so
+/// `greenlet::current().parent().unwrap().switch(v)` holds one while suspended; take the
+/// parent first (`let p = greenlet::current().parent().unwrap(); p.switch(v)`), or keep a
+/// [`WeakGreenlet`].
 ///
 /// # Examples
 /// ```

@@ -72,6 +72,30 @@
 //! [`Generator`] builds Python-style generators on the same machinery (`send`, `yield_`, and
 //! `Iterator` when the input is `()`).
 //!
+//! ## Where greenlet's rules were changed, and why
+//!
+//! The crate is held to greenlet's and gevent's own test suites, case by case
+//! (`tests/PORTED.md` in the repository). Three of greenlet's rules were decided differently:
+//!
+//! - **A switch to a finished greenlet is refused** with [`SwitchError::Dead`] (the value is
+//!   dropped); greenlet delivers it to the finished greenlet's nearest live parent instead.
+//!   Values are typed: the parent's pending `switch` asked for a value of its own type, from
+//!   someone else, so the value would arrive as a [`SwitchError::WrongType`] somewhere
+//!   unrelated, or worse, be taken for the answer it was waiting for. A stale handle is a bug
+//!   where it is used, and is reported there. A finished greenlet's *return value* still goes
+//!   to its nearest live ancestor, as in greenlet.
+//! - **A throw into a finished greenlet is refused** with [`SwitchError::Dead`] (the error is
+//!   dropped, not raised); greenlet raises it in the finished greenlet's parent. A thrown
+//!   error unwinds the stack of the greenlet it is thrown into; a finished one has none, and
+//!   unwinding its parent instead (often the caller itself) would tear down a stack nobody
+//!   named.
+//! - **[`Greenlet::throw`] into the main greenlet is refused** with
+//!   [`SwitchError::NotAllowed`]; greenlet raises the error in main. Main runs the thread's
+//!   own code and never finishes: an error unwinding it is a panic of the whole thread, which
+//!   no greenlet can contain. To make main's pending switch fail, switch to it with a value
+//!   that says so (`main.switch(Err::<T, E>(e))`: values are typed); blocking calls report
+//!   [`LoopExit`] the same way, as an error, where gevent throws it into main.
+//!
 //! # The hub: gevent on one thread
 //!
 //! [`spawn`] starts a greenlet that the thread's hub runs whenever the current greenlet blocks:
@@ -115,6 +139,27 @@
 //! returned [`LinkKey`]). [`spawn_raw`] skips the handle for fire-and-forget work, and
 //! [`idle`] waits until the hub has nothing else ready. [`pool::Pool`] bounds how many run at
 //! once ([`apply`](pool::Pool::apply), `map`, `imap`).
+//!
+//! ## Where gevent's rules were changed, and why
+//!
+//! Held to gevent's own tests, a few cases came out differently by decision; each type's docs
+//! say more:
+//!
+//! - **A killed greenlet is not successful**: it has no value, so `get` is
+//!   [`JoinError::Killed`] ([`JoinHandle::is_successful`]); gevent calls it a success whose
+//!   value is `GreenletExit`.
+//! - **A wait on a set [`sync::Event`] returns at once**, even while greenlets woken by the
+//!   same `set` have not run yet; gevent makes the late waiter yield to them first.
+//! - **`imap` has no `maxsize`**: a [`pool::Pool`]'s runs at most its size ahead of a slow
+//!   reader, a [`pool::Group`]'s starts every item at once.
+//! - **[`server::StreamServer::bind`] listens at once**, as std's `bind` does: a client that
+//!   connects before `start` waits and is served; gevent binds at `start` and refuses it.
+//! - **Sockets follow Rust's ownership**: one in use cannot be closed from elsewhere
+//!   (`shutdown` ends a blocked read instead), and two greenlets may read one socket, served
+//!   in turn, as two threads may with std's.
+//! - **Greenlets left when their thread exits are unwound** then (their destructors run, see
+//!   above); Python frees them without running them. And reference cycles of greenlet handles
+//!   are not collected: refer to a greenlet weakly with [`WeakGreenlet`].
 //!
 //! # Waiting on different things at once
 //!
@@ -332,7 +377,7 @@ mod value;
 pub use crate::error::{GreenletExit, Killed, Panic, SwitchError};
 pub use crate::future::{block_on, block_on_timeout};
 pub use crate::generator::{Generator, GeneratorState, Yielder};
-pub use crate::greenlet::{Builder, Greenlet, ParentError, current, main};
+pub use crate::greenlet::{Builder, Greenlet, ParentError, WeakGreenlet, current, main};
 pub use crate::hub::{
     Elapsed, HubBuilder, HubHandle, JoinError, JoinHandle, Kill, LinkFn, LinkKey, LocalKey,
     LoopExit, SpawnBuilder, Timeout, Waitable, Wakeup, idle, idle_timeout, iwait, iwait_objects,

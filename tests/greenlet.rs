@@ -161,9 +161,9 @@ fn any_greenlet_switches_to_any_other_in_both_directions() {
     assert!(gr1.is_active());
 }
 
-/// Ports the self-switch rule of greenlet's `green_switch` (exercised by `test_tuple_subclass`,
-/// which switches to `getcurrent()`): switching to the running greenlet returns the value at
-/// once.
+/// Ports the self-switch rule of greenlet's `green_switch` (exercised by
+/// `test_greenlet.py::TestGreenlet::test_tuple_subclass`, which switches to `getcurrent()`):
+/// switching to the running greenlet returns the value at once.
 #[test]
 fn switching_to_the_running_greenlet_returns_the_value() {
     assert_eq!(greenlet::current().switch::<u32, u32>(5).unwrap(), 5);
@@ -509,16 +509,8 @@ fn a_child_of_a_dead_parent_returns_to_the_nearest_live_ancestor() {
 /// process so that an overflow fails only this test.
 #[test]
 fn dropping_a_long_chain_of_dead_parents_does_not_overflow_the_stack() {
-    if !util::in_child() {
-        let out = util::run_test_in_child(
-            "dropping_a_long_chain_of_dead_parents_does_not_overflow_the_stack",
-        );
-        assert!(
-            out.status.success(),
-            "the child test failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !util::in_child_process("dropping_a_long_chain_of_dead_parents_does_not_overflow_the_stack")
+    {
         return;
     }
     const GENERATIONS: usize = 100_000;
@@ -605,7 +597,8 @@ fn throw_into_an_unstarted_greenlet_kills_it_without_running_it() {
 
 /// Ports greenlet's `test_throw.py::ThrowTests::test_kill`: `GreenletExit` is the quiet
 /// exception; the parent receives it as a value. Throwing again into the now dead greenlet is
-/// refused with `Dead` (Python hands back another `GreenletExit`).
+/// refused with `Dead` (Python hands back another `GreenletExit`): decided difference (b) of
+/// the front page.
 #[test]
 fn throwing_greenlet_exit_gives_the_parent_greenlet_exit_as_a_value() {
     let g = Greenlet::new(|()| {
@@ -746,8 +739,10 @@ fn throw_into_the_running_greenlet_raises_right_there() {
     assert!(g.is_dead());
 }
 
-/// No Python counterpart (Python's main greenlet can be thrown into from another greenlet):
-/// this crate refuses to throw into the main greenlet, which is the thread's own stack.
+/// Decided difference (c) of the front page: greenlet raises an error thrown into the main
+/// greenlet (from a child) in main; here main is the thread's own stack and the throw is
+/// refused with `NotAllowed`, from main and from a child. A child makes main's pending switch
+/// fail by switching to it with an error value.
 #[test]
 fn throw_into_main_is_not_allowed() {
     let main = greenlet::main();
@@ -755,8 +750,56 @@ fn throw_into_main_is_not_allowed() {
         main.throw::<_, ()>(SomeError("x")),
         Err(SwitchError::NotAllowed(_))
     ));
-    let g = Greenlet::new(|()| greenlet::main().throw::<_, ()>(SomeError("x")).is_err());
+    let g = Greenlet::new(|()| {
+        let refused = matches!(
+            greenlet::main().throw::<_, ()>(SomeError("x")),
+            Err(SwitchError::NotAllowed(_))
+        );
+        let main = greenlet::main();
+        let () = main.switch(refused).unwrap();
+        let () = main
+            .switch(Err::<u32, SomeError>(SomeError("instead")))
+            .unwrap();
+    });
     assert!(g.switch::<(), bool>(()).unwrap());
+    let failed: Result<u32, SomeError> = g.switch(()).unwrap();
+    assert_eq!(failed, Err(SomeError("instead")));
+}
+
+/// Decided difference (b) of the front page: greenlet raises an error thrown into a finished
+/// greenlet in that greenlet's parent (here main, the thrower itself); here the throw is
+/// refused with `Dead`, nothing unwinds, and the error is dropped.
+#[test]
+fn throw_into_a_finished_greenlet_is_refused() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An error that counts its drops.
+    #[derive(Debug)]
+    struct Counted(Arc<AtomicUsize>);
+    impl std::fmt::Display for Counted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("counted")
+        }
+    }
+    impl std::error::Error for Counted {}
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    let g = Greenlet::new(|()| 1u32);
+    assert_eq!(g.switch::<(), u32>(()).unwrap(), 1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let r = panic::catch_unwind(AssertUnwindSafe(|| {
+        g.throw::<_, u32>(Counted(drops.clone()))
+    }));
+    assert!(matches!(r, Ok(Err(SwitchError::Dead))), "{r:?}");
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // The parent (main) goes on switching normally.
+    let h = Greenlet::new(|x: u32| x + 1);
+    assert_eq!(h.switch::<u32, u32>(1).unwrap(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -790,7 +833,9 @@ fn a_panic_in_a_greenlet_is_an_error_for_its_parent() {
 
 /// Ports greenlet's `test_greenlet.py::TestGreenlet::test_exception` in full: g2's parent is
 /// set to g1; g2 panics; g1's pending switch receives the panic, records it and re-raises it;
-/// g1 dies and main receives the panic.
+/// g1 dies and main receives the panic. Python's last steps, `g2.switch()` returning `()` and
+/// `g2.switch(25)` returning 25 (the switch to dead g2 goes on to main, the caller), are
+/// `Err(Dead)` here: decided difference (a) of the front page.
 #[test]
 fn a_panic_goes_to_the_parents_pending_switch() {
     fn fmain(seen: Log) -> impl FnOnce(()) + 'static {
@@ -1010,15 +1055,7 @@ fn a_greenlet_unwinding_a_panic_cannot_switch_away() {
 /// test.
 #[test]
 fn dropping_a_greenlet_parked_while_unwinding_does_not_abort() {
-    if !util::in_child() {
-        let out =
-            util::run_test_in_child("dropping_a_greenlet_parked_while_unwinding_does_not_abort");
-        assert!(
-            out.status.success(),
-            "the child test failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !util::in_child_process("dropping_a_greenlet_parked_while_unwinding_does_not_abort") {
         return;
     }
     let g = Greenlet::new(|()| {
@@ -1163,16 +1200,7 @@ fn a_greenlet_kept_in_a_thread_local_is_destroyed_at_thread_exit() {
     thread_local! {
         static KEEP: RefCell<Vec<Greenlet>> = const { RefCell::new(Vec::new()) };
     }
-    if !util::in_child() {
-        let out = util::run_test_in_child(
-            "a_greenlet_kept_in_a_thread_local_is_destroyed_at_thread_exit",
-        );
-        assert!(
-            out.status.success(),
-            "the child test failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !util::in_child_process("a_greenlet_kept_in_a_thread_local_is_destroyed_at_thread_exit") {
         return;
     }
     let thread = std::thread::spawn(|| {
@@ -1254,9 +1282,10 @@ fn state_queries_and_debug_follow_the_life_cycle() {
 }
 
 /// Ports greenlet's `test_greenlet.py::TestGreenlet::test_switch_to_dead_greenlet_reparent`
-/// with this crate's rule: where Python switches to a dead greenlet's parent instead, here the
-/// switch is refused with `SwitchError::Dead`, the value is dropped, and no parent is started
-/// (not even an unstarted one given with `set_parent`).
+/// with this crate's rule, decided difference (a) of the front page: where Python switches to
+/// a dead greenlet's parent instead, here the switch is refused with `SwitchError::Dead`, the
+/// value is dropped, and no parent is started (not even an unstarted one given with
+/// `set_parent`).
 #[test]
 fn switching_to_a_dead_greenlet_is_refused() {
     let started = Rc::new(Cell::new(false));

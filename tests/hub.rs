@@ -28,8 +28,8 @@ const LONG: Duration = Duration::from_secs(3600);
 // ---------------------------------------------------------------------------------------------
 // Order
 
-/// The ordering rule (gevent's `test__order`-style check, as in the article's demo):
-/// greenlets yielding with `sleep(0)` resume in FIFO order within one loop turn.
+/// Ports gevent's `test__order.py::TestSleep0::test` (the article's demo too): greenlets
+/// yielding with `sleep(0)` resume in FIFO order within one loop turn: `1A 2A 1B 2B`.
 #[test]
 fn sleep_zero_resumes_in_fifo_order() {
     let log = Log::default();
@@ -137,8 +137,9 @@ fn spawn_later_does_not_start_early() {
 // ---------------------------------------------------------------------------------------------
 // The handle
 
-/// gevent's `TestBasic.test_simple_exit`: the accessors before start, while running, and after a
-/// successful end.
+/// Ports gevent's `test__greenlet.py::TestBasic::test_simple_exit` and
+/// `TestBasic::test_exc_info_no_error`: the accessors (no error among them) before start, while
+/// running, and after a successful end.
 #[test]
 fn accessors_through_a_successful_life() {
     let links = Rc::new(Cell::new(0));
@@ -174,8 +175,8 @@ fn accessors_through_a_successful_life() {
     assert!(matches!(h.try_get(), Err(JoinError::Taken)));
 }
 
-/// gevent's `TestBasic.test_error_exit`: a panic is the greenlet's error, its joiner gets it,
-/// and the hub survives to run more greenlets.
+/// Ports gevent's `test__greenlet.py::TestBasic::test_error_exit`: a panic is the greenlet's
+/// error, its joiner gets it, and the hub survives to run more greenlets.
 #[test]
 fn panic_becomes_the_joiners_error_and_the_hub_survives() {
     let bystander = greenlet::spawn(|| {
@@ -254,7 +255,9 @@ fn join_timeout_times_out_on_a_long_sleeper() {
     assert!(matches!(h.get(), Err(JoinError::Killed)));
 }
 
-/// Names: given ones are kept; the automatic one is `Greenlet-<id>`; both show in `Debug`.
+/// Ports gevent's `test__greenlet.py::TestStr::test_method` (the name part): given names are
+/// kept; the automatic one is `Greenlet-<id>`; both show in `Debug`. (Names are given at
+/// spawn: gevent's later renaming has no counterpart.)
 #[test]
 fn names_for_diagnostics() {
     let named = SpawnBuilder::new().name("worker-7").spawn(|| ()).unwrap();
@@ -286,11 +289,12 @@ fn spawn_builder_stack_size() {
 // ---------------------------------------------------------------------------------------------
 // Links
 
-/// gevent's `test__greenlet_link` (`Test`, `Test3`, `Test4`...): links run in the order they
-/// were added, after the greenlet's own work.
+/// Ports gevent's `test__order.py::Test::test_greenlet_link`, `Test3::test_greenlet_link`,
+/// `Test4::test_greenlet_link` and `TestM::test_greenlet_link` (2, 3, 4 and 1000 callbacks):
+/// links run in the order they were added, after the greenlet's own work.
 #[test]
 fn links_run_in_order_of_adding() {
-    for count in 2..=6 {
+    for count in [2, 3, 4, 5, 6, 1000] {
         let log = Rc::new(RefCell::new(Vec::new()));
         let l0 = log.clone();
         let g = greenlet::spawn(move || l0.borrow_mut().push(0));
@@ -317,7 +321,8 @@ fn link_after_the_end_runs_at_once() {
     }
 }
 
-/// gevent's `test_multiple_listeners_error`: a panicking link does not stop the others.
+/// Ports gevent's `test__greenlet.py::TestStuff::test_multiple_listeners_error`: a panicking link
+/// does not stop the others, for a greenlet that returns and for one that fails.
 #[test]
 fn a_panicking_link_does_not_stop_the_others() {
     let results = Rc::new(RefCell::new(Vec::new()));
@@ -336,6 +341,21 @@ fn a_panicking_link_does_not_stop_the_others() {
     h.join().unwrap();
     assert_eq!(*results.borrow(), [10, 20]);
     assert_eq!(h.get().unwrap(), 5);
+
+    // The same for a greenlet that fails.
+    results.borrow_mut().clear();
+    let failed = greenlet::spawn(|| -> u32 { panic!("expected panic: test_multiple_listeners") });
+    for n in [10, 20] {
+        let r = results.clone();
+        failed.link(move |_| {
+            r.borrow_mut().push(n);
+            panic!("expected panic: listener {n}");
+        });
+    }
+    failed.link(|_| panic!("expected panic: listener3"));
+    failed.join().unwrap();
+    assert_eq!(*results.borrow(), [10, 20]);
+    assert!(matches!(failed.get(), Err(JoinError::Panicked(_))));
 }
 
 /// Links added by a link run too, after the ones already there.
@@ -358,20 +378,56 @@ fn links_added_by_links_run() {
 // ---------------------------------------------------------------------------------------------
 // Kill
 
-/// The body of gevent's `TestKill._do_test` for each way of killing: the function never runs,
-/// links fire once, the outcome is `Killed`, and killing again changes nothing.
-fn check_kill(start: impl FnOnce(&JoinHandle<()>), kill: impl Fn(&JoinHandle<()>)) {
+/// Where the greenlet stands when gevent's kill tests kill it: one class each.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// `TestKill`: created, never run. Here a greenlet spawned and killed before the spawner
+    /// yields (a spawned greenlet is scheduled at once; nothing is "created but not started").
+    Spawned,
+    /// `TestKillAfterStart`: `start()`ed, not run yet. The same thing here.
+    Started,
+    /// `TestKillAfterStartLater`: due to start later (`spawn_later`).
+    StartLater,
+    /// `TestKillWhileRunning`: started and blocked in a long sleep.
+    Running,
+}
+
+const STAGES: [Stage; 4] = [
+    Stage::Spawned,
+    Stage::Started,
+    Stage::StartLater,
+    Stage::Running,
+];
+
+/// The body of gevent's `TestKill._do_test` for one stage and one way of killing: the
+/// function's own work never runs (a running one is unwound in its sleep), links fire once,
+/// the outcome is `Killed`, and killing again changes nothing. gevent calls a killed greenlet
+/// successful, with `GreenletExit` as its value; here it has no value, so `is_successful` is
+/// false and `get` is `Err(Killed)`.
+fn check_kill(stage: Stage, kill: impl Fn(&JoinHandle<()>)) {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
-    let h = greenlet::spawn(move || r.set(true));
+    let work = move || {
+        if matches!(stage, Stage::Running) {
+            greenlet::sleep(LONG);
+        }
+        r.set(true);
+    };
+    let h = match stage {
+        Stage::StartLater => greenlet::spawn_later(Duration::from_millis(200), work),
+        _ => greenlet::spawn(work),
+    };
     let links = Rc::new(Cell::new(0));
     let l = links.clone();
     h.link(move |_| l.set(l.get() + 1));
-    start(&h);
+    if matches!(stage, Stage::Running) {
+        greenlet::yield_now(); // it starts and blocks in its sleep
+        assert!(h.greenlet().is_started() && !h.is_ready());
+    }
     kill(&h);
     greenlet::sleep(Duration::from_millis(1)); // spin the loop, as gevent's test does
     let check = |h: &JoinHandle<()>| {
-        assert!(h.is_ready());
+        assert!(h.is_ready(), "{stage:?}");
         assert!(!h.is_successful());
         assert!(h.greenlet().is_dead());
         assert!(matches!(&*h.error().unwrap(), JoinError::Killed));
@@ -383,43 +439,57 @@ fn check_kill(start: impl FnOnce(&JoinHandle<()>), kill: impl Fn(&JoinHandle<()>
     check(&h);
     assert!(
         !ran.get(),
-        "a greenlet killed before it started must never run"
+        "a killed greenlet's work must never run ({stage:?})"
     );
-    assert_eq!(links.get(), 1);
+    assert_eq!(links.get(), 1, "{stage:?}");
 }
 
-/// gevent's `TestKill.test_block` (`test_kill_before_start`): blocking kill before start.
+/// Ports gevent's `test__greenlet.py::TestKill::test_block`, `TestKillAfterStart::test_block`,
+/// `TestKillAfterStartLater::test_block` and `TestKillWhileRunning::test_block`: a blocking
+/// kill at each stage.
 #[test]
-fn kill_before_start_blocking() {
-    check_kill(|_| {}, |h| h.kill().unwrap());
+fn kill_blocking_at_every_stage() {
+    for stage in STAGES {
+        check_kill(stage, |h| h.kill().unwrap());
+    }
 }
 
-/// gevent's `TestKill.test_non_block`.
+/// Ports gevent's `test__greenlet.py::TestKill::test_non_block`,
+/// `TestKillAfterStart::test_non_block`, `TestKillAfterStartLater::test_non_block` and
+/// `TestKillWhileRunning::test_non_block`.
 #[test]
-fn kill_before_start_non_blocking() {
-    check_kill(|_| {}, |h| h.kill_nowait());
+fn kill_non_blocking_at_every_stage() {
+    for stage in STAGES {
+        check_kill(stage, |h| h.kill_nowait());
+    }
 }
 
-/// gevent's `TestKill.test_block_killall`.
+/// Ports gevent's `test__greenlet.py::TestKill::test_block_killall`,
+/// `TestKillAfterStart::test_block_killall`, `TestKillAfterStartLater::test_block_killall` and
+/// `TestKillWhileRunning::test_block_killall`.
 #[test]
-fn kill_before_start_killall_blocking() {
-    check_kill(
-        |_| {},
-        |h| greenlet::killall(std::slice::from_ref(h), Kill::Join).unwrap(),
-    );
+fn killall_blocking_at_every_stage() {
+    for stage in STAGES {
+        check_kill(stage, |h| {
+            greenlet::killall(std::slice::from_ref(h), Kill::Join).unwrap()
+        });
+    }
 }
 
-/// gevent's `TestKill.test_non_block_killall`.
+/// Ports gevent's `test__greenlet.py::TestKill::test_non_block_killal`,
+/// `TestKillAfterStart::test_non_block_killal`, `TestKillAfterStartLater::test_non_block_killal`
+/// and `TestKillWhileRunning::test_non_block_killal`.
 #[test]
-fn kill_before_start_killall_non_blocking() {
-    check_kill(
-        |_| {},
-        |h| greenlet::killall(std::slice::from_ref(h), Kill::Now).unwrap(),
-    );
+fn killall_non_blocking_at_every_stage() {
+    for stage in STAGES {
+        check_kill(stage, |h| {
+            greenlet::killall(std::slice::from_ref(h), Kill::Now).unwrap()
+        });
+    }
 }
 
-/// gevent's `TestKillAfterStartLater`: a greenlet spawned for later and killed before its time
-/// never runs, and its links fire at once.
+/// A greenlet spawned for later and killed before its time never runs, even once its time has
+/// come, and its links fire at once.
 #[test]
 fn kill_before_a_later_start() {
     let ran = Rc::new(Cell::new(false));
@@ -448,8 +518,8 @@ fn killed_spawn_later_does_not_keep_the_hub_alive() {
     });
 }
 
-/// gevent's `TestKillWhileRunning`: a greenlet killed while it blocks unwinds from where it is
-/// blocked (its destructors run), never reaches the code after the block, and links fire.
+/// A greenlet killed while it blocks unwinds from where it is blocked (its destructors run),
+/// never reaches the code after the block, and links fire.
 #[test]
 fn kill_while_blocked_unwinds_the_greenlet() {
     struct Guard(Rc<Cell<bool>>);
@@ -606,7 +676,8 @@ fn killall_block_and_timeout() {
     greenlet::killall(&hs, Kill::Join).unwrap();
 }
 
-/// gevent's `TestRef.test_kill_scheduled` / `test_kill_started`.
+/// Ports gevent's `test__greenlet.py::TestRef::test_kill_scheduled` and
+/// `TestRef::test_kill_started`.
 #[test]
 fn kill_scheduled_and_started() {
     greenlet::spawn(|| greenlet::sleep(LONG)).kill().unwrap();
@@ -618,7 +689,7 @@ fn kill_scheduled_and_started() {
 // ---------------------------------------------------------------------------------------------
 // Waiting on many
 
-/// gevent's `test__joinall`: joining a list that names one greenlet twice.
+/// Ports gevent's `test__joinall.py::Test::test`: joining a list that names one greenlet twice.
 #[test]
 fn joinall_with_duplicates() {
     let a = greenlet::spawn(|| ());
@@ -629,17 +700,24 @@ fn joinall_with_duplicates() {
     );
 }
 
-/// gevent's `TestStuff.test_wait_noerrors`: joinall, then the values.
+/// Ports gevent's `test__greenlet.py::TestStuff::test_wait_noerrors`: joinall, then the values;
+/// a link added to a finished greenlet runs at once, and again after another one.
 #[test]
 fn joinall_then_values() {
     let hs: Vec<_> = (1..=3).map(|i| greenlet::spawn(move || i)).collect();
     assert_eq!(greenlet::joinall(&hs, None, None).unwrap(), [0, 1, 2]);
     let values: Vec<i32> = hs.iter().map(|h| *h.value().unwrap()).collect();
     assert_eq!(values, [1, 2, 3]);
+    for _ in 0..2 {
+        let seen = Rc::new(Cell::new(0));
+        let s = seen.clone();
+        hs[0].link(move |h| s.set(*h.value().unwrap()));
+        assert_eq!(seen.get(), 1);
+    }
 }
 
-/// gevent's `test_joinall_count_raise_error`: `count` returns once that many are done, and a
-/// failed greenlet counts as done.
+/// Ports gevent's `test__greenlet.py::TestStuff::test_joinall_count_raise_error`: `count`
+/// returns once that many are done, and a failed greenlet counts as done.
 #[test]
 fn joinall_count() {
     let sleeper = greenlet::spawn(|| {

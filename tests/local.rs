@@ -1,5 +1,6 @@
 //! Greenlet-local storage (gevent's `local`): ports of gevent's `test__local.py` where they
-//! apply to a typed key.
+//! apply to a typed key, and of greenlet's `test_contextvars.py`, whose per-greenlet context
+//! variables are what greenlet-locals are here.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -37,7 +38,10 @@ greenlet::greenlet_local! {
     static DERIVED: String = NAME.with(|n| format!("derived from {}", n.borrow()));
 }
 
-/// Each greenlet sees its own value, created on first use; main's is untouched.
+/// Ports gevent's `test__local.py::TestGeventLocal::test_local_opts_not_subclassed` (a value
+/// set is read back) and `TestGeventLocal::test_attribute_error` (a value set in another
+/// greenlet is not seen): each greenlet sees its own value, created on first use; main's is
+/// untouched.
 #[test]
 fn values_are_per_greenlet() {
     NUMBER.with(|n| n.set(1));
@@ -60,7 +64,8 @@ fn values_are_per_greenlet() {
     assert_eq!(NUMBER.with(Cell::get), 1);
 }
 
-/// Two keys of one greenlet are independent.
+/// Ports gevent's `test__local.py::TestGeventLocal::test_objects`: two locals of one greenlet
+/// are independent.
 #[test]
 fn keys_are_independent() {
     let h = greenlet::spawn(|| {
@@ -107,8 +112,10 @@ fn explicit_greenlets_have_locals() {
     assert_eq!(g.switch::<(), u32>(()).unwrap(), 5);
 }
 
-/// gevent's `test_locals_collected_when_greenlet_dead_but_still_referenced` (gevent#387): a
-/// greenlet's values are dropped when it finishes, even while handles on it remain.
+/// Ports gevent's
+/// `test__local.py::TestGeventLocal::test_locals_collected_when_greenlet_dead_but_still_referenced`
+/// (gevent#387): a greenlet's values are dropped when it finishes, even while handles on it
+/// remain.
 #[test]
 fn values_are_dropped_when_the_greenlet_ends() {
     let before = (CREATED.with(Cell::get), drops());
@@ -204,4 +211,102 @@ fn destructor_may_block() {
 #[test]
 fn key_debug() {
     assert!(format!("{NUMBER:?}").contains("Cell<u32>"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// greenlet's test_contextvars.py: a context variable is a greenlet-local here.
+
+/// How a new greenlet gets its context (greenlet's `propagate_by`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Propagate {
+    /// It starts from the initial value (greenlet's default: contexts are not inherited).
+    Not,
+    /// It starts from a copy of its creator's value (`copy_context().run`, `gr_context = copy`).
+    Copy,
+    /// It shares its creator's value (`gr_context = getcurrent().gr_context`).
+    Share,
+}
+
+greenlet::greenlet_local! {
+    /// The context variable `ID_VAR`: a cell, so that greenlets can share one.
+    static ID_VAR: RefCell<Rc<Cell<Option<u32>>>> = RefCell::new(Rc::default());
+}
+
+fn id_get() -> Option<u32> {
+    ID_VAR.with(|v| v.borrow().get())
+}
+
+fn id_set(id: u32) {
+    ID_VAR.with(|v| v.borrow().set(Some(id)));
+}
+
+/// greenlet's `_test_context`: main sets the variable to 0 and starts four greenlets, each of
+/// which checks what it starts with, sets its own id, and counts what it sees twice, switching
+/// back to main in between; main counts what it sees before each round. Returns the counts.
+fn count_context_views(propagate: Propagate) -> [u32; 5] {
+    id_set(0);
+    let counts: Rc<RefCell<[u32; 5]>> = Rc::default();
+    let lets: Vec<Greenlet> = (1..5u32)
+        .map(|id| {
+            let creators = ID_VAR.with(|v| v.borrow().clone());
+            let counts = counts.clone();
+            Greenlet::new(move |()| {
+                match propagate {
+                    Propagate::Not => {}
+                    Propagate::Copy => {
+                        ID_VAR.with(|v| *v.borrow_mut() = Rc::new((*creators).clone()))
+                    }
+                    Propagate::Share => ID_VAR.with(|v| *v.borrow_mut() = creators),
+                }
+                let expected = match propagate {
+                    Propagate::Not => None,
+                    Propagate::Copy => Some(0),
+                    Propagate::Share => Some(id - 1),
+                };
+                assert_eq!(id_get(), expected, "greenlet {id} starts with");
+                id_set(id);
+                for _ in 0..2 {
+                    counts.borrow_mut()[id_get().unwrap() as usize] += 1;
+                    let main = greenlet::main();
+                    let () = main.switch(()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..2 {
+        counts.borrow_mut()[id_get().unwrap() as usize] += 1;
+        for g in &lets {
+            let () = g.switch(()).unwrap();
+        }
+    }
+    for g in &lets {
+        let () = g.switch(()).unwrap();
+        assert!(g.is_dead());
+    }
+    *counts.borrow()
+}
+
+/// Ports greenlet's `test_contextvars.py::ContextVarsTests::test_context_not_propagated`: a new
+/// greenlet starts from the variable's initial value, not its creator's, and each greenlet
+/// counts only its own id (twice each).
+#[test]
+fn context_not_propagated_each_greenlet_sees_its_own() {
+    assert_eq!(count_context_views(Propagate::Not), [2; 5]);
+}
+
+/// Ports greenlet's `test_contextvars.py::ContextVarsTests::test_context_propagated_by_context_run`
+/// and `ContextVarsTests::test_context_propagated_by_setting_attribute`: a greenlet started
+/// from a copy of its creator's context sees the creator's value first; its own changes stay
+/// its own. Here the copy is explicit: the creator's value is captured and set at the start.
+#[test]
+fn context_copied_from_the_creator_then_kept_apart() {
+    assert_eq!(count_context_views(Propagate::Copy), [2; 5]);
+}
+
+/// Ports greenlet's `test_contextvars.py::ContextVarsTests::test_context_shared`: greenlets
+/// that share their creator's context see each other's changes (the last id wins). Here the
+/// sharing is explicit: the local holds a cell shared through `Rc`.
+#[test]
+fn context_shared_with_the_creator_shows_every_change() {
+    assert_eq!(count_context_views(Propagate::Share), [1, 1, 1, 1, 6]);
 }

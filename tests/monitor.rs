@@ -249,8 +249,8 @@ fn panicking_link_is_logged() {
 // The blocking monitor
 
 /// With the monitor switched on by the builder (threshold 50 ms), a greenlet that keeps the
-/// hub from running for 300 ms is reported through `log::warn!` by name (gevent's
-/// `test_blocking_this_thread`).
+/// hub from running for 300 ms is reported through `log::warn!` by name (ports gevent's
+/// `test__hub.py::TestPeriodicMonitoringThread::test_blocking_this_thread`).
 #[test]
 fn monitor_names_the_greenlet_that_blocks_the_hub() {
     let _serial = serial();

@@ -408,6 +408,26 @@ fn a_plain_thread_blocking_read_is_unaffected_and_still_interrupted_by_signals()
 
 extern "C" fn on_usr2(_: libc::c_int) {}
 
+/// Ports gevent's `test__monkey_hub_in_thread.py` (after `patch_all`, plain threads call
+/// `time.sleep`): three plain threads, with no greenlet runtime, sleep after patching as
+/// unpatched, side by side, each the whole time.
+#[test]
+fn plain_threads_sleep_as_unpatched_after_patching() {
+    patch();
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let start = std::time::Instant::now();
+                std::thread::sleep(Duration::from_millis(20));
+                start.elapsed()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().unwrap() >= Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn options_changed_through_a_duplicate_are_seen_through_the_original() {
     patch();

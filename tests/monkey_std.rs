@@ -24,6 +24,9 @@ fn ticker(stop: Rc<Cell<bool>>) -> (Rc<Cell<u32>>, greenlet::JoinHandle<()>) {
     (ticks, h)
 }
 
+/// Ports gevent's `test__monkey.py::TestMonkey::test_socket` (after patching, the `socket`
+/// module's functions are gevent's): std's own `TcpListener` and `TcpStream` serve and connect
+/// as greenlets, each blocking call parking only its greenlet.
 #[test]
 fn std_net_echo_server_and_client_as_greenlets() {
     greenlet::monkey::patch_all();
@@ -64,6 +67,8 @@ fn std_net_echo_server_and_client_as_greenlets() {
     server.join().unwrap();
 }
 
+/// Ports gevent's `test__monkey.py::TestMonkey::test_time` (after patching, `time.sleep` is
+/// gevent's): `std::thread::sleep` parks only its greenlet, so a thousand sleep at once.
 #[test]
 fn thread_sleep_in_a_thousand_greenlets_at_once() {
     greenlet::monkey::patch_all();

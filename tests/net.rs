@@ -204,6 +204,10 @@ fn unix_stream_and_datagram_echo() {
     sender.join().unwrap();
 }
 
+/// Ports gevent's `test__socket_close.py::Test::test_recv_twice` with this crate's rule: gevent
+/// refuses a second greenlet's `recv` on a socket another greenlet is already receiving on
+/// (an `AssertionError`); here, as std lets two threads read one `&TcpStream`, both wait and
+/// each read is served in turn.
 #[test]
 fn two_greenlets_reading_one_socket_are_both_served() {
     let (client, server) = tcp_pair();
@@ -257,6 +261,11 @@ fn two_greenlets_accepting_on_one_listener_are_both_served() {
     assert_eq!(peers, want);
 }
 
+/// Ports gevent's `test__socket.py::TestTCP::test_recv_timeout`,
+/// `TestTCP::test_sendall_timeout` and `test__socket_timeout.py::Test::test_timeout`: a read
+/// with nothing to read and a write nobody reads give up at the socket's timeouts, with std's
+/// error (`WouldBlock`, std's kind for an expired socket timeout, where Python says
+/// `timed out`), and the socket stays usable.
 #[test]
 fn read_and_write_timeouts_give_the_same_error_kind_as_std() {
     let t = Duration::from_millis(20);
@@ -363,14 +372,19 @@ fn connect_timeout_against_a_full_backlog() {
     );
 }
 
+/// Ports gevent's `test__socket_errors.py::TestSocketErrors::test_connection_refused` and
+/// `test__socket.py::TestCreateConnection::test_refuses`: connecting to a port nobody listens
+/// on is refused, with std's error.
 #[test]
 fn connect_errors_are_std_errors() {
     // A port nobody listens on.
     let (l, addr) = listener();
     drop(l);
-    assert_eq!(
-        TcpStream::connect(addr).unwrap_err().kind(),
-        ErrorKind::ConnectionRefused
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    assert!(
+        refused.to_string().to_lowercase().contains("refused"),
+        "{refused}"
     );
     let empty: &[SocketAddr] = &[];
     assert_eq!(

@@ -57,7 +57,8 @@ fn pool_bounds_concurrency_and_blocks_the_spawner() {
     assert_eq!(pool.free_count(), 2);
 }
 
-/// Ports gevent's `test__pool.py::PoolBasicTests::test_execute_async`.
+/// Ports gevent's `test__pool.py::PoolBasicTests::test_execute_async` (`apply_async` there,
+/// `spawn` here: the same greenlets).
 #[test]
 fn pool_free_count_follows_its_members() {
     let p = Pool::new(2);
@@ -85,7 +86,7 @@ fn pool_free_count_follows_its_members() {
     assert_eq!(*r.borrow(), [1, 2, 3, 4]);
 }
 
-/// Ports `test__pool.py::PoolBasicTests::test_discard`.
+/// Ports gevent's `test__pool.py::PoolBasicTests::test_discard`.
 #[test]
 fn pool_discard_returns_the_slot() {
     let p = Pool::new(1);
@@ -98,8 +99,8 @@ fn pool_discard_returns_the_slot() {
     assert_eq!(p.free_count(), 1);
 }
 
-/// Ports `test__pool.py::PoolBasicTests::test_add_method`, `test_add_method_non_blocking` and
-/// `test_add_method_timeout`.
+/// Ports gevent's `test__pool.py::PoolBasicTests::test_add_method`,
+/// `PoolBasicTests::test_add_method_non_blocking` and `PoolBasicTests::test_add_method_timeout`.
 #[test]
 fn pool_add_waits_while_full() {
     let p = Pool::new(1);
@@ -124,7 +125,7 @@ fn pool_add_waits_while_full() {
     assert!(matches!(second.get(), Err(JoinError::Killed)));
 }
 
-/// Ports `test__pool.py::TestPool0::test_wait_full`.
+/// Ports gevent's `test__pool.py::TestPool0::test_wait_full`.
 #[test]
 fn pool_of_zero_is_always_full() {
     let p = Pool::new(0);
@@ -160,125 +161,224 @@ fn pool_wait_available() {
     assert_eq!(p.wait_available().unwrap(), 1);
 }
 
-/// Ports `test__pool.py::TestSpawn` and `testSpawnAndWait`.
+/// Ports gevent's `test__pool.py::TestSpawn::test` and `TestSpawn::testSpawnAndWait`: a spawn
+/// into a full pool of one waits until the member finishes, so the pool never holds two; a
+/// join with a short timeout gives up on a full pool, a plain join waits until it is empty.
 #[test]
 fn pool_join_timeout_then_join() {
     let p = Pool::new(1);
     assert_eq!(p.len(), 0);
-    p.spawn(|| sleep(Duration::from_millis(20))).unwrap();
+    let first = p.spawn(|| sleep(Duration::from_millis(20))).unwrap();
     assert_eq!(p.len(), 1);
     assert_eq!(
         p.join_timeout(Duration::from_millis(1)),
         Err(WaitError::TimedOut)
     );
     assert!(!p.try_join());
+    p.spawn(|| sleep(Duration::from_millis(1))).unwrap(); // waits for the first
+    assert!(first.is_ready());
+    assert_eq!(p.len(), 1);
     p.join().unwrap();
     assert_eq!(p.len(), 0);
 }
 
-/// Ports `test__pool.py::TestJoinEmpty`.
+/// Ports gevent's `test__pool.py::PoolBasicTests::test_start_method_timeout`: adding a
+/// greenlet that has not started yet to a full pool gives up at the timeout; the pool keeps
+/// only its member.
+#[test]
+fn pool_add_timeout_of_an_unstarted_greenlet() {
+    let p = Pool::new(1);
+    let first = spawn(|| sleep(Duration::from_secs(1000)));
+    p.add(&first).unwrap();
+    let second = greenlet::spawn_later(Duration::from_secs(1000), || ());
+    assert_eq!(p.add_timeout(&second, SHORT), Err(WaitError::TimedOut));
+    assert_eq!(p.len(), 1);
+    assert!(!p.contains(&second));
+    second.kill().unwrap();
+    first.kill().unwrap();
+}
+
+/// Ports gevent's `test__pool.py::TestJoinEmpty::test`.
 #[test]
 fn joining_an_empty_group_returns_at_once() {
     Group::new().join().unwrap();
     Pool::new(3).join().unwrap();
 }
 
-/// Ports `test__pool.py::TestPool::test_map` for sizes 1, 2, 3, 10: results keep the order of
-/// the items, and no more than `size` run at once.
+// ---------------------------------------------------------------------------------------------
+// gevent's `TestPool`, run as gevent runs it against `TestPool` (size 1), `TestPool2`,
+// `TestPool3`, `TestPool10` and `TestPoolUnlimit` (no bound: here a `Group`). Each test below
+// ports one case for all five classes. (`test_apply` and the `test_async*` cases need
+// `apply`/`apply_async`, see `tests/PORTED.md`.)
+
+/// Runs `$body` with `$p` bound to each of gevent's five test pools and `$size` to its bound.
+macro_rules! for_each_test_pool {
+    (|$p:ident, $size:ident| $body:block) => {{
+        for size in [1usize, 2, 3, 10] {
+            let $size = Some(size);
+            let $p = Pool::new(size);
+            $body
+        }
+        {
+            let $size: Option<usize> = None;
+            let $p = Group::new();
+            $body
+        }
+    }};
+}
+
+/// gevent's `sqr`: the square, after an optional sleep.
+fn sqr(x: u64, wait: Duration) -> u64 {
+    if !wait.is_zero() {
+        sleep(wait);
+    }
+    x * x
+}
+
+/// A sleep of 0 to 9 ms that depends on `x` in a scrambled way (gevent's `random.random()`
+/// sleeps, made repeatable).
+fn scrambled(x: u64) -> Duration {
+    Duration::from_millis(x.wrapping_mul(7919).wrapping_add(13) % 10)
+}
+
+fn squares(n: u64) -> Vec<u64> {
+    (0..n).map(|x| x * x).collect()
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_map`, `TestPool2::test_map`,
+/// `TestPool3::test_map`, `TestPool10::test_map` and `TestPoolUnlimit::test_map`: results keep
+/// the order of the items, and no more than the pool's size run at once.
 #[test]
 fn map_keeps_order_and_bounds_concurrency() {
-    for size in [1, 2, 3, 10] {
-        let pool = Pool::new(size);
-        let gauge = Gauge::default();
-        let g = gauge.clone();
-        let got = pool
-            .map(0..100u64, move |x| {
-                g.enter();
-                if x % 3 == 0 {
-                    yield_now();
-                }
-                g.leave();
+    for_each_test_pool!(|pool, size| {
+        for n in [10, 100] {
+            let gauge = Gauge::default();
+            let g = gauge.clone();
+            let got = pool
+                .map(0..n, move |x| {
+                    g.enter();
+                    if x % 3 == 0 {
+                        yield_now();
+                    }
+                    g.leave();
+                    x * x
+                })
+                .unwrap();
+            assert_eq!(got, squares(n));
+            if let Some(size) = size {
+                assert!(gauge.most.get() <= size, "{} > {size}", gauge.most.get());
+            }
+            assert!(pool.is_empty());
+        }
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_imap_list_small`,
+/// `TestPool2::test_imap_list_small`, `TestPool3::test_imap_list_small`,
+/// `TestPool10::test_imap_list_small` and `TestPoolUnlimit::test_imap_list_small`.
+#[test]
+fn imap_small_collects_in_order() {
+    for_each_test_pool!(|pool, _size| {
+        let got: Vec<u64> = pool
+            .imap(0..10, |x| sqr(x, Duration::ZERO))
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, squares(10));
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_imap_it_small` and `test_imap_it_large`, and
+/// the same two of `TestPool2`, `TestPool3`, `TestPool10` and `TestPoolUnlimit`: item by item,
+/// then the end.
+#[test]
+fn imap_step_by_step_then_the_end() {
+    for_each_test_pool!(|pool, _size| {
+        for n in [10u64, 1000] {
+            let mut it = pool.imap(0..n, |x| {
+                yield_now();
                 x * x
-            })
-            .unwrap();
-        assert_eq!(got, (0..100u64).map(|x| x * x).collect::<Vec<_>>());
-        assert!(gauge.most.get() <= size, "{} > {size}", gauge.most.get());
-        assert!(pool.is_empty());
-    }
-}
-
-/// Ports `test__pool.py::TestPool::test_imap_it_large`.
-#[test]
-fn imap_large_is_ordered() {
-    let pool = Pool::new(3);
-    let mut it = pool.imap(0..1000u64, |x| {
-        yield_now();
-        x * x
-    });
-    for i in 0..1000u64 {
-        assert_eq!(it.next().unwrap().unwrap(), i * i);
-    }
-    assert!(it.next().is_none());
-}
-
-/// Runs `f` on items whose greenlets finish in the order `finish`, forced by events set by a
-/// controller greenlet.
-fn forced_order(
-    group_map: impl FnOnce(Rc<dyn Fn(usize) -> usize>) -> Vec<usize>,
-    finish: &'static [usize],
-) -> Vec<usize> {
-    let gates: Rc<Vec<Event>> = Rc::new((0..finish.len()).map(|_| Event::new()).collect());
-    let started = Rc::new(Cell::new(0));
-    let controller = {
-        let (gates, started) = (gates.clone(), started.clone());
-        spawn(move || {
-            while started.get() < finish.len() {
-                yield_now();
+            });
+            for i in 0..n {
+                assert_eq!(it.next().unwrap().unwrap(), i * i);
             }
-            for &i in finish {
-                gates[i].set();
-                yield_now();
-                yield_now();
-            }
-        })
-    };
-    let f: Rc<dyn Fn(usize) -> usize> = Rc::new(move |i| {
-        started.set(started.get() + 1);
-        gates[i].wait().unwrap();
-        i
+            assert!(it.next().is_none());
+        }
     });
-    let got = group_map(f);
-    controller.join().unwrap();
-    got
 }
 
-/// Ports `test__pool.py::TestPool::test_imap_unordered_sleep` (with a forced finishing order
-/// instead of sleeps): `imap_unordered` yields in completion order, `imap` in item order.
+/// Ports gevent's `test__pool.py::TestPool::test_imap_random`, `TestPool2::test_imap_random`,
+/// `TestPool3::test_imap_random`, `TestPool10::test_imap_random` and
+/// `TestPoolUnlimit::test_imap_random`: items that take scrambled times come out in item
+/// order.
 #[test]
-fn imap_unordered_yields_in_completion_order() {
-    let unordered = forced_order(
-        |f| {
-            let group = Group::new();
-            group
-                .imap_unordered(0..3, move |i| f(i))
+fn imap_of_scrambled_durations_keeps_item_order() {
+    for_each_test_pool!(|pool, _size| {
+        let got: Vec<u64> = pool
+            .imap(0..10, |x| sqr(x, scrambled(x)))
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, squares(10));
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_imap_unordered` and
+/// `test_imap_unordered_random`, and the same two of `TestPool2`, `TestPool3`, `TestPool10` and
+/// `TestPoolUnlimit`: every result comes out once, in some order.
+#[test]
+fn imap_unordered_gives_every_result_once() {
+    for_each_test_pool!(|pool, _size| {
+        for _ in 0..2 {
+            let mut got: Vec<u64> = pool
+                .imap_unordered(0..1000, |x| sqr(x, Duration::ZERO))
                 .map(Result::unwrap)
-                .collect()
-        },
-        &[1, 2, 0],
-    );
-    assert_eq!(unordered, [1, 2, 0]);
-    let ordered = forced_order(
-        |f| {
-            let pool = Pool::new(3);
-            pool.imap(0..3, move |i| f(i)).map(Result::unwrap).collect()
-        },
-        &[2, 0, 1],
-    );
-    assert_eq!(ordered, [0, 1, 2]);
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, squares(1000));
+        }
+        let mut got: Vec<u64> = pool
+            .imap_unordered(0..10, |x| sqr(x, scrambled(x)))
+            .map(Result::unwrap)
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, squares(10));
+    });
 }
 
-/// Ports `test__pool.py::TestPool1::test_imap_unordered_sleep`: with a pool of one, the
-/// completion order is the item order.
+/// Ports gevent's `test__pool.py::TestPool::test_empty_imap_unordered`, `test_empty_imap` and
+/// `test_empty_map`, and the same three of `TestPool2`, `TestPool3`, `TestPool10` and
+/// `TestPoolUnlimit`.
+#[test]
+fn mapping_nothing_gives_nothing() {
+    for_each_test_pool!(|pool, _size| {
+        assert_eq!(pool.map(Vec::<u8>::new(), |x| x).unwrap(), Vec::<u8>::new());
+        assert_eq!(pool.imap(0..0, |x: i32| x).count(), 0);
+        assert_eq!(pool.imap_unordered(0..0, |x: i32| x).count(), 0);
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_terminate`, `TestPool2::test_terminate`,
+/// `TestPool3::test_terminate`, `TestPool10::test_terminate` and
+/// `TestPoolUnlimit::test_terminate`: killing the pool while a map over it runs (in another
+/// greenlet) ends the members at once, and the map with them.
+#[test]
+fn killing_a_pool_ends_a_running_map() {
+    for_each_test_pool!(|pool, size| {
+        let n = 2 * size.unwrap_or(10);
+        let mapper = {
+            let pool = pool.clone();
+            spawn(move || pool.map(0..n, |_| sleep(Duration::from_secs(3600))))
+        };
+        sleep(Duration::from_millis(1));
+        assert!(!pool.is_empty());
+        pool.kill().unwrap();
+        assert!(matches!(mapper.get().unwrap(), Err(JoinError::Killed)));
+        pool.join().unwrap();
+        assert!(pool.is_empty());
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_imap_unordered_sleep`: with a pool of one,
+/// items finish in item order whatever their durations.
 #[test]
 fn imap_unordered_with_a_pool_of_one_is_sequential() {
     let pool = Pool::new(1);
@@ -292,7 +392,155 @@ fn imap_unordered_with_a_pool_of_one_is_sequential() {
     assert_eq!(got, [20, 1, 2]);
 }
 
-/// Ports `test__pool.py::TestErrorInHandler`: a failing item is an error in its place; the
+/// Ports gevent's `test__pool.py::TestPool2::test_imap_unordered_sleep`,
+/// `TestPool3::test_imap_unordered_sleep`, `TestPool10::test_imap_unordered_sleep` and
+/// `TestPoolUnlimit::test_imap_unordered_sleep` (the long item forced last with an event
+/// instead of a long sleep): `imap_unordered` yields in completion order, `imap` in item order.
+#[test]
+fn imap_unordered_yields_in_completion_order() {
+    for_each_test_pool!(|pool, size| {
+        // A pool of one is sequential: the test above.
+        let orders: &[bool] = if size == Some(1) { &[] } else { &[false, true] };
+        for &ordered in orders {
+            let gate = Event::new();
+            let done = Rc::new(Cell::new(0));
+            let releaser = {
+                let (gate, done) = (gate.clone(), done.clone());
+                spawn(move || {
+                    while done.get() < 2 {
+                        yield_now();
+                    }
+                    gate.set();
+                })
+            };
+            let f = {
+                let (gate, done) = (gate.clone(), done.clone());
+                move |x: u64| {
+                    if x == 10 {
+                        gate.wait().unwrap();
+                    } else {
+                        yield_now();
+                        done.set(done.get() + 1);
+                    }
+                    x.to_string()
+                }
+            };
+            let items = [10u64, 1, 2];
+            let got: Vec<String> = if ordered {
+                pool.imap(items, f).map(Result::unwrap).collect()
+            } else {
+                pool.imap_unordered(items, f).map(Result::unwrap).collect()
+            };
+            let want = if ordered {
+                ["10", "1", "2"]
+            } else {
+                ["1", "2", "10"]
+            };
+            assert_eq!(got, want, "size {size:?}, ordered {ordered}");
+            releaser.join().unwrap();
+        }
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_imap_no_stop` and `test_imap_unordered_no_stop`,
+/// and the same two of `TestPool2`, `TestPool3`, `TestPool10` and `TestPoolUnlimit`: the items
+/// come from a queue that blocks until it is closed later (gevent puts `StopIteration`).
+#[test]
+fn imap_over_a_queue_ends_when_it_closes() {
+    for_each_test_pool!(|pool, _size| {
+        for ordered in [true, false] {
+            let q = greenlet::sync::Queue::new();
+            q.put(123u32).unwrap();
+            let closer = {
+                let q = q.clone();
+                greenlet::spawn_later(Duration::from_millis(2), move || q.close())
+            };
+            let got: Vec<u32> = if ordered {
+                pool.imap(q.iter(), |x| x).map(Result::unwrap).collect()
+            } else {
+                pool.imap_unordered(q.iter(), |x| x)
+                    .map(Result::unwrap)
+                    .collect()
+            };
+            assert_eq!(got, [123]);
+            closer.join().unwrap();
+        }
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_imap_final_sleep` and
+/// `test_imap_unordered_final_sleep`, and the same two of `TestPool2`, `TestPool3`,
+/// `TestPool10` and `TestPoolUnlimit`: the items' iterator may itself block after its last
+/// item.
+#[test]
+fn imap_items_may_block() {
+    for_each_test_pool!(|pool, _size| {
+        for ordered in [true, false] {
+            let items = (0..4u64)
+                .inspect(|&i| {
+                    if i == 3 {
+                        sleep(Duration::from_millis(2));
+                    }
+                })
+                .take_while(|&i| i < 3);
+            let mut got: Vec<u64> = if ordered {
+                pool.imap(items, |x| x * x).map(Result::unwrap).collect()
+            } else {
+                pool.imap_unordered(items, |x| x * x)
+                    .map(Result::unwrap)
+                    .collect()
+            };
+            got.sort_unstable();
+            assert_eq!(got, [0, 1, 4]);
+        }
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestPool::test_imap_unordered_bounded_queue` and the same
+/// case of `TestPool2`, `TestPool3`, `TestPool10` and `TestPoolUnlimit`, with this crate's
+/// rule: gevent bounds how far the mapping runs ahead of a slow reader with `maxsize=1` (at
+/// most two items ahead, whatever the pool). Here `imap` has no `maxsize`: it starts items
+/// only while its reader asks for the next one, and only as the pool has room, so it runs at
+/// most the pool's size ahead (two for `TestPool2`, one for `TestPool`, more for bigger pools),
+/// and a `Group`, which has no bound, starts everything at once.
+#[test]
+fn imap_runs_at_most_the_pools_size_ahead_of_its_reader() {
+    for_each_test_pool!(|pool, size| {
+        for ordered in [false, true] {
+            let running = Rc::new(Cell::new(0usize));
+            let r = running.clone();
+            let f = move |i: usize| {
+                r.set(r.get() + 1);
+                i
+            };
+            let mut got = Vec::new();
+            let mut most_ahead = 0;
+            let mut check = |i: usize, x: usize| {
+                most_ahead = most_ahead.max(running.get() - i);
+                got.push(x);
+                sleep(Duration::from_millis(1)); // a slow reader
+            };
+            if ordered {
+                for (i, x) in pool.imap(0..100, f).enumerate() {
+                    check(i, x.unwrap());
+                }
+            } else {
+                for (i, x) in pool.imap_unordered(0..100, f).enumerate() {
+                    check(i, x.unwrap());
+                }
+            }
+            got.sort_unstable();
+            assert_eq!(got, (0..100).collect::<Vec<_>>());
+            match size {
+                Some(size) => assert!(most_ahead <= size, "{most_ahead} ahead with size {size}"),
+                None => assert_eq!(most_ahead, 100, "a group starts every item at once"),
+            }
+        }
+    });
+}
+
+/// Ports gevent's `test__pool.py::TestErrorInHandler::test_map`, `TestErrorInHandler::test_imap`
+/// and `TestErrorInHandler::test_imap_unordered`: a failing item is an error in its place; the
 /// others go on.
 #[test]
 fn imap_reports_a_panicking_item_in_its_place() {
@@ -314,30 +562,6 @@ fn imap_reports_a_panicking_item_in_its_place() {
         Pool::new(3).map([1u32, 0, 2], divide),
         Err(JoinError::Panicked(_))
     ));
-}
-
-/// Ports `test__pool.py::TestPool::test_empty_imap`, `test_empty_imap_unordered` and
-/// `test_empty_map`.
-#[test]
-fn mapping_nothing_gives_nothing() {
-    let pool = Pool::new(2);
-    assert_eq!(pool.map(Vec::<u8>::new(), |x| x).unwrap(), Vec::<u8>::new());
-    assert_eq!(pool.imap(0..0, |x: i32| x).count(), 0);
-    assert_eq!(Group::new().imap_unordered(0..0, |x: i32| x).count(), 0);
-}
-
-/// Ports `test__pool.py::TestPool::test_imap_final_sleep`: the items' iterator may itself
-/// block.
-#[test]
-fn imap_items_may_block() {
-    let pool = Pool::new(2);
-    let items = (0..3u64).inspect(|&i| {
-        if i == 2 {
-            sleep(Duration::from_millis(2));
-        }
-    });
-    let got: Vec<u64> = pool.imap(items, |x| x * x).map(Result::unwrap).collect();
-    assert_eq!(got, [0, 1, 4]);
 }
 
 #[test]
@@ -444,8 +668,9 @@ fn debug_output() {
     assert_eq!(format!("{:?}", Group::new()), "Group { len: 0 }");
 }
 
-/// Ports `test__pool.py::TestErrorInIterator`: a panic in the items' iterator reaches the
-/// caller, and the pool keeps all its slots.
+/// Ports gevent's `test__pool.py::TestErrorInIterator::test` and
+/// `TestErrorInIterator::test_unordered`: a panic in the items' iterator reaches the caller,
+/// and the pool keeps all its slots.
 #[test]
 fn a_panicking_items_iterator_loses_no_slot() {
     let p = Pool::new(3);

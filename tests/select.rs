@@ -59,18 +59,9 @@ fn wait_readable_and_writable_on_raw_descriptors() {
     assert_eq!((&a).read(&mut buf).unwrap(), 0);
 }
 
-/// A descriptor number that is not open (a freshly closed one could be reused at once by
-/// another test thread).
-fn closed_fd() -> RawFd {
-    (5000..)
-        // SAFETY: F_GETFD only queries the descriptor table.
-        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0)
-        .unwrap()
-}
-
 #[test]
 fn wait_on_a_closed_descriptor_is_ebadf() {
-    let fd = closed_fd();
+    let fd = util::closed_fd();
     let e = wait_readable(fd, Some(Duration::from_millis(5))).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EBADF));
 }
@@ -198,7 +189,7 @@ fn select_edge_cases() {
         ErrorKind::InvalidInput
     );
     // A closed descriptor.
-    let fd = closed_fd();
+    let fd = util::closed_fd();
     assert_eq!(
         select(&[&fd], &[], Some(Duration::ZERO))
             .unwrap_err()

@@ -37,24 +37,27 @@ fn assert_loop_exit(e: &LoopExit, started: Instant) {
 
 // ----- Event -----
 
-/// Ports gevent's `test__event.py::TestEvent_SetThenClear100`: waiters woken by a `set` return
-/// even though the event is cleared again before they run.
+/// Ports gevent's `test__event.py::TestEvent_SetThenClear::test`,
+/// `TestEvent_SetThenClear100::test` and `TestEvent_SetThenClear1000::test`: 1, 100 and 1000
+/// waiters woken by a `set` return even though the event is cleared again before they run.
 #[test]
 fn event_set_then_clear_wakes_every_waiter() {
-    let e = Event::new();
-    let waiters: Vec<_> = (0..100)
-        .map(|_| {
-            let e = e.clone();
-            spawn(move || e.wait())
-        })
-        .collect();
-    sleep(Duration::from_millis(1));
-    e.set();
-    e.clear();
-    for w in &waiters {
-        w.get().unwrap().unwrap();
+    for n in [1, 100, 1000] {
+        let e = Event::new();
+        let waiters: Vec<_> = (0..n)
+            .map(|_| {
+                let e = e.clone();
+                spawn(move || e.wait())
+            })
+            .collect();
+        sleep(Duration::from_millis(1));
+        e.set();
+        e.clear();
+        for w in &waiters {
+            w.get().unwrap().unwrap();
+        }
+        assert!(!e.is_set());
     }
-    assert!(!e.is_set());
 }
 
 /// Ports `test__event.py::TestGeventWaitOnEvent::test_set_during_wait`: after a clear, a new
@@ -353,7 +356,8 @@ fn queue_orders() {
     assert_eq!(drain(&|| prio.try_get()), [1, 2, 3]);
 }
 
-/// Ports `test__queue.py::TestQueue::test_max_size`: a bounded put blocks until a get.
+/// Ports gevent's `test__queue.py::TestQueue::test_max_size` and `TestSimpleQueue::test_max_size`:
+/// a bounded put blocks until a get.
 #[test]
 fn bounded_put_blocks_until_a_get() {
     let q = Queue::bounded(2);
@@ -401,7 +405,8 @@ fn bounded_try_put_and_put_timeout_give_the_item_back() {
     assert_eq!(q.len(), 1);
 }
 
-/// Ports `test__queue.py::TestQueue::test_send_first` and `test_peek_empty`.
+/// Ports gevent's `test__queue.py::TestQueue::test_send_first` and `TestQueue::test_peek_empty`,
+/// and the same two of `TestSimpleQueue`.
 #[test]
 fn peek_forms() {
     let q = Queue::new();
@@ -418,7 +423,8 @@ fn peek_forms() {
     assert_eq!(q.get().unwrap(), "hi");
 }
 
-/// Ports `test__queue.py::TestQueue::test_peek_multi_greenlet`.
+/// Ports gevent's `test__queue.py::TestQueue::test_peek_multi_greenlet` and
+/// `TestSimpleQueue::test_peek_multi_greenlet`.
 #[test]
 fn peek_waits_for_a_put_without_taking_it() {
     let q = Queue::new();
@@ -445,7 +451,8 @@ fn len_empty_full_capacity() {
     assert_eq!(Queue::<u8>::new().capacity(), None);
 }
 
-/// Ports `test__queue.py::TestQueue::test_multiple_waiters`: getters are served in order.
+/// Ports gevent's `test__queue.py::TestQueue::test_multiple_waiters` and
+/// `TestSimpleQueue::test_multiple_waiters`: getters are served in order.
 #[test]
 fn waiting_getters_are_served_in_arrival_order() {
     let q = Queue::new();
@@ -468,8 +475,9 @@ fn waiting_getters_are_served_in_arrival_order() {
     assert_eq!(log.events(), ["0:a", "1:b", "2:c", "3:d"]);
 }
 
-/// Ports `test__queue.py::TestQueue::test_waiters_that_cancel`, `test_two_waiters_one_dies`
-/// and `test_two_bogus_waiters`: a waiter that times out takes nothing with it.
+/// Ports gevent's `test__queue.py::TestQueue::test_waiters_that_cancel`,
+/// `TestQueue::test_two_waiters_one_dies` and `TestQueue::test_two_bogus_waiters`, and the same
+/// three of `TestSimpleQueue`: a waiter that times out takes nothing with it.
 #[test]
 fn getters_that_time_out_take_nothing() {
     let q = Queue::new();
@@ -514,7 +522,7 @@ fn a_killed_getter_does_not_lose_an_item() {
     assert!(q.is_empty());
 }
 
-/// Ports `test__queue.py::TestJoinableQueue::_shutdown_all_methods_in_one_thread` (not
+/// Ports gevent's `test__queue.py::TestQueue::test_shutdown_all_methods_in_one_thread` (not
 /// immediate): after close, puts fail and gets drain what is left, then fail.
 #[test]
 fn close_fails_puts_and_drains_gets() {
@@ -561,7 +569,7 @@ fn close_wakes_blocked_getters_and_putters() {
     assert_eq!(full.get(), Err(RecvError::Closed));
 }
 
-/// Ports `test__queue.py::TestJoinableQueue::test_task_done` and `test_issue_45`.
+/// Ports gevent's `test__queue.py::TestQueue::test_task_done` and `TestQueue::test_issue_45`.
 #[test]
 fn task_done_and_join() {
     let q = Queue::new();

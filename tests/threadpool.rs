@@ -21,7 +21,9 @@ fn setup() {
     HubBuilder::new().threadpool_size(POOL_SIZE).init();
 }
 
-/// The function runs on another OS thread and its value comes back.
+/// Ports gevent's `test__threadpool.py::PoolBasicTests::test_apply` and the `test_apply` of
+/// `TestPool`, `TestPool2`, `TestPool3` and `TestPool10`: the function runs on another OS
+/// thread and its value comes back.
 #[test]
 fn result_comes_back_from_another_thread() {
     setup();
@@ -33,7 +35,8 @@ fn result_comes_back_from_another_thread() {
     assert_eq!(threadpool::max_threads(), POOL_SIZE);
 }
 
-/// A panic in the function comes back as `BlockingError::Panicked` and the pool goes on.
+/// Ports gevent's `test__threadpool.py::PoolBasicTests::test_apply_raises`: a panic in the
+/// function comes back as `BlockingError::Panicked` and the pool goes on.
 #[test]
 fn panic_comes_back_as_an_error() {
     setup();
@@ -143,10 +146,13 @@ fn many_hubs_share_the_pool() {
     assert_eq!(sums, [10, 60, 110]);
 }
 
-/// Regression: under a `Timeout` that ran out, `spawn_blocking` spun through the hub (every
-/// park timed out at once) until the function returned, and returned its value late. It now
-/// gives up with `TimedOut`, as gevent's `threadpool.apply` raises `Timeout`; the function
-/// keeps running. Here the function can only return after the call gave up.
+/// Ports gevent's `test__threadpool.py::TestPool::test_async_timeout` and the same case of
+/// `TestPool2`, `TestPool3` and `TestPool10` (a `get` with a timeout on a job that takes
+/// longer gives up; the job runs on). Also a regression: under a `Timeout` that ran out,
+/// `spawn_blocking` spun through the hub (every park timed out at once) until the function
+/// returned, and returned its value late. It now gives up with `TimedOut`, as gevent's
+/// `threadpool.apply` raises `Timeout`; the function keeps running. Here the function can only
+/// return after the call gave up.
 #[test]
 fn timeout_ends_the_wait() {
     setup();
@@ -339,4 +345,89 @@ fn no_false_loop_exit_when_a_job_finishes_as_the_hub_runs_dry() {
             assert_eq!(threadpool::spawn_blocking(move || i).unwrap(), i);
         }
     });
+}
+
+/// Ports gevent's `test__threadpool.py::PoolBasicTests::test_execute_async`: jobs handed to the
+/// pool from greenlets run while the submitting code goes on, and all of them are done once
+/// their greenlets are.
+#[test]
+fn jobs_from_several_greenlets_all_run() {
+    setup();
+    let done = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (1..=4)
+        .map(|i| {
+            let done = done.clone();
+            greenlet::spawn(move || {
+                threadpool::spawn_blocking(move || {
+                    done.fetch_add(1, Ordering::SeqCst);
+                    i
+                })
+                .unwrap()
+            })
+        })
+        .collect();
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "nothing ran before main yielded"
+    );
+    let mut got: Vec<i32> = hs.iter().map(|h| h.get().unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3, 4]);
+    assert_eq!(done.load(Ordering::SeqCst), 4);
+}
+
+/// Ports gevent's `test__threadpool.py::_AbstractPoolTest::test_map`, the `test_map` of
+/// `TestPool`, `TestPool2`, `TestPool3`, `TestPool10` and `TestTPE`: mapping blocking work over
+/// items (here `pool::Group::map` with `spawn_blocking` in each greenlet: the thread pool has
+/// no map of its own) gives the results in item order.
+#[test]
+fn mapping_blocking_work_keeps_item_order() {
+    setup();
+    let group = greenlet::pool::Group::new();
+    for n in [10u64, 100] {
+        let got = group
+            .map(0..n, |x| threadpool::spawn_blocking(move || x * x).unwrap())
+            .unwrap();
+        assert_eq!(got, (0..n).map(|x| x * x).collect::<Vec<_>>());
+    }
+}
+
+/// Ports gevent's `test__threadpool.py::TestPool2::test_recursive_apply`: a job that hands
+/// another job to the pool and waits for it (on its pool thread, which gets a hub of its own
+/// for that; the inner job sleeps the green way there too) gets its value.
+#[test]
+fn a_job_may_wait_for_another_job() {
+    setup();
+    let got = threadpool::spawn_blocking(|| {
+        threadpool::spawn_blocking(|| {
+            greenlet::yield_now();
+            greenlet::sleep(Duration::from_millis(1));
+            "B"
+        })
+        .unwrap()
+    })
+    .unwrap();
+    assert_eq!(got, "B");
+}
+
+/// Ports gevent's `test__threadpool.py::TestRef::test`: once a job is done, nothing of it is
+/// kept: its function (and what it captured) is dropped, and only the value it returned lives
+/// on, with the caller.
+#[test]
+fn a_finished_job_keeps_nothing_alive() {
+    setup();
+    let arg = Arc::new("arg");
+    let captured = arg.clone();
+    let result = threadpool::spawn_blocking(move || Arc::new(captured.len())).unwrap();
+    assert_eq!(
+        Arc::strong_count(&arg),
+        1,
+        "the function and its captures are dropped"
+    );
+    assert_eq!(
+        Arc::strong_count(&result),
+        1,
+        "the value is the caller's alone"
+    );
 }

@@ -12,7 +12,9 @@ use greenlet::{Elapsed, JoinError, Timeout};
 const SHOULD_EXPIRE: Duration = Duration::from_millis(10);
 const LONG: Duration = Duration::from_secs(3600);
 
-/// gevent's `Test.test_expires`: a timeout interrupts what the greenlet blocks on.
+/// Ports gevent's `test__timeout.py::Test::test_expires` and `Test::test_expires_false` (a
+/// `Timeout` never raises, so every one behaves as gevent's silent one): a timeout interrupts
+/// what the greenlet blocks on.
 #[test]
 fn timeout_interrupts_a_join() {
     let forever = greenlet::spawn(|| greenlet::sleep(LONG));
@@ -25,7 +27,8 @@ fn timeout_interrupts_a_join() {
     forever.kill().unwrap();
 }
 
-/// gevent's `test_api`: a sleep under a timeout ends at the timeout.
+/// Ports gevent's `test__api_timeout.py::Test::test_api`: a sleep under a timeout ends at the
+/// timeout.
 #[test]
 fn timeout_cuts_a_sleep_short() {
     let start = Instant::now();
@@ -35,7 +38,8 @@ fn timeout_cuts_a_sleep_short() {
     assert!(start.elapsed() < LONG);
 }
 
-/// gevent's `test_api`, first part: a timeout that does not expire changes nothing.
+/// Ports gevent's `test__api_timeout.py::Test::test_api`, first part: a timeout that does not
+/// expire changes nothing.
 #[test]
 fn unexpired_timeout_changes_nothing() {
     let t = Timeout::start(Some(util::NOT_HANGING));
@@ -46,7 +50,8 @@ fn unexpired_timeout_changes_nothing() {
     assert!(t.remaining().unwrap() > Duration::ZERO);
 }
 
-/// gevent's `test_cancel`: a dropped (cancelled) timeout never fires.
+/// Ports gevent's `test__timeout.py::Test::test_cancel`: a dropped (cancelled) timeout never
+/// fires.
 #[test]
 fn dropped_timeout_is_cancelled() {
     let t = Timeout::start(Some(Duration::from_millis(1)));
@@ -56,7 +61,7 @@ fn dropped_timeout_is_cancelled() {
     assert!(start.elapsed() >= Duration::from_millis(15));
 }
 
-/// gevent's `test_api`: `Timeout(None)` disables the timer.
+/// Ports gevent's `test__api_timeout.py::Test::test_api`: `Timeout(None)` disables the timer.
 #[test]
 fn no_timeout_means_never() {
     let t = Timeout::start(None);
@@ -69,7 +74,8 @@ fn no_timeout_means_never() {
     assert_eq!(greenlet::with_timeout(Duration::MAX, || 1), Ok(1));
 }
 
-/// gevent's `test_nested_timeout`, outer short and inner long: the outer one fires; the inner
+/// Ports gevent's `test__api_timeout.py::Test::test_nested_timeout`, outer short and inner
+/// long: the outer one fires; the inner
 /// one is still pending afterwards.
 #[test]
 fn nested_outer_short_fires_the_outer() {
@@ -85,7 +91,8 @@ fn nested_outer_short_fires_the_outer() {
     assert!(outer.is_expired());
 }
 
-/// gevent's `test_nested_timeout`, outer long and inner short: the inner one fires, and only
+/// Ports gevent's `test__api_timeout.py::Test::test_nested_timeout`, outer long and inner
+/// short: the inner one fires, and only
 /// it; once it is gone, blocking calls wait again until the outer deadline.
 #[test]
 fn nested_inner_short_fires_the_inner_only() {
@@ -132,7 +139,9 @@ fn zero_timeout_fires_at_the_next_blocking_call() {
     h.join().ok();
 }
 
-/// `with_timeout` (gevent's `test_with_timeout`): `Err(Elapsed)` when the time ran out,
+/// Ports gevent's `test__timeout.py::Test::test_with_timeout`, `Test::test_context_manager`
+/// and `Test::test_context_manager_false` (`with Timeout(...)`, raising or silent, is
+/// `with_timeout` here, whose caller chooses): `Err(Elapsed)` when the time ran out,
 /// `Ok` with the value otherwise.
 #[test]
 fn with_timeout_ok_and_elapsed() {

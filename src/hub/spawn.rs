@@ -375,6 +375,10 @@ impl<T: 'static> JoinHandle<T> {
     }
 
     /// Whether the greenlet finished by returning a value (gevent's `successful()`).
+    ///
+    /// A killed greenlet is not successful: it has no value to give, so [`get`](Self::get)
+    /// fails with [`JoinError::Killed`] (gevent counts a kill as a success whose value is
+    /// `GreenletExit`).
     pub fn is_successful(&self) -> bool {
         self.shared.observed.set(true);
         self.succeeded()

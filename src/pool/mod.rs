@@ -51,6 +51,10 @@ impl<T: 'static> Member for JoinHandle<T> {
 struct Inner {
     kind: &'static str,
     members: RefCell<Vec<Rc<dyn Member>>>,
+    /// The members this group has asked to die (gevent's `dying`), by id, and whether the ask
+    /// was a hard one (an unwind): each is asked softly at most once and unwound at most once,
+    /// so that one that cleans up is not interrupted again and again.
+    dying: RefCell<Vec<(u64, bool)>>,
     /// Greenlets waiting for the group to empty.
     emptied: WaitList,
     /// A pool's permits: one per running member.
@@ -79,6 +83,7 @@ impl Inner {
         Rc::new(Inner {
             kind,
             members: RefCell::new(Vec::new()),
+            dying: RefCell::new(Vec::new()),
             emptied: WaitList::new(),
             limit: limit.map(|n| SemCore::new(n, Some(n))),
         })
@@ -183,6 +188,7 @@ impl Inner {
             i.map(|i| members.remove(i))
         };
         let Some(member) = removed else { return false };
+        self.dying.borrow_mut().retain(|&(id, _)| id != g.id());
         self.release();
         if self.members.borrow().is_empty() {
             self.emptied.wake_all();
@@ -204,7 +210,24 @@ impl Inner {
         let me = crate::current();
         let mut killing_me = None;
         for m in members {
-            if m.greenlet().id() == me.id() {
+            let id = m.greenlet().id();
+            let asked = self
+                .dying
+                .borrow()
+                .iter()
+                .find(|&&(d, _)| d == id)
+                .map(|&(_, hard)| hard);
+            match asked {
+                // Unwound already, or asked softly again: nothing more to ask.
+                Some(true) => continue,
+                Some(false) if soft => continue,
+                _ => {}
+            }
+            let mut dying = self.dying.borrow_mut();
+            dying.retain(|&(d, _)| d != id);
+            dying.push((id, !soft));
+            drop(dying);
+            if id == me.id() {
                 killing_me = Some(m);
             } else if soft {
                 m.kill_soft();
@@ -314,6 +337,10 @@ macro_rules! group_methods {
         }
 
         /// Asks every greenlet in it to die, without waiting (gevent's `kill(block=False)`).
+        ///
+        /// Each member is asked once (by any of the group's kills): one that catches the kill
+        /// to clean up is not interrupted again by the next kill of the group, which only
+        /// waits for it (gevent's `dying` set).
         pub fn kill_nowait(&self) {
             self.inner.kill_nowait(false);
         }
@@ -401,7 +428,10 @@ macro_rules! group_methods {
         }
 
         /// Like [`map`](Self::map), lazily: an iterator of each item's outcome, in item order
-        /// (gevent's `imap`). Items are taken from `items` as there is room to run them.
+        /// (gevent's `imap`). Items are taken from `items` as there is room to run them, and
+        /// only while the iterator is asked for its next element: a pool's `imap` runs at most
+        /// its size ahead of a slow reader (gevent's `maxsize` has no counterpart), a group's
+        /// starts every item at once.
         ///
         /// The iterator ends after the last item, or after a wait of its own gave up (that
         /// error is its last element).

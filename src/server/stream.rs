@@ -85,6 +85,11 @@ impl StreamServer {
     /// `handler` for every connection. Nothing is accepted before [`start`](Self::start) or
     /// [`serve_forever`](Self::serve_forever).
     ///
+    /// The listener is bound and listening from here on, as std's `TcpListener::bind` is: a
+    /// client that connects before the start waits in the backlog and is served once the
+    /// server starts (gevent binds a server made from an address only when it starts, so such
+    /// a client is refused there).
+    ///
     /// # Errors
     /// What binding the address returns (address in use, permission, resolution errors).
     pub fn bind<A, H>(addr: A, handler: H) -> io::Result<StreamServer>

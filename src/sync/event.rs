@@ -93,6 +93,11 @@ impl Event {
 
     /// Waits until the flag is set.
     ///
+    /// On a set event it returns at once, without yielding, even while greenlets woken by
+    /// the same `set` have not run yet (gevent makes such a late waiter yield to them first);
+    /// a wait that costs no trip through the hub is worth more than that order, and code that
+    /// needs an order between greenlets has a [`Queue`](super::Queue).
+    ///
     /// # Errors
     /// [`WaitError::LoopExit`] when nothing could ever set it;
     /// [`WaitError::TimedOut`] under an expired [`Timeout`](crate::Timeout).

@@ -213,6 +213,24 @@ pub fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static
     }
 }
 
+/// For a test that must run in a child process of its own (a crash fails only it; fresh
+/// process-wide state): in the parent, runs the test `name` in a child, fails if the child
+/// failed, and returns false; in the child, returns true, and the test goes on with its body.
+pub fn in_child_process(name: &str) -> bool {
+    if in_child() {
+        return true;
+    }
+    let out = run_test_in_child(name);
+    assert!(
+        out.status.success(),
+        "the child test failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
 /// What a child test run printed, and whether it passed.
 #[derive(Debug)]
 pub struct ChildRun {
@@ -271,6 +289,15 @@ pub fn listener() -> (greenlet::net::TcpListener, std::net::SocketAddr) {
     let l = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let a = l.local_addr().unwrap();
     (l, a)
+}
+
+/// A descriptor number that is not open (a freshly closed one could be reused at once by
+/// another test thread).
+pub fn closed_fd() -> std::os::fd::RawFd {
+    (5000..)
+        // SAFETY: F_GETFD only queries the descriptor table.
+        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0)
+        .unwrap()
 }
 
 /// Open descriptors of this process (entries of `/proc/self/fd`).
@@ -396,4 +423,51 @@ pub fn cat_fed_after_ticks(ticker: &Ticker, n: u64, data: Vec<u8>) -> Vec<u8> {
     assert!(child.wait().expect("wait for cat").success());
     assert!(ticker.ticks() >= target, "the ticker ran meanwhile");
     back
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic waits: gevent's `AbstractGenericWaitTestCase` and `AbstractGenericGetTestCase`, which
+// gevent applies to each of its blocking calls. A `wait` closure makes the call under test with
+// the timeout it is given (`None`: the call's form without a timeout) and returns whether the
+// call gave up (its own timeout error). Only lower bounds on time are asserted, never upper
+// ones.
+
+/// How long the generic waits let a call wait before it should give up.
+pub const WAIT_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// gevent's `test_returns_none_after_timeout` / `test_raises_timeout_number`: the call with a
+/// timeout gives up, and not before that time.
+pub fn assert_gives_up_at_its_timeout(wait: impl FnOnce(Option<std::time::Duration>) -> bool) {
+    let start = std::time::Instant::now();
+    assert!(wait(Some(WAIT_TICK)), "the call did not time out");
+    assert!(
+        start.elapsed() >= WAIT_TICK,
+        "the call gave up after {:?}, before its timeout",
+        start.elapsed()
+    );
+}
+
+/// gevent's `test_outer_timeout_is_not_lost`: the call waits with a long timeout of its own
+/// inside a shorter `with_timeout`; the outer deadline ends the call, and `with_timeout` says
+/// that it was the one that fired.
+pub fn assert_outer_timeout_is_not_lost(wait: impl FnOnce(Option<std::time::Duration>) -> bool) {
+    let gave_up = Cell::new(false);
+    let start = std::time::Instant::now();
+    let r = greenlet::with_timeout(WAIT_TICK, || gave_up.set(wait(Some(NOT_HANGING))));
+    assert!(r.is_err(), "with_timeout did not report its deadline");
+    assert!(
+        gave_up.get(),
+        "the call did not give up at the outer deadline"
+    );
+    assert!(start.elapsed() >= WAIT_TICK && start.elapsed() < NOT_HANGING);
+}
+
+/// gevent's `test_raises_timeout_Timeout`: the call without a timeout of its own gives up at
+/// an enclosing `Timeout`, which then says it expired.
+pub fn assert_gives_up_at_an_enclosing_timeout(
+    wait: impl FnOnce(Option<std::time::Duration>) -> bool,
+) {
+    let t = greenlet::Timeout::start(Some(WAIT_TICK));
+    assert!(wait(None), "the call did not give up at the Timeout");
+    assert!(t.is_expired());
 }
