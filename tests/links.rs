@@ -306,3 +306,28 @@ fn results_as_link_targets() {
         }
     }
 }
+
+/// Ports gevent's `test__greenlet.py::TestStuff::test_multiple_listeners_error_unlink_Greenlet_link`
+/// and `TestStuff::test_multiple_listeners_error_unlink_Greenlet_rawlink`. Expected: of two
+/// listeners that each unlink the other and then panic, only the first runs (notification
+/// must not reach a callback unlinked while notification is under way); a third that panics
+/// does not stop anything. `results == [5]`.
+#[test]
+fn a_link_unlinked_by_an_earlier_link_does_not_run() {
+    let p = greenlet::spawn(|| 5);
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let keys: Rc<RefCell<[Option<greenlet::LinkKey>; 2]>> = Rc::default();
+    for me in 0..2 {
+        let (r, k) = (results.clone(), keys.clone());
+        let key = p.link(move |h| {
+            let other = k.borrow()[1 - me].unwrap();
+            h.unlink(other);
+            r.borrow_mut().push(5);
+            panic!("expected panic: listener {me}");
+        });
+        keys.borrow_mut()[me] = Some(key);
+    }
+    p.link(|_| panic!("expected panic: listener3"));
+    greenlet::sleep(DELAY);
+    assert_eq!(*results.borrow(), [5]);
+}

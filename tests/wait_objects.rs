@@ -3,10 +3,11 @@
 
 mod util;
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use greenlet::Waitable;
-use greenlet::sync::{AsyncResult, Event};
+use greenlet::sync::{AsyncResult, Event, Semaphore};
 
 /// gevent's generic wait checks (own timeout, outer timeout) on `wait_objects` over `object`
 /// alone, which is not ready.
@@ -91,5 +92,44 @@ fn wait_objects_twice_on_a_set_event() {
     e.set();
     let objects: [&dyn Waitable; 1] = [&e];
     assert_eq!(greenlet::wait_objects(&objects, None, None).unwrap(), [0]);
+    assert_eq!(greenlet::wait_objects(&objects, None, None).unwrap(), [0]);
+}
+
+/// Ports gevent's `test__iwait.py::Testiwait::test_noiter`. Expected: of two acquired
+/// semaphores, the one a greenlet releases comes first out of `iwait_objects`.
+#[test]
+fn iwait_on_semaphores() {
+    let (sem1, sem2) = (Rc::new(Semaphore::new(0)), Semaphore::new(0));
+    let s = sem1.clone();
+    greenlet::spawn(move || s.release());
+    let objects: [&dyn Waitable; 2] = [&*sem1, &sem2];
+    assert_eq!(greenlet::iwait_objects(&objects, None).next(), Some(0));
+}
+
+/// Ports gevent's `test__iwait.py::Testiwait::test_iwait_partial` and
+/// `Testiwait::test_iwait_nogarbage`. Expected: an `iwait_objects` over semaphores taken only
+/// partly (one element) leaves no waiter registered on the others once dropped.
+#[test]
+fn a_partly_taken_iwait_on_semaphores_leaves_nothing_behind() {
+    let (sem1, sem2) = (Rc::new(Semaphore::new(0)), Semaphore::new(0));
+    let s = sem1.clone();
+    let let_ = greenlet::spawn(move || s.release());
+    {
+        let objects: [&dyn Waitable; 2] = [&*sem1, &sem2];
+        let mut it = greenlet::iwait_objects(&objects, Some(Duration::from_millis(10)));
+        assert_eq!(it.next(), Some(0));
+    }
+    let_.get().unwrap();
+    // Nothing waits on sem2 any more: a release with no waiter keeps the permit.
+    sem2.release();
+    assert!(sem2.try_acquire().is_some());
+}
+
+/// Ports gevent's `test__semaphore.py::TestSemaphore::test_rawlink_on_unacquired_runs_notifiers`.
+/// Expected: waiting on a semaphore with a free permit returns at once.
+#[test]
+fn waiting_on_a_free_semaphore_returns_at_once() {
+    let s = Semaphore::new(1);
+    let objects: [&dyn Waitable; 1] = [&s];
     assert_eq!(greenlet::wait_objects(&objects, None, None).unwrap(), [0]);
 }

@@ -339,20 +339,21 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
         greenlet: crate::current(),
         shared,
     };
+    // One link at a time, taken from the shared list only when it is its turn: a link may add
+    // links (they run after the others, in order of adding) or unlink one that has not run yet
+    // (it must not run: gevent's "no notification after unlink").
     loop {
-        // Links may add links; run until none are left, in order of adding.
-        let links = std::mem::take(&mut *handle.shared.links.borrow_mut());
-        if links.is_empty() {
-            break;
-        }
-        for (_, link) in links {
-            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&handle))) {
-                log::error!(
-                    "a link callback of greenlet {:?} panicked: {}",
-                    handle.name(),
-                    Panic::new(p)
-                );
-            }
+        let next = {
+            let mut links = handle.shared.links.borrow_mut();
+            (!links.is_empty()).then(|| links.remove(0))
+        };
+        let Some((_, link)) = next else { break };
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&handle))) {
+            log::error!(
+                "a link callback of greenlet {:?} panicked: {}",
+                handle.name(),
+                Panic::new(p)
+            );
         }
     }
     handle.shared.running_links.set(false);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::error::{ReleaseError, WaitError};
 use super::parked::Parked;
 use crate::hub::waitlist::{WaitList, block_on, deadline_after};
+use crate::hub::{Waitable, Wakeup};
 
 /// The shared state of every semaphore and lock here.
 pub(crate) struct SemCore {
@@ -114,6 +115,21 @@ impl SemCore {
 
     pub(crate) fn waiting(&self) -> usize {
         self.waiters.len()
+    }
+}
+
+/// Ready while a permit is free; a wait on it does not take the permit (gevent's `wait` and
+/// `iwait` on a semaphore): call `try_acquire` after it, and expect another greenlet may have
+/// taken the permit in between.
+impl Waitable for SemCore {
+    fn is_ready(&self) -> bool {
+        self.permits.get() > 0
+    }
+    fn add_waiter(&self, wakeup: &Wakeup) {
+        self.watchers.push(wakeup.waiter().clone());
+    }
+    fn remove_waiters(&self) {
+        self.watchers.prune();
     }
 }
 
@@ -272,6 +288,21 @@ impl Semaphore {
     }
 }
 
+/// Ready while a permit is free, without taking it (gevent's `wait([sem])`): see
+/// [`Waitable`]. A greenlet that then wants the permit calls `try_acquire`, which may find it
+/// taken by another greenlet that ran in between.
+impl Waitable for Semaphore {
+    fn is_ready(&self) -> bool {
+        self.core.is_ready()
+    }
+    fn add_waiter(&self, wakeup: &Wakeup) {
+        self.core.add_waiter(wakeup)
+    }
+    fn remove_waiters(&self) {
+        self.core.remove_waiters()
+    }
+}
+
 impl Default for Semaphore {
     /// A semaphore with one permit, as gevent's `Semaphore()`.
     fn default() -> Self {
@@ -364,6 +395,21 @@ impl BoundedSemaphore {
     /// Whether no permit is free.
     pub fn is_locked(&self) -> bool {
         self.core.permits() == 0
+    }
+}
+
+/// Ready while a permit is free, without taking it (gevent's `wait([sem])`): see
+/// [`Waitable`]. A greenlet that then wants the permit calls `try_acquire`, which may find it
+/// taken by another greenlet that ran in between.
+impl Waitable for BoundedSemaphore {
+    fn is_ready(&self) -> bool {
+        self.core.is_ready()
+    }
+    fn add_waiter(&self, wakeup: &Wakeup) {
+        self.core.add_waiter(wakeup)
+    }
+    fn remove_waiters(&self) {
+        self.core.remove_waiters()
     }
 }
 
