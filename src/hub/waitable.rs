@@ -35,7 +35,9 @@ impl Wakeup {
 /// Something a greenlet can wait for together with other things (gevent's objects with
 /// `rawlink`): [`JoinHandle`](crate::JoinHandle) (finished), [`Event`](crate::sync::Event)
 /// (set), [`AsyncResult`](crate::sync::AsyncResult) (complete), the queues and channel
-/// receivers (an item to take, or closed), [`Timeout`](crate::Timeout) (expired).
+/// receivers (an item to take, or closed), [`Semaphore`](crate::sync::Semaphore) and
+/// [`BoundedSemaphore`](crate::sync::BoundedSemaphore) (a permit free, not taken),
+/// [`Timeout`](crate::Timeout) (expired).
 ///
 /// A type of yours can take part: say whether it is ready, and keep the [`Wakeup`]s it is
 /// given until it becomes ready, then wake them. Waking too often is harmless (the waiter looks
