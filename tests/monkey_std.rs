@@ -33,11 +33,10 @@ fn std_net_echo_server_and_client_as_greenlets() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = greenlet::spawn(move || {
-        let mut served = 0;
-        while served < 3 {
+        let mut handlers = Vec::new();
+        while handlers.len() < 3 {
             let (mut conn, _) = listener.accept().unwrap();
-            served += 1;
-            greenlet::spawn(move || {
+            handlers.push(greenlet::spawn(move || {
                 let mut buf = [0u8; 1024];
                 loop {
                     let n = conn.read(&mut buf).unwrap();
@@ -46,8 +45,9 @@ fn std_net_echo_server_and_client_as_greenlets() {
                     }
                     conn.write_all(&buf[..n]).unwrap();
                 }
-            });
+            }));
         }
+        handlers
     });
     let clients: Vec<_> = (0..3)
         .map(|i| {
@@ -64,7 +64,10 @@ fn std_net_echo_server_and_client_as_greenlets() {
     for (i, c) in clients.iter().enumerate() {
         assert_eq!(c.get().unwrap(), format!("hello {i}"));
     }
-    server.join().unwrap();
+    // Each handler sees its client's end (read returns 0) and finishes cleanly.
+    for handler in server.get().unwrap() {
+        handler.join().unwrap();
+    }
 }
 
 /// Ports gevent's `test__monkey.py::TestMonkey::test_time` (after patching, `time.sleep` is
