@@ -4,13 +4,10 @@
 # own mio, tokio and may servers (`bench __serve <runtime> <http|resp> <port>`). Set PEERS to a
 # directory holding more peers to measure them in the same run, when present:
 #   $PEERS/go/bin/httphello          Go's net/http hello server (http.sh)
-#   $PEERS/go/bin/httphello_mp       the same, honouring GOMAXPROCS (http.sh's 2-thread rows;
-#                                    run with GOMAXPROCS=2)
-#   $PEERS/go/bin/spawn_mp N         Go spawn+join of N goroutines honouring GOMAXPROCS
-#                                    (spawn2.sh; run with GOMAXPROCS=2)
 #   $PEERS/py/gevent_http.py         gevent's hello server (http.sh; needs python3 + gevent)
 #   $PEERS/py/gevent_ping.py         gevent's RESP PING server (ping.sh; needs python3 + gevent)
-# Each takes its port as the only argument.
+# Each takes its port as the only argument. The Go rows at GOMAXPROCS=2 (http.sh, spawn2.sh) use
+# this repository's own Go programs in bench/go, built when `go` is installed (build_go).
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PEERS=${PEERS:-}
 TCK=$(getconf CLK_TCK)
@@ -33,6 +30,17 @@ build_bench() {
     exit 1
   fi
   echo "$ROOT/target/release/bench"
+}
+
+# Builds bench/go/NAME when Go is installed; prints the binary's path, or nothing without Go.
+build_go() {
+  command -v go >/dev/null || return 0
+  local out="$ROOT/target/bench-go/$1" log
+  if ! log=$(cd "$ROOT/bench/go" && go build -o "$out" "./$1" 2>&1); then
+    echo "$log" >&2
+    exit 1
+  fi
+  echo "$out"
 }
 
 machine() {

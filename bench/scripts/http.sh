@@ -4,8 +4,8 @@
 # Go and gevent too when PEERS points at them (see common.sh).
 # needs: wrk (apt-get install wrk), cargo.
 # Then the same with two server threads: http_hello --threads 2 (one SO_REUSEPORT listener per
-# hub), tokio multi-thread with 2 workers, may with 2 workers, and Go at GOMAXPROCS=2 when PEERS
-# has a Go hello server that honours GOMAXPROCS (see common.sh). On a 2-core machine wrk shares
+# hub), tokio multi-thread with 2 workers, may with 2 workers, and Go at GOMAXPROCS=2 (bench/go's
+# hello server, when Go is installed). On a 2-core machine wrk shares
 # the cores with the 2 server threads: compare CPU per request; req/s is the client's limit.
 # usage: bench/scripts/http.sh [secs=5] [conns...=100 2000]
 # Targets: server CPU us/request <= 1.05x mio-handwritten, req/s >= 0.95x it.
@@ -16,6 +16,7 @@ CONNS=("$@"); [ ${#CONNS[@]} -gt 0 ] || CONNS=(100 2000)
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 BIN=$(build_example http_hello)
 BENCH=$(build_bench)
+GO_HTTP=$(build_go httphello)
 PORT=${PORT:-8090}
 
 # One server under wrk: prints "NAME c=C REQ/S req/s CPU us cpu/req".
@@ -47,8 +48,8 @@ for c in "${CONNS[@]}"; do
   {
     run_http tokio-multi-thread-2 $((PORT + 12)) "$c" "$BENCH" __serve tokio http2 $((PORT + 12))
     run_http may-2-workers $((PORT + 13)) "$c" "$BENCH" __serve may http2 $((PORT + 13))
-    if [ -n "$PEERS" ] && [ -x "$PEERS/go/bin/httphello_mp" ]; then
-      run_http go-GOMAXPROCS2 $((PORT + 14)) "$c" env GOMAXPROCS=2 "$PEERS/go/bin/httphello_mp" $((PORT + 14))
+    if [ -n "$GO_HTTP" ]; then
+      run_http go-GOMAXPROCS2 $((PORT + 14)) "$c" env GOMAXPROCS=2 "$GO_HTTP" $((PORT + 14))
     fi
     run_http greenlet-threads-2 $((PORT + 10)) "$c" "$BIN" $((PORT + 10)) --threads 2
   } | ratio_lines greenlet-threads-2 tokio-multi-thread-2

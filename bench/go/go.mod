@@ -1,0 +1,3 @@
+module greenlet-bench
+
+go 1.19
