@@ -11,6 +11,7 @@
 //!
 //! let signals = Signals::new(&[libc::SIGUSR1])?;
 //! // Something (here the process itself) sends the signal.
+//! // SAFETY: raise has no memory preconditions; SIGUSR1 is caught by `signals`.
 //! unsafe { libc::raise(libc::SIGUSR1) };
 //! assert_eq!(signals.recv()?, libc::SIGUSR1);
 //! # Ok::<(), std::io::Error>(())
@@ -230,6 +231,7 @@ fn lock_registry() -> std::sync::MutexGuard<'static, Registry> {
 /// let waiter = greenlet::spawn(move || signals.recv());
 /// let worker = greenlet::spawn(|| {
 ///     greenlet::sleep(Duration::from_millis(5));
+///     // SAFETY: raise has no memory preconditions; SIGUSR1 is caught by `signals`.
 ///     unsafe { libc::raise(libc::SIGUSR1) };
 /// });
 /// worker.join().unwrap();
@@ -348,6 +350,7 @@ impl Signals {
     /// use greenlet::signal::Signals;
     /// let signals = Signals::new(&[libc::SIGUSR2])?;
     /// assert_eq!(signals.try_recv()?, None);
+    /// // SAFETY: raise has no memory preconditions; SIGUSR2 is caught by `signals`.
     /// unsafe { libc::raise(libc::SIGUSR2) };
     /// assert_eq!(signals.try_recv()?, Some(libc::SIGUSR2));
     /// # Ok::<(), std::io::Error>(())
