@@ -58,6 +58,9 @@ fn a_sleep_zero_loop_lets_timers_fire() {
         greenlet::sleep(Duration::from_millis(2));
         f.set(true);
     });
+    // The other greenlet starts and arms its 2 ms timer before the loop's 10 ms Timeout is
+    // started, so its timer is due first however long this thread is preempted in between.
+    greenlet::sleep(Duration::ZERO);
     let t = Timeout::start(Some(Duration::from_millis(10)));
     let mut spins = 0u64;
     while !t.is_expired() {
