@@ -8,6 +8,7 @@
 //! wake anyone (no ready greenlet, no timer, no registered I/O, no work on other threads), the
 //! main greenlet's blocking call gets [`LoopExit`] instead of hanging.
 
+mod idslab;
 mod io;
 mod local;
 mod monitor;
@@ -19,6 +20,7 @@ mod timer;
 mod waitable;
 pub(crate) mod waitlist;
 mod waits;
+mod wakelist;
 mod xthread;
 
 use std::cell::{Cell, RefCell};

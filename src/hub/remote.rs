@@ -5,24 +5,27 @@
 //! [`RemoteWaker`] instead: a number that the hub maps back to the parked greenlet, plus the
 //! hub's inbox and `mio::Waker` to interrupt its poll.
 //!
-//! Many wake-ups are cheap: a wake-up is a push onto the hub's inbox under a short lock, and the
-//! `eventfd` write of the `mio::Waker` (a system call) happens only for the first wake-up after
-//! the hub drained its inbox, and only when the hub is asleep in its poll. A hub busy running
-//! greenlets finds the inbox on its next loop turn without any system call. A wake-up from the
-//! hub's own thread skips the inbox altogether.
+//! Many wake-ups are cheap: a wake-up is one compare-and-swap onto the hub's lock-free wake
+//! list (`super::wakelist`), and the `eventfd` write of the `mio::Waker` (a system call)
+//! happens only for the first wake-up after the hub took the list, and only when the hub is
+//! asleep in its poll. A hub busy running greenlets finds the list on its next loop turn
+//! without any system call. A wake-up from the hub's own thread skips the list altogether. A fired waker counts as outstanding until the hub took it off the list, so
+//! a hub never runs dry (`LoopExit`) with a wake-up still on its way.
 
-use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::HashMap;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use super::idslab::IdSlab;
 use super::io::WAKER_TOKEN;
 use super::spawn::JoinHandle;
 use super::waitlist::BlockError;
+use super::wakelist::{WakeCell, WakeList};
 use super::{Waiter, park_with, waiter, with_hub};
 use crate::error::Panic;
 
@@ -33,32 +36,50 @@ pub(crate) type Job = Box<dyn FnOnce() + Send>;
 /// Gives every hub a number no other hub of the process ever has (addresses are reused).
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
-/// What other threads put in for the hub, under one lock.
+/// Greenlets placed by other threads, waiting for the hub to take them.
 #[derive(Default)]
 struct Inbox {
-    /// Ids of remote wakers that fired.
-    woken: Vec<u64>,
-    /// Greenlets to spawn.
     jobs: Vec<Job>,
-    /// Set when the hub will run no more jobs (its thread is shutting down or gone).
-    closed: bool,
+}
+
+/// Keeps a value on cache lines of its own (two, as the adjacent-line prefetcher pairs them),
+/// so that what one thread writes often does not slow down what another reads or writes.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// The part of a hub other threads can reach.
+///
+/// Laid out by who writes what: wakers push onto `woken` (the only line every wake-up
+/// writes), the hub writes `sleeping` only around a blocking poll (wakers read it),
+/// `outstanding` is the hub's own count (changed on its thread but for a disarm elsewhere),
+/// and the rest is read mostly.
 struct Shared {
+    /// Fired remote wakers, for the hub to wake their greenlets.
+    woken: Padded<WakeList>,
+    /// Set while the hub is (about to be) blocked in its poll: only then does a wake-up need
+    /// the `mio::Waker`'s system call.
+    sleeping: Padded<AtomicBool>,
+    /// Live [`RemoteWaker`]s, counting a fired one until the hub took it off `woken`: while
+    /// any exists, the hub may be woken from outside, so running dry is not a `LoopExit`.
+    outstanding: Padded<AtomicUsize>,
     waker: mio::Waker,
     /// The hub's serial number: a wake-up from the hub's own thread is told apart by it.
     serial: u64,
     inbox: Mutex<Inbox>,
-    /// Set by the first wake-up after the hub drained its inbox.
+    /// Set (under the inbox's lock) when the hub will run no more jobs (its thread is shutting
+    /// down or gone); read without it by `HubHandle::is_open`.
+    closed: AtomicBool,
+    /// Set by the first job (or stop request) after the hub drained its inbox, and by the hub
+    /// itself while it has placed greenlets left to start.
     pending: AtomicBool,
-    /// Set while the hub is (about to be) blocked in its poll: only then does a wake-up need
-    /// the `mio::Waker`'s system call.
-    sleeping: AtomicBool,
     stop: AtomicBool,
-    /// Live [`RemoteWaker`]s: while any exists, the hub may be woken from outside, so running
-    /// dry is not a `LoopExit`.
-    outstanding: AtomicUsize,
     /// Greenlets placed here by other threads that have not finished yet (the load a
     /// `Runtime` balances).
     load: AtomicUsize,
@@ -69,22 +90,48 @@ impl Shared {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn signal(&self, id: u64) {
+    /// Whether anything waits for the hub's attention (relaxed: the hub's loop polls it).
+    #[inline]
+    fn has_news(&self) -> bool {
+        !self.woken.is_empty() || self.pending.load(Ordering::Relaxed)
+    }
+
+    /// A remote waker fired: wakes its greenlet directly when called on the hub's own thread
+    /// (and the hub's table is free), else queues the cell for the hub.
+    fn signal(&self, cell: &Arc<WakeCell>) {
         if self.serial == super::current_serial()
-            && super::try_with_hub(|hub| hub.remote.wake_local(id)) == Some(true)
+            && super::try_with_hub(|hub| hub.remote.wake_local(cell.id)) == Some(true)
         {
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        self.inbox().woken.push(id);
-        self.notify();
+        if self.woken.push(cell.clone()) {
+            self.wake_if_sleeping();
+        }
     }
 
     /// Makes sure the hub looks at its inbox soon: the Dekker pair `pending` / `sleeping`
     /// (both sequentially consistent) guarantees that either this call sees the hub asleep and
     /// wakes it, or the hub sees `pending` before it goes to sleep.
+    ///
+    /// Called after the push onto the inbox. If `pending` is already set, whoever set it has
+    /// made sure of the same and the hub has not drained since: a drain clears `pending`
+    /// before it takes the inbox under its lock, so a push that follows the drain's take
+    /// (happens after it, through the lock) cannot read the `true` from before the clear.
     fn notify(&self) {
-        if !self.pending.swap(true, Ordering::SeqCst)
-            && self.sleeping.load(Ordering::SeqCst)
+        if self.pending.load(Ordering::Relaxed) {
+            return;
+        }
+        if !self.pending.swap(true, Ordering::SeqCst) {
+            self.wake_if_sleeping();
+        }
+    }
+
+    /// The second half of the Dekker pair, after a sequentially consistent write that the
+    /// hub reads after marking itself asleep (`pending`, or the head of `woken`): only a hub
+    /// that sleeps (or is about to) needs the `eventfd` write.
+    fn wake_if_sleeping(&self) {
+        if self.sleeping.load(Ordering::SeqCst)
             && let Err(e) = self.waker.wake()
         {
             log::error!("greenlet: could not wake a hub from another thread: {e}");
@@ -96,12 +143,13 @@ impl Shared {
 pub(crate) struct RemoteState {
     shared: OnceCell<Arc<Shared>>,
     serial: u64,
-    waiting: RefCell<HashMap<u64, Waiter>>,
-    next_id: Cell<u64>,
+    /// One slot per live [`RemoteWait`] (its id is the key), holding the waiter while a
+    /// greenlet waits on it.
+    waiting: RefCell<IdSlab<Option<Waiter>>>,
     /// The drained ids, kept to reuse its allocation.
     spare: RefCell<Vec<u64>>,
-    /// Greenlets spawned here by other threads, still running: killed by `kill_spawned`.
-    spawned: RefCell<HashMap<u64, JoinHandle<()>>>,
+    /// Greenlets spawned here by other threads, still running: killed at shutdown.
+    spawned: RefCell<IdSlab<JoinHandle<()>>>,
 }
 
 impl Default for RemoteState {
@@ -109,10 +157,9 @@ impl Default for RemoteState {
         RemoteState {
             shared: OnceCell::new(),
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
-            waiting: RefCell::new(HashMap::new()),
-            next_id: Cell::new(0),
+            waiting: RefCell::new(IdSlab::default()),
             spare: RefCell::new(Vec::new()),
-            spawned: RefCell::new(HashMap::new()),
+            spawned: RefCell::new(IdSlab::default()),
         }
     }
 }
@@ -121,7 +168,7 @@ impl fmt::Debug for RemoteState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteState")
             .field("serial", &self.serial)
-            .field("waiting", &self.waiting.borrow().len())
+            .field("waits", &self.waiting.borrow().len())
             .finish()
     }
 }
@@ -136,13 +183,15 @@ impl RemoteState {
             return Ok(s);
         }
         let shared = Arc::new(Shared {
+            woken: Padded(WakeList::new()),
+            sleeping: Padded(AtomicBool::new(false)),
+            outstanding: Padded(AtomicUsize::new(0)),
             waker: mio::Waker::new(registry, WAKER_TOKEN)?,
             serial: self.serial,
             inbox: Mutex::new(Inbox::default()),
+            closed: AtomicBool::new(false),
             pending: AtomicBool::new(false),
-            sleeping: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            outstanding: AtomicUsize::new(0),
             load: AtomicUsize::new(0),
         });
         Ok(self.shared.get_or_init(|| shared))
@@ -154,12 +203,17 @@ impl RemoteState {
         let Ok(mut waiting) = self.waiting.try_borrow_mut() else {
             return false;
         };
-        let w = waiting.remove(&id);
+        let w = waiting.get_mut(id).and_then(Option::take);
         drop(waiting);
         if let Some(w) = w {
             w.wake();
         }
         true
+    }
+
+    /// Takes the waiter registered under `id`, if a greenlet waits there.
+    fn take_waiter(&self, id: u64) -> Option<Waiter> {
+        self.waiting.borrow_mut().get_mut(id).and_then(Option::take)
     }
 
     /// Wakes the greenlets whose remote wakers fired and spawns the greenlets sent here.
@@ -168,33 +222,35 @@ impl RemoteState {
         // Called on every loop turn: a plain load first, the atomic swap only when something
         // is pending.
         if let Some(shared) = self.shared.get()
-            && shared.pending.load(Ordering::Relaxed)
+            && shared.has_news()
         {
-            self.drain_pending(shared);
+            self.drain_news(shared);
         }
     }
 
-    #[cold]
-    fn drain_pending(&self, shared: &Shared) {
-        if !shared.pending.swap(false, Ordering::SeqCst) {
-            return;
-        }
-        let mut ids = std::mem::take(&mut *self.spare.borrow_mut());
-        let jobs = {
-            let mut inbox = shared.inbox();
-            std::mem::swap(&mut inbox.woken, &mut ids);
-            std::mem::take(&mut inbox.jobs)
-        };
-        {
+    fn drain_news(&self, shared: &Shared) {
+        if !shared.woken.is_empty() {
+            let mut ids = std::mem::take(&mut *self.spare.borrow_mut());
+            let taken = shared.woken.take_all(&mut ids);
+            // They were counted until now, so that the hub could not run dry in between.
+            shared.outstanding.fetch_sub(taken, Ordering::AcqRel);
             for id in ids.drain(..) {
                 // Not borrowed while waking (or dropping) the waiter.
-                let w = self.waiting.borrow_mut().remove(&id);
+                let w = self.take_waiter(id);
                 if let Some(w) = w {
                     w.wake();
                 }
             }
+            *self.spare.borrow_mut() = ids;
         }
-        *self.spare.borrow_mut() = ids;
+        if shared.pending.load(Ordering::Relaxed) && shared.pending.swap(false, Ordering::SeqCst) {
+            self.take_jobs(shared);
+        }
+    }
+
+    #[cold]
+    fn take_jobs(&self, shared: &Shared) {
+        let jobs = std::mem::take(&mut shared.inbox().jobs);
         run_jobs(jobs);
     }
 
@@ -205,7 +261,7 @@ impl RemoteState {
             None => true,
             Some(s) => {
                 s.sleeping.store(true, Ordering::SeqCst);
-                !s.pending.load(Ordering::SeqCst)
+                s.woken.is_empty_seqcst() && !s.pending.load(Ordering::SeqCst)
             }
         }
     }
@@ -216,17 +272,27 @@ impl RemoteState {
         }
     }
 
-    /// Thread exit: takes every registered waiter out.
-    pub(crate) fn take_waiting(&self) -> HashMap<u64, Waiter> {
-        std::mem::take(&mut *self.waiting.borrow_mut())
+    /// Thread exit: takes every registered waiter out (the slots stay reserved for their
+    /// `RemoteWait`s).
+    pub(crate) fn take_waiting(&self) -> Vec<Waiter> {
+        self.waiting
+            .borrow_mut()
+            .values_mut()
+            .filter_map(Option::take)
+            .collect()
     }
 
+    /// Whether a stop was requested since the last call. Asked on every loop turn: a plain
+    /// load first, so that the line other threads read stays shared.
+    #[inline]
     pub(crate) fn stop_requested(&self) -> bool {
         self.shared
             .get()
-            .is_some_and(|s| s.stop.swap(false, Ordering::AcqRel))
+            .is_some_and(|s| s.stop.load(Ordering::Relaxed) && s.stop.swap(false, Ordering::AcqRel))
     }
 
+    /// Whether something from another thread may still wake a greenlet: a live
+    /// [`RemoteWaker`].
     pub(crate) fn has_outstanding(&self) -> bool {
         self.shared
             .get()
@@ -240,22 +306,15 @@ impl RemoteState {
     /// Refuses jobs from now on (they fail at their sender), and spawns those already sent.
     pub(crate) fn close(&self) {
         if let Some(shared) = self.shared.get() {
-            let jobs = {
-                let mut inbox = shared.inbox();
-                inbox.closed = true;
-                std::mem::take(&mut inbox.jobs)
-            };
-            run_jobs(jobs);
+            run_jobs(shared.close());
         }
     }
 
     /// Keeps the handle of a greenlet spawned here by another thread until it finishes.
     pub(crate) fn track(&self, handle: JoinHandle<()>) {
-        let id = handle.greenlet().id();
-        self.spawned.borrow_mut().insert(id, handle.clone());
-        handle.link_internal(move |h| {
-            let id = h.greenlet().id();
-            let gone = super::try_with_hub(|hub| hub.remote.spawned.borrow_mut().remove(&id));
+        let key = self.spawned.borrow_mut().insert(handle.clone());
+        handle.link_internal(move |_| {
+            let gone = super::try_with_hub(|hub| hub.remote.spawned.borrow_mut().remove(key));
             drop(gone);
         });
     }
@@ -266,17 +325,21 @@ impl RemoteState {
     }
 }
 
+impl Shared {
+    /// Refuses jobs from now on; returns those sent and not taken yet.
+    fn close(&self) -> Vec<Job> {
+        let mut inbox = self.inbox();
+        self.closed.store(true, Ordering::Release);
+        std::mem::take(&mut inbox.jobs)
+    }
+}
+
 impl Drop for RemoteState {
     fn drop(&mut self) {
         // The hub is going away with its thread: senders of jobs get an error from now on, and
         // jobs not run are dropped (their joiners learn that the greenlet never ran).
         if let Some(shared) = self.shared.get() {
-            let jobs = {
-                let mut inbox = shared.inbox();
-                inbox.closed = true;
-                std::mem::take(&mut inbox.jobs)
-            };
-            drop(jobs);
+            drop(shared.close());
         }
     }
 }
@@ -301,22 +364,34 @@ fn run_jobs(jobs: Vec<Job>) {
 /// out that nothing is coming.
 pub struct RemoteWaker {
     shared: Arc<Shared>,
-    id: u64,
-    done: AtomicBool,
+    cell: Arc<WakeCell>,
 }
 
 impl RemoteWaker {
     /// Wakes the greenlet (once; later calls do nothing).
     pub fn wake(&self) {
-        if !self.done.swap(true, Ordering::AcqRel) {
-            self.shared.signal(self.id);
-            self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+        if !self.cell.fired.swap(true, Ordering::AcqRel) {
+            // Still counted as outstanding until the hub takes the cell.
+            self.shared.signal(&self.cell);
         }
+    }
+
+    /// Serves a cross-thread waiter: marks it notified, then wakes it.
+    pub(crate) fn notify(&self) {
+        self.cell.notified.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Whether [`notify`](RemoteWaker::notify) was called.
+    pub(crate) fn is_notified(&self) -> bool {
+        self.cell.notified.load(Ordering::Acquire)
     }
 
     /// Gives up without waking anybody (the waiting greenlet itself no longer waits).
     pub(crate) fn disarm(&self) {
-        if !self.done.swap(true, Ordering::AcqRel) {
+        // Usually called after the wake-up came: a load leaves the line shared with the waker.
+        if !self.cell.fired.load(Ordering::Acquire) && !self.cell.fired.swap(true, Ordering::AcqRel)
+        {
             self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -330,14 +405,18 @@ impl Drop for RemoteWaker {
 
 impl fmt::Debug for RemoteWaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteWaker").field("id", &self.id).finish()
+        f.debug_struct("RemoteWaker")
+            .field("id", &self.cell.id)
+            .finish()
     }
 }
 
-/// The hub side of a [`RemoteWaker`]: lets the current greenlet park until it fires.
+/// The hub side of a [`RemoteWaker`]: lets the current greenlet park until it fires. It
+/// holds a slot of its hub's table (its id) from creation to drop, and stays on its thread.
 #[derive(Debug)]
 pub(crate) struct RemoteWait {
     id: u64,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl RemoteWait {
@@ -348,8 +427,7 @@ impl RemoteWait {
         Ok((
             RemoteWaker {
                 shared,
-                id: wait.id,
-                done: AtomicBool::new(false),
+                cell: WakeCell::new(wait.id),
             },
             wait,
         ))
@@ -370,9 +448,14 @@ impl RemoteWait {
     fn with_shared() -> io::Result<(Arc<Shared>, RemoteWait)> {
         with_hub(|hub| {
             let shared = hub.remote.shared(hub.io.registry()?)?.clone();
-            let id = hub.remote.next_id.get() + 1;
-            hub.remote.next_id.set(id);
-            Ok((shared, RemoteWait { id }))
+            let id = hub.remote.waiting.borrow_mut().insert(None);
+            Ok((
+                shared,
+                RemoteWait {
+                    id,
+                    _not_send: PhantomData,
+                },
+            ))
         })
     }
 
@@ -396,13 +479,16 @@ impl RemoteWait {
     ) -> Result<(), BlockError> {
         super::check_can_block();
         let w = waiter();
-        with_hub(|hub| hub.remote.waiting.borrow_mut().insert(self.id, w.clone()));
+        let displaced = with_hub(|hub| {
+            let mut waiting = hub.remote.waiting.borrow_mut();
+            waiting.get_mut(self.id).and_then(|e| e.replace(w.clone()))
+        });
+        drop(displaced);
         // Removes the entry however the park ends, a kill included.
         struct Unregister(u64);
         impl Drop for Unregister {
             fn drop(&mut self) {
-                let removed =
-                    super::try_with_hub(|hub| hub.remote.waiting.borrow_mut().remove(&self.0));
+                let removed = super::try_with_hub(|hub| hub.remote.take_waiter(self.0));
                 drop(removed);
             }
         }
@@ -420,23 +506,37 @@ impl RemoteWait {
     /// Has `w` woken when the waker fires, unless a greenlet waits on it already (its own
     /// wait then wakes whoever else needs waking).
     pub(crate) fn add_waiter(&self, w: &Waiter) {
-        with_hub(|hub| {
+        let displaced = with_hub(|hub| {
             let mut waiting = hub.remote.waiting.borrow_mut();
-            let entry = waiting.entry(self.id).or_insert_with(|| w.clone());
-            if !entry.is_waiting() {
-                *entry = w.clone();
+            let entry = waiting.get_mut(self.id)?;
+            if entry.as_ref().is_some_and(Waiter::is_waiting) {
+                return None;
             }
+            entry.replace(w.clone())
         });
+        drop(displaced);
     }
 
     /// Drops the registration if its greenlet no longer waits.
     pub(crate) fn remove_stale(&self) {
-        super::try_with_hub(|hub| {
+        let removed = super::try_with_hub(|hub| {
             let mut waiting = hub.remote.waiting.borrow_mut();
-            if waiting.get(&self.id).is_some_and(|w| !w.is_waiting()) {
-                waiting.remove(&self.id);
+            let entry = waiting.get_mut(self.id)?;
+            if entry.as_ref().is_some_and(|w| !w.is_waiting()) {
+                entry.take()
+            } else {
+                None
             }
         });
+        drop(removed);
+    }
+}
+
+impl Drop for RemoteWait {
+    fn drop(&mut self) {
+        // Frees the slot: a late wake-up of its waker finds the generation moved on.
+        let removed = super::try_with_hub(|hub| hub.remote.waiting.borrow_mut().remove(self.id));
+        drop(removed);
     }
 }
 
@@ -447,7 +547,7 @@ impl RemoteWait {
 /// existing: its owner says when it counts, with [`hold`](RemoteNotify::hold) and
 /// [`release`](RemoteNotify::release). A notification that finds the greenlet not parked on
 /// the matching [`RemoteWait`] is lost (from the hub's own thread at once, from another when
-/// the hub drains its inbox): callers keep their own flag and check it before parking.
+/// the hub takes its wake list): callers keep their own flag and check it before parking.
 pub(crate) struct RemoteNotify {
     shared: Arc<Shared>,
     id: u64,
@@ -456,8 +556,14 @@ pub(crate) struct RemoteNotify {
 impl RemoteNotify {
     /// Wakes the greenlet if it is parked on the matching [`RemoteWait`] (see above); does
     /// nothing harmful once the hub or its thread is gone.
+    ///
+    /// Each notification from another thread queues a cell of its own (one allocation): the
+    /// hub's wake list links a cell into it once at a time, and a `Waker` may fire again
+    /// before the hub took the last one. It counts as outstanding until the hub took it, as a
+    /// fired [`RemoteWaker`] does.
     pub(crate) fn notify(&self) {
-        self.shared.signal(self.id);
+        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        self.shared.signal(&WakeCell::new(self.id));
     }
 
     /// Counts this as a possible source of wake-ups: the hub does not run dry meanwhile.
@@ -527,7 +633,7 @@ impl HubHandle {
     /// Whether the hub still takes greenlets from other threads (its thread is running and
     /// not shutting down).
     pub fn is_open(&self) -> bool {
-        !self.shared.inbox().closed
+        !self.shared.closed.load(Ordering::Acquire)
     }
 
     /// How many greenlets placed on this hub from other threads are still running.
@@ -542,7 +648,7 @@ impl HubHandle {
     /// `NotConnected` when the hub's thread has exited or is shutting down; the job is dropped.
     pub(crate) fn submit(&self, job: impl FnOnce(LoadToken) + Send + 'static) -> io::Result<()> {
         let mut inbox = self.shared.inbox();
-        if inbox.closed {
+        if self.shared.closed.load(Ordering::Relaxed) {
             drop(inbox);
             drop(job);
             return Err(io::Error::new(

@@ -9,9 +9,13 @@
 //!
 //! Wake-ups may be spurious: a waiter always re-checks its own condition (usually a flag set
 //! by the waker before it unparks) after every [`Parker::park`], and checks it before the first
-//! one, so a wake-up that comes before the park is never lost.
+//! one, so a wake-up that comes before the park is never lost. That flag lives with the
+//! unparker ([`Unparker::notify`], [`Unparker::is_notified`]): for a greenlet, on the same cache
+//! line as what the hub takes off its wake-up list, so that a hand-over between threads moves
+//! as few lines as it can.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
@@ -35,7 +39,10 @@ pub(crate) struct Unparker {
 
 enum UnparkerKind {
     Greenlet(RemoteWaker),
-    Thread(Thread),
+    Thread {
+        thread: Thread,
+        notified: AtomicBool,
+    },
 }
 
 /// A parker for the calling context, and its unparker.
@@ -73,7 +80,10 @@ pub(crate) fn parker() -> (Parker, Unparker) {
             kind: ParkerKind::Thread,
         },
         Unparker {
-            kind: UnparkerKind::Thread(thread::current()),
+            kind: UnparkerKind::Thread {
+                thread: thread::current(),
+                notified: AtomicBool::new(false),
+            },
         },
     )
 }
@@ -117,12 +127,24 @@ impl Parker {
 }
 
 impl Unparker {
-    /// Wakes the waiter. Waking a greenlet twice does nothing more; a thread's second wake-up
-    /// may make its next park return early (a spurious wake-up).
-    pub(crate) fn unpark(&self) {
+    /// Serves the waiter: sets its notified flag, then wakes it. Waking a greenlet twice does
+    /// nothing more; a thread's second wake-up may make its next park return early (a spurious
+    /// wake-up).
+    pub(crate) fn notify(&self) {
         match &self.kind {
-            UnparkerKind::Greenlet(w) => w.wake(),
-            UnparkerKind::Thread(t) => t.unpark(),
+            UnparkerKind::Greenlet(w) => w.notify(),
+            UnparkerKind::Thread { thread, notified } => {
+                notified.store(true, Ordering::Release);
+                thread.unpark();
+            }
+        }
+    }
+
+    /// Whether [`notify`](Unparker::notify) was called.
+    pub(crate) fn is_notified(&self) -> bool {
+        match &self.kind {
+            UnparkerKind::Greenlet(w) => w.is_notified(),
+            UnparkerKind::Thread { notified, .. } => notified.load(Ordering::Acquire),
         }
     }
 
@@ -148,7 +170,9 @@ impl fmt::Debug for Unparker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             UnparkerKind::Greenlet(w) => f.debug_tuple("Unparker").field(w).finish(),
-            UnparkerKind::Thread(t) => f.debug_tuple("Unparker").field(&t.id()).finish(),
+            UnparkerKind::Thread { thread, .. } => {
+                f.debug_tuple("Unparker").field(&thread.id()).finish()
+            }
         }
     }
 }

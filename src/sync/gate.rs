@@ -10,7 +10,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LockResult, Mutex, MutexGuard, PoisonError, TryLockError, TryLockResult};
 use std::time::Instant;
 
@@ -19,7 +18,6 @@ use crate::hub::{Parker, Unparker, parker};
 
 /// One waiter in a cross-thread queue: notified (a flag, then an unpark) by whoever serves it.
 pub(crate) struct Node {
-    notified: AtomicBool,
     unparker: Unparker,
 }
 
@@ -27,23 +25,16 @@ impl Node {
     /// A node for the calling greenlet or thread, and the parker to wait on it with.
     pub(crate) fn new() -> (Parker, Arc<Node>) {
         let (parker, unparker) = parker();
-        (
-            parker,
-            Arc::new(Node {
-                notified: AtomicBool::new(false),
-                unparker,
-            }),
-        )
+        (parker, Arc::new(Node { unparker }))
     }
 
     /// Serves the waiter: sets its flag, then wakes it.
     pub(crate) fn notify(&self) {
-        self.notified.store(true, Ordering::Release);
-        self.unparker.unpark();
+        self.unparker.notify();
     }
 
     pub(crate) fn is_notified(&self) -> bool {
-        self.notified.load(Ordering::Acquire)
+        self.unparker.is_notified()
     }
 
     /// The waiter gave up by itself: nobody needs to wake it any more.
