@@ -15,6 +15,7 @@ mod monitor;
 mod remote;
 mod sampler;
 mod spawn;
+mod spin;
 mod timeout;
 mod timer;
 mod waitable;
@@ -427,6 +428,14 @@ impl Hub {
     }
 
     fn poll(&self, timeout: Option<Duration>) {
+        if timeout != Some(Duration::ZERO)
+            && self.remote.spin_for_wake_up(timeout)
+            && !(self.io.has_waiters() && self.resumes_since_poll.get() >= RESUMES_PER_POLL)
+        {
+            // Another thread woke a greenlet while the hub spun: no system call on either side.
+            self.remote.drain();
+            return;
+        }
         self.resumes_since_poll.set(0);
         if timeout == Some(Duration::ZERO) {
             self.io.poll(timeout);

@@ -9,7 +9,10 @@
 //! list (`super::wakelist`), and the `eventfd` write of the `mio::Waker` (a system call)
 //! happens only for the first wake-up after the hub took the list, and only when the hub is
 //! asleep in its poll. A hub busy running greenlets finds the list on its next loop turn
-//! without any system call. A wake-up from the hub's own thread skips the list altogether. A fired waker counts as outstanding until the hub took it off the list, so
+//! without any system call; an idle hub whose recent wake-ups came quickly from other threads
+//! spins briefly before it sleeps (see `super::spin`), so that a ping-pong between hubs that
+//! both have a core needs no system call either. A wake-up from the hub's own thread skips the
+//! list altogether. A fired waker counts as outstanding until the hub took it off the list, so
 //! a hub never runs dry (`LoopExit`) with a wake-up still on its way.
 //!
 //! Greenlets placed by other threads start at most [`JOBS_PER_TURN`] per loop turn: a flood of
@@ -24,11 +27,12 @@ use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::idslab::IdSlab;
 use super::io::WAKER_TOKEN;
 use super::spawn::JoinHandle;
+use super::spin::{SPIN_FOR, Spinner};
 use super::waitlist::BlockError;
 use super::wakelist::{WakeCell, WakeList};
 use super::{Waiter, park_with, waiter, with_hub};
@@ -162,6 +166,8 @@ pub(crate) struct RemoteState {
     queued: RefCell<VecDeque<Job>>,
     /// Greenlets spawned here by other threads, still running: killed at shutdown.
     spawned: RefCell<IdSlab<JoinHandle<()>>>,
+    /// Whether to spin before sleeping, judged by the recent wake-ups.
+    spinner: Spinner,
 }
 
 impl Default for RemoteState {
@@ -173,6 +179,7 @@ impl Default for RemoteState {
             spare: RefCell::new(Vec::new()),
             queued: RefCell::new(VecDeque::new()),
             spawned: RefCell::new(IdSlab::default()),
+            spinner: Spinner::new(),
         }
     }
 }
@@ -294,6 +301,20 @@ impl RemoteState {
         }
     }
 
+    /// The hub is about to block in its poll for up to `timeout`: spins first while wake-ups
+    /// from other threads have been coming quickly. Returns whether one came (the hub then
+    /// drains its inbox instead of polling).
+    pub(crate) fn spin_for_wake_up(&self, timeout: Option<Duration>) -> bool {
+        let Some(shared) = self.shared.get() else {
+            return false;
+        };
+        if timeout.is_some_and(|t| t < SPIN_FOR) {
+            // A timer is due sooner: spinning would make it late.
+            return false;
+        }
+        self.spinner.spin(|| shared.has_news())
+    }
+
     /// Whether the hub may block in its poll: marks it asleep, then checks for wake-ups that
     /// came in meanwhile (see [`Shared::notify`]).
     pub(crate) fn prepare_sleep(&self) -> bool {
@@ -306,9 +327,12 @@ impl RemoteState {
         }
     }
 
+    /// The hub's poll returned; tells the spinner whether a wake-up from another thread
+    /// ended it.
     pub(crate) fn woke_up(&self) {
         if let Some(s) = self.shared.get() {
             s.sleeping.store(false, Ordering::Relaxed);
+            self.spinner.woke(s.has_news());
         }
     }
 

@@ -13,6 +13,11 @@
 //! unparker ([`Unparker::notify`], [`Unparker::is_notified`]): for a greenlet, on the same cache
 //! line as what the hub takes off its wake-up list, so that a hand-over between threads moves
 //! as few lines as it can.
+//!
+//! A plain thread first spins on its condition for a few microseconds ([`Parker::spin`]) when
+//! its recent waits ended that quickly (see `super::spin`): a joiner that keeps waiting for
+//! short greenlets then neither sleeps nor makes its waker call `futex`. A greenlet never spins
+//! (the other greenlets of its hub may be ready); its hub does, once nothing is ready.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +25,13 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 use super::remote::{RemoteWait, RemoteWaker};
+use super::spin::Spinner;
 use super::waitlist::BlockError;
+
+thread_local! {
+    /// A plain thread's spinning state (no destructor: usable during thread exit).
+    static THREAD_SPINNER: Spinner = const { Spinner::new() };
+}
 
 /// The waiting side; stays on the waiter's thread.
 pub(crate) struct Parker {
@@ -89,6 +100,15 @@ pub(crate) fn parker() -> (Parker, Unparker) {
 }
 
 impl Parker {
+    /// Before parking: a plain thread spins until `ready()` while its recent waits say that
+    /// pays; returns whether `ready()` became true. A greenlet returns false at once.
+    pub(crate) fn spin(&self, ready: impl Fn() -> bool) -> bool {
+        match self.kind {
+            ParkerKind::Greenlet(_) => false,
+            ParkerKind::Thread => THREAD_SPINNER.try_with(|s| s.spin(ready)).unwrap_or(false),
+        }
+    }
+
     /// Waits until unparked (possibly spuriously) or `deadline`.
     ///
     /// `honour_timeouts`: whether a greenlet's [`Timeout`](crate::Timeout)s cut the wait short
@@ -116,7 +136,9 @@ impl Parker {
                         thread::park_timeout(d - now);
                     }
                 }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+                let _ = THREAD_SPINNER.try_with(|s| s.woke(!timed_out));
+                if timed_out {
                     Err(BlockError::TimedOut)
                 } else {
                     Ok(())

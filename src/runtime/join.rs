@@ -185,11 +185,7 @@ impl<T> RemoteJoinHandle<T> {
             let (parker, node) = Node::new();
             s.waiter = Some(node.clone());
             drop(s);
-            let r = if node.is_notified() {
-                Ok(())
-            } else {
-                parker.park(deadline, &"RemoteJoinHandle::join", true)
-            };
+            let r = node.wait_stoppable(&parker, deadline, &"RemoteJoinHandle::join", true);
             let mut s = self.slot.lock();
             if s.waiter.as_ref().is_some_and(|n| Arc::ptr_eq(n, &node)) {
                 s.waiter = None;

@@ -85,6 +85,9 @@ impl Node {
         what: &dyn fmt::Display,
         honour_timeouts: bool,
     ) -> Result<(), BlockError> {
+        if parker.spin(|| self.is_notified()) {
+            return Ok(());
+        }
         loop {
             if self.is_notified() {
                 return Ok(());
