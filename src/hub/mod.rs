@@ -27,7 +27,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::error::SwitchError;
-use crate::greenlet::{Greenlet, Kind};
+use crate::greenlet::{Greenlet, Inner, Kind};
+use crate::sched::Scheduler;
 use crate::switch::{self, Msg};
 
 pub(crate) use self::io::{Direction, IoRegistration, wait_any as wait_any_io};
@@ -75,11 +76,11 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// Schedules the greenlet if it is still parked on this waiter; returns whether it was.
     pub(crate) fn wake(&self) -> bool {
-        self.wake_with(Msg::Wake)
+        self.wake_with(Msg::wake())
     }
 
     fn wake_with(&self, msg: Msg) -> bool {
-        let data = &self.greenlet.inner().hub;
+        let data = &self.greenlet.inner().sched;
         if self.token != 0 && data.park_token.get() == self.token {
             data.park_token.set(0);
             with_hub(|hub| {
@@ -95,7 +96,7 @@ impl Waiter {
 
     /// Whether the greenlet is still parked on this waiter.
     pub(crate) fn is_waiting(&self) -> bool {
-        self.token != 0 && self.greenlet.inner().hub.park_token.get() == self.token
+        self.token != 0 && self.greenlet.inner().sched.park_token.get() == self.token
     }
 }
 
@@ -469,15 +470,59 @@ impl Hub {
     }
 }
 
-/// Called by the dispatch loop when control reaches the hub (the hub is current): `msg` is
-/// what the greenlet that handed control over left (nothing, or the outcome of a greenlet
-/// whose parent is the hub).
-#[inline]
-pub(crate) fn next(msg: Msg) -> (Greenlet, Msg) {
-    if !matches!(msg, Msg::Wake) {
-        delivered_to_hub(msg);
+/// The hub as the core's scheduler (see `crate::sched`).
+#[derive(Debug)]
+pub(crate) struct HubScheduler;
+
+impl Scheduler for HubScheduler {
+    type Data = GreenletData;
+    type Leftovers = local::Locals;
+
+    #[inline]
+    fn next(msg: Msg) -> (Greenlet, Msg) {
+        if !msg.is_wake() {
+            delivered_to_hub(msg);
+        }
+        with_hub(Hub::next)
     }
-    with_hub(Hub::next)
+
+    fn defer_destroy(g: Greenlet) {
+        with_hub(|hub| hub.doomed.borrow_mut().push(g));
+    }
+
+    fn finishing(g: &Inner, outcome: Msg) -> Msg {
+        // A kill that reached the greenlet inside a hooked libc call could not unwind through C
+        // frames: it was kept for later, and is the outcome if nothing raised it since.
+        #[cfg(feature = "monkey")]
+        let outcome = match crate::monkey::take_deferred(g) {
+            Some(payload) if !outcome.is_throw() && outcome.failure_ref().is_none() => {
+                switch::outcome_of_unwind(payload)
+            }
+            _ => outcome,
+        };
+        g.sched.locals.clear();
+        outcome
+    }
+
+    fn leftovers(data: &mut GreenletData) -> Option<local::Locals> {
+        (!data.locals.is_empty()).then(|| std::mem::take(&mut data.locals))
+    }
+
+    fn clear_main(main: &Inner) -> bool {
+        main.sched.locals.clear()
+    }
+
+    fn drain() -> bool {
+        drain()
+    }
+
+    fn free() {
+        free()
+    }
+
+    fn exists() -> bool {
+        exists()
+    }
 }
 
 /// The outcome of a greenlet whose parent is the hub (as in gevent: spawned greenlets, and any
@@ -486,18 +531,12 @@ pub(crate) fn next(msg: Msg) -> (Greenlet, Msg) {
 /// the hub must keep running.
 #[cold]
 fn delivered_to_hub(msg: Msg) {
-    if let Msg::Failure(e) = &msg
+    if let Some(e) = msg.failure_ref()
         && e.is_failure()
     {
         log::error!("greenlet: a greenlet whose parent is the hub failed: {e}");
     }
     crate::thread_state::drop_quietly(msg, "dropping a value left for the hub");
-}
-
-/// Keeps `g` (whose last other handle just went, while the hub was running) until the hub can
-/// destroy it safely.
-pub(crate) fn defer_destroy(g: Greenlet) {
-    with_hub(|hub| hub.doomed.borrow_mut().push(g));
 }
 
 /// Keeps the handle of a greenlet placed on this hub by another thread, for
@@ -534,7 +573,7 @@ pub(crate) fn waiter() -> Waiter {
         std::panic::resume_unwind(payload);
     }
     let token = with_hub(Hub::new_token);
-    greenlet.inner().hub.park_token.set(token);
+    greenlet.inner().sched.park_token.set(token);
     Waiter { greenlet, token }
 }
 
@@ -562,7 +601,7 @@ pub(crate) fn park_with(
     weak_timer: bool,
     honour_timeouts: bool,
 ) -> Result<bool, LoopExit> {
-    let data = &waiter.greenlet.inner().hub;
+    let data = &waiter.greenlet.inner().sched;
     if data.kill_requested.get() {
         // A soft kill came before this park: it fails at once, and only this one.
         data.kill_requested.set(false);
@@ -582,24 +621,24 @@ pub(crate) fn park_with(
         })
     });
     crate::debug::parking(&data.diag, waiter.token, what);
-    let msg = switch::switch_to_hub(Msg::Wake);
+    let msg = switch::switch_to_hub(Msg::wake());
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
-    waiter.greenlet.inner().hub.park_token.set(0);
+    data.park_token.set(0);
     if let Some(key) = timer {
         cancel_timer(&key);
     }
-    if data.kill_requested.get() && !matches!(msg, Msg::Throw(_)) {
+    if data.kill_requested.get() && !msg.is_throw() {
         // Woken by a soft kill (or killed softly while already woken): this call fails.
         data.kill_requested.set(false);
         return Err(LoopExit::killed(what));
     }
-    match crate::greenlet::receive(msg) {
+    match msg.receive() {
         Ok(_) => {
             let now = Instant::now();
             let timed_out = deadline.is_some_and(|d| now >= d);
             if timed_out && let Some(d) = deadline {
                 // Record which `Timeout`s cut this wait short (see `with_timeout`).
-                waiter.greenlet.inner().hub.deadlines.mark_fired(d);
+                data.deadlines.mark_fired(d);
             }
             Ok(!timed_out)
         }
@@ -635,8 +674,8 @@ pub(crate) fn schedule(greenlet: Greenlet, msg: Msg) {
 /// Resumes a parked greenlet by raising `payload` at its park (kill); returns whether it was
 /// parked. An explicitly suspended greenlet (not parked) is scheduled the same way.
 pub(crate) fn interrupt(greenlet: &Greenlet, payload: Box<dyn std::any::Any + Send>) {
-    greenlet.inner().hub.park_token.set(0);
-    schedule(greenlet.clone(), Msg::Throw(payload));
+    greenlet.inner().sched.park_token.set(0);
+    schedule(greenlet.clone(), Msg::throw(payload));
 }
 
 /// The ids of the greenlets waiting in the ready queue (for `debug::dump`).
@@ -646,19 +685,19 @@ pub(crate) fn ready_ids() -> Vec<u64> {
 
 /// The token of `g`'s current park, 0 when it is not parked on the hub.
 pub(crate) fn park_token(g: &crate::greenlet::Inner) -> u64 {
-    g.hub.park_token.get()
+    g.sched.park_token.get()
 }
 
 /// Asks `greenlet` to finish softly: its current park (if it is parked on the hub) or its next
 /// one fails with `Killed`, once; the blocking calls after that work as usual, so its cleanup
 /// code may block.
 pub(crate) fn request_kill(greenlet: &Greenlet) {
-    let data = &greenlet.inner().hub;
+    let data = &greenlet.inner().sched;
     data.kill_requested.set(true);
     if data.park_token.get() != 0 {
         // Parked: wake it now; `park` sees the request and fails.
         data.park_token.set(0);
-        schedule(greenlet.clone(), Msg::Wake);
+        schedule(greenlet.clone(), Msg::wake());
     }
 }
 
@@ -723,13 +762,13 @@ pub fn yield_now() {
     if me.inner().kind == Kind::Hub {
         hub_blocking_misuse();
     }
-    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::Wake)));
-    let msg = switch::switch_to_hub(Msg::Wake);
-    if let Msg::Wake = msg {
+    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::wake())));
+    let msg = switch::switch_to_hub(Msg::wake());
+    if msg.is_wake() {
         return; // the common case
     }
     // We were ready, so no LoopExit; a kill unwinds from `receive`.
-    let _ = crate::greenlet::receive(msg);
+    let _ = msg.receive();
 }
 
 /// Configures this thread's hub before its first use.
