@@ -2,8 +2,10 @@
 //!
 //! The hub is not a greenlet with a stack of its own: it is a pseudo-greenlet of the dispatch
 //! loop, so a greenlet that blocks (parks) suspends straight into the loop, which picks the next
-//! ready greenlet and resumes it: two stack switches per hand-over. One loop turn runs the
-//! greenlets that were ready at its start (FIFO), fires due timers, and polls mio; it blocks in
+//! ready greenlet and resumes it: two stack switches per hand-over. The ready queue is FIFO. One
+//! loop turn runs a batch of ready greenlets (those ready at its start, and at least
+//! [`MIN_BATCH`] resumes while the queue is not empty, so that two greenlets handing over to
+//! each other do not pay a turn per hand-over), fires due timers, and polls mio; it blocks in
 //! mio only when nothing is ready, with the next deadline as timeout. When nothing at all can
 //! wake anyone (no ready greenlet, no timer, no registered I/O, no work on other threads), the
 //! main greenlet's blocking call gets [`LoopExit`] instead of hanging.
@@ -293,6 +295,13 @@ pub(crate) fn free() {
 /// other busy: the poll is a system call, so it is amortised, but I/O is never starved.
 const RESUMES_PER_POLL: u32 = 61;
 
+/// The fewest resumes between two loop turns while greenlets are ready. A turn between every
+/// batch of "what was ready at its start" cost a turn per hand-over or two when a few
+/// greenlets yield to each other; a due timer or a remote wake-up still waits at most this many
+/// resumes (or one batch, when more than this many greenlets are ready), and I/O is polled
+/// after [`RESUMES_PER_POLL`] as before.
+const MIN_BATCH: usize = 64;
+
 /// The per-thread scheduler state.
 pub(crate) struct Hub {
     /// Greenlets to resume, with what to resume them with.
@@ -357,7 +366,8 @@ impl Hub {
             if let Err(exit) = self.turn() {
                 return (switch::main_greenlet(), Msg::failure(exit));
             }
-            self.batch_left.set(self.ready.borrow().len());
+            self.batch_left
+                .set(self.ready.borrow().len().max(MIN_BATCH));
         }
     }
 
