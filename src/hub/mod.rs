@@ -644,8 +644,9 @@ pub(crate) fn park_with(
     }
     match msg.receive() {
         Ok(_) => {
-            let now = Instant::now();
-            let timed_out = deadline.is_some_and(|d| now >= d);
+            // The clock is read only when there is a deadline: most parks have none, and the
+            // read was a sixth of a channel hand-over.
+            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
             if timed_out && let Some(d) = deadline {
                 // Record which `Timeout`s cut this wait short (see `with_timeout`).
                 data.deadlines.mark_fired(d);
