@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use corosensei::Coroutine;
 
 use crate::error::{GreenletExit, SwitchError};
-use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::sched::{Sched, SchedData, Scheduler};
+use crate::stack::{self, DEFAULT_STACK_SIZE};
 use crate::switch::{self, CoroCell, GYielder, Inbox, Msg};
 use crate::value::Value;
 

@@ -45,7 +45,7 @@ pub use self::waitable::{Waitable, Wakeup, iwait_objects, wait_any, wait_objects
 pub use self::waits::{Kill, idle, idle_timeout, iwait, joinall, killall, wait, wait_all};
 pub(crate) use self::xthread::{Parker, Unparker, parker};
 
-use self::timer::{TimerKey, Timers};
+use self::timer::{TimerKey, Timers, Wake};
 
 /// Per-greenlet data kept by the hub.
 #[derive(Debug, Default)]
@@ -62,6 +62,11 @@ pub(crate) struct GreenletData {
     pub(crate) deferred: crate::monkey::Deferred,
     /// A soft kill is pending: the greenlet's next (or current) park fails with `Killed`.
     kill_requested: Cell<bool>,
+    /// The greenlet's park timer, if one is armed (see `timer`): it may outlive the park that
+    /// armed it, and fires no later than the deadline of the park that relies on it.
+    park_timer: Cell<Option<TimerKey>>,
+    /// The deadline of the greenlet's current park, if it has one.
+    park_deadline: Cell<Option<Instant>>,
     /// What `greenlet::debug` knows of the greenlet.
     pub(crate) diag: crate::debug::Diag,
 }
@@ -465,11 +470,36 @@ impl Hub {
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
             match due {
-                Some(waiter) => {
+                Some((_, Wake::Waiter(waiter, _))) => {
                     waiter.wake();
                 }
+                Some((key, Wake::Park(g))) => self.fire_park_timer(key, g, now),
                 None => break,
             }
+        }
+    }
+
+    /// The park timer `key` of greenlet `weak` fired: it wakes the greenlet's current park if
+    /// that park's deadline has passed, re-arms itself for the deadline if it is later, and
+    /// goes otherwise (no park with a deadline, or an earlier timer replaced it).
+    fn fire_park_timer(&self, key: TimerKey, weak: crate::greenlet::WeakGreenlet, now: Instant) {
+        let Some(g) = weak.upgrade() else {
+            return; // the greenlet is gone
+        };
+        let data = &g.inner().sched;
+        if data.park_timer.get() != Some(key) {
+            return;
+        }
+        data.park_timer.set(None);
+        let token = data.park_token.get();
+        let Some(deadline) = data.park_deadline.get().filter(|_| token != 0) else {
+            return;
+        };
+        if deadline <= now {
+            Waiter { greenlet: g, token }.wake();
+        } else {
+            let key = self.timers.borrow_mut().insert_park(deadline, weak);
+            data.park_timer.set(Some(key));
         }
     }
 
@@ -511,6 +541,10 @@ impl Scheduler for HubScheduler {
             _ => outcome,
         };
         g.sched.locals.clear();
+        // Its park timer (if one is still armed) goes with it, rather than when it fires.
+        if let Some(key) = g.sched.park_timer.take() {
+            cancel_timer(&key);
+        }
         outcome
     }
 
@@ -623,19 +657,36 @@ pub(crate) fn park_with(
     } else {
         deadline
     };
-    let timer = deadline.map(|d| {
+    // The park timer is armed only when none fires by the deadline: a greenlet that parks
+    // again and again with a later deadline each time (a socket under a read timeout) re-arms
+    // it about once per timeout period instead of inserting and cancelling one per park.
+    let strong_park = deadline.is_some() && !weak_timer;
+    let serial = if let Some(d) = deadline {
+        data.park_deadline.set(Some(d));
         with_hub(|hub| {
-            hub.timers
-                .borrow_mut()
-                .insert_with(d, waiter.clone(), weak_timer)
+            let mut timers = hub.timers.borrow_mut();
+            if strong_park {
+                timers.strong_park(true);
+            }
+            if data.park_timer.get().is_none_or(|(at, _)| at > d) {
+                let key = timers.insert_park(d, waiter.greenlet.downgrade());
+                data.park_timer.set(Some(key));
+            }
+            hub.remote.serial()
         })
-    });
+    } else {
+        0
+    };
     crate::debug::parking(&data.diag, waiter.token, what);
     let msg = switch::switch_to_hub(Msg::wake());
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
     data.park_token.set(0);
-    if let Some(key) = timer {
-        cancel_timer(&key);
+    if deadline.is_some() {
+        data.park_deadline.set(None);
+        // Not on a hub made since (at thread exit), which does not count this park.
+        if strong_park && current_serial() == serial {
+            with_hub(|hub| hub.timers.borrow_mut().strong_park(false));
+        }
     }
     if data.kill_requested.get() && !msg.is_throw() {
         // Woken by a soft kill (or killed softly while already woken): this call fails.
