@@ -38,10 +38,9 @@
 //! repeated.
 
 use std::backtrace::Backtrace;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt::{self, Write as _};
 use std::io;
-use std::rc::{Rc, Weak};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -78,81 +77,31 @@ struct ParkInfo {
     trace: Backtrace,
 }
 
-/// The diagnostics a greenlet carries: its place in the thread's registry, and what it
-/// parked on.
+/// What a greenlet recorded of its last park, for [`dump`]. The greenlets themselves are
+/// found through the thread's list of greenlets (the one the thread-exit teardown walks).
+#[derive(Default)]
 pub(crate) struct Diag {
-    slot: Cell<u32>,
     parked: Cell<Option<Box<ParkInfo>>>,
-}
-
-impl Default for Diag {
-    fn default() -> Diag {
-        Diag {
-            slot: Cell::new(NO_SLOT),
-            parked: Cell::new(None),
-        }
-    }
 }
 
 impl fmt::Debug for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Diag")
-            .field("slot", &self.slot.get())
-            .finish()
+        let parked = self.parked.take();
+        let recorded = parked.is_some();
+        self.parked.set(parked);
+        f.debug_struct("Diag").field("recorded", &recorded).finish()
     }
 }
 
-impl Drop for Diag {
-    fn drop(&mut self) {
-        let slot = self.slot.get();
-        if slot != NO_SLOT {
-            // During thread exit the registry may be gone already: nothing to take out then.
-            let _ = REGISTRY.try_with(|r| {
-                if let Ok(mut r) = r.try_borrow_mut() {
-                    r.slots[slot as usize] = None;
-                    r.free.push(slot);
-                }
-            });
-        }
-    }
-}
-
-const NO_SLOT: u32 = u32::MAX;
-
-/// The greenlets of one thread, weakly.
-#[derive(Default)]
-struct Registry {
-    slots: Vec<Option<Weak<Inner>>>,
-    free: Vec<u32>,
-}
-
-thread_local! {
-    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
-}
-
-/// Records a new greenlet of this thread (every one is, for [`dump`]).
-pub(crate) fn register(g: &Rc<Inner>) {
+/// Reads `GREENLET_DEBUG` and installs the panic hook, once per process: when a thread's
+/// runtime is made, before its first greenlet.
+pub(crate) fn install_once() {
     FROM_ENV.call_once(|| {
         if std::env::var("GREENLET_DEBUG").is_ok_and(|v| !matches!(v.trim(), "" | "0")) {
             enable();
         }
     });
     PANIC_HOOK.call_once(install_panic_hook);
-    let _ = REGISTRY.try_with(|r| {
-        let mut r = r.borrow_mut();
-        let weak = Some(Rc::downgrade(g));
-        let slot = match r.free.pop() {
-            Some(i) => {
-                r.slots[i as usize] = weak;
-                i
-            }
-            None => {
-                r.slots.push(weak);
-                (r.slots.len() - 1) as u32
-            }
-        };
-        g.hub.diag.slot.set(slot);
-    });
 }
 
 /// Called by a greenlet about to park on `what`: records it when capture is on.
@@ -189,15 +138,9 @@ pub fn dump() -> String {
     // Makes the thread's runtime (its main greenlet and hub) if nothing has yet.
     drop(crate::current());
     let ready = crate::hub::ready_ids();
-    let greenlets: Vec<Rc<Inner>> = REGISTRY
-        .try_with(|r| {
-            r.borrow()
-                .slots
-                .iter()
-                .filter_map(|w| w.as_ref()?.upgrade())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut greenlets = crate::thread_state::coroutines(|_| true);
+    greenlets.push(crate::main());
+    greenlets.push(crate::switch::hub_greenlet());
     let now = Instant::now();
     let mut out = String::new();
     let _ = writeln!(
@@ -212,9 +155,9 @@ pub fn dump() -> String {
         }
     );
     let mut sorted = greenlets;
-    sorted.sort_by_key(|g| g.id);
+    sorted.sort_by_key(|g| g.id());
     for g in &sorted {
-        describe(&mut out, g, &ready, now);
+        describe(&mut out, g.inner(), &ready, now);
     }
     out
 }
@@ -222,12 +165,12 @@ pub fn dump() -> String {
 fn describe(out: &mut String, g: &Inner, ready: &[u64], now: Instant) {
     let name = g.name.as_deref().filter(|n| !n.is_empty());
     let state = match g.state.get() {
-        State::Running => "running",
+        State::Started if crate::switch::is_running(g) => "running",
         State::Unstarted => "unstarted",
-        State::Suspended if g.kind == Kind::Hub => "hub",
-        State::Suspended if ready.contains(&g.id) => "ready",
-        State::Suspended if crate::hub::park_token(g) != 0 => "parked",
-        State::Suspended => "suspended in a switch",
+        State::Started if g.kind == Kind::Hub => "hub",
+        State::Started if ready.contains(&g.id) => "ready",
+        State::Started if crate::hub::park_token(g) != 0 => "parked",
+        State::Started => "suspended in a switch",
         State::Destroying => "being destroyed",
         State::Dead => "dead",
     };
@@ -242,7 +185,7 @@ fn describe(out: &mut String, g: &Inner, ready: &[u64], now: Instant) {
     }
     let _ = write!(out, ": {state}");
     // Borrowed out of the cell for the look, and put back.
-    let info = g.hub.diag.parked.take();
+    let info = g.sched.diag.parked.take();
     if let Some(info) = &info {
         if state == "parked" && info.token == crate::hub::park_token(g) {
             let _ = writeln!(
@@ -259,7 +202,7 @@ fn describe(out: &mut String, g: &Inner, ready: &[u64], now: Instant) {
     } else {
         let _ = writeln!(out);
     }
-    g.hub.diag.parked.set(info);
+    g.sched.diag.parked.set(info);
 }
 
 /// The backtrace from the frame that called into the hub's park on: the frames of the

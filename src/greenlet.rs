@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use corosensei::Coroutine;
 
 use crate::error::{GreenletExit, SwitchError};
+use crate::sched::{Sched, SchedData, Scheduler};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
-use crate::switch::{self, CoroCell, GYielder, Msg};
+use crate::switch::{self, CoroCell, GYielder, Inbox, Msg};
 use crate::value::Value;
 
 pub(crate) use crate::switch::current_identity_for_signal;
@@ -29,15 +30,15 @@ pub(crate) enum Kind {
     Coroutine,
 }
 
-/// The life cycle of a greenlet.
+/// The life cycle of a greenlet. Whether it is the one running is not a state: it is whether
+/// the running-greenlet pointer names it (`switch::is_running`), so a switch writes no state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
     /// Created, never switched to.
     Unstarted,
-    /// The current greenlet.
-    Running,
-    /// Started and waiting in a switch (explicit, or parked on the hub).
-    Suspended,
+    /// Started and not finished: running, or waiting in a switch (explicit, or parked on the
+    /// hub). Main and the hub are always in this state.
+    Started,
     /// Its last handle went away while it was suspended (or its thread is exiting): it is
     /// unwinding under [`GreenletExit`] and may not switch.
     Destroying,
@@ -56,12 +57,17 @@ pub(crate) struct Inner {
     pub(crate) coro: CoroCell,
     /// The yielder on this greenlet's own stack; set by its root, valid while it runs.
     pub(crate) yielder: Cell<*const GYielder>,
+    /// Where the message it is resumed with waits during the stack switch (see `switch`).
+    pub(crate) inbox: Inbox,
     pub(crate) parent: RefCell<Option<Greenlet>>,
+    /// Its last handle went while it was running: the count was kept for main's side of the
+    /// switch, which drops it once the greenlet has stopped (see `switch`).
+    pub(crate) orphaned: Cell<bool>,
     /// The type the greenlet's function takes, checked before it starts.
     arg_type: Option<(TypeId, &'static str)>,
     stack_size: usize,
-    /// Per-greenlet data of the hub (park token, locals); see `crate::hub`.
-    pub(crate) hub: crate::hub::GreenletData,
+    /// What the scheduler keeps in each greenlet (park token, locals); see `crate::sched`.
+    pub(crate) sched: SchedData,
     /// Its place in the list of the thread's coroutine greenlets (see `crate::thread_state`).
     pub(crate) links: crate::thread_state::Links,
 }
@@ -76,12 +82,22 @@ impl Inner {
             state: Cell::new(state),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
+            inbox: Inbox::new(),
             parent: RefCell::new(None),
+            orphaned: Cell::new(false),
             arg_type: None,
             stack_size: 0,
-            hub: Default::default(),
+            sched: Default::default(),
             links: Default::default(),
         }
+    }
+
+    /// The parent of this greenlet, or main when it has none.
+    pub(crate) fn parent_or_main(&self) -> Greenlet {
+        self.parent
+            .borrow()
+            .clone()
+            .unwrap_or_else(switch::main_greenlet)
     }
 
     pub(crate) fn new_root(kind: Kind) -> Rc<Inner> {
@@ -90,9 +106,7 @@ impl Inner {
             Kind::Hub => "hub",
             Kind::Coroutine => "",
         };
-        let inner = Rc::new(Inner::bare(kind, Some(name.into()), State::Suspended));
-        crate::debug::register(&inner);
-        inner
+        Rc::new(Inner::bare(kind, Some(name.into()), State::Started))
     }
 }
 
@@ -132,6 +146,29 @@ pub struct Greenlet(Rc<Inner>);
 impl Greenlet {
     pub(crate) fn from_inner(inner: Rc<Inner>) -> Greenlet {
         Greenlet(inner)
+    }
+
+    /// Takes over one strong count on a greenlet.
+    ///
+    /// # Safety
+    /// `p` must point into a live greenlet (from `Rc::as_ptr`/`into_raw`) whose strong count
+    /// includes one that nobody else will give up: the handle made here gives it up.
+    #[inline]
+    pub(crate) unsafe fn from_raw(p: *const Inner) -> Greenlet {
+        // SAFETY: as the caller guarantees.
+        Greenlet(unsafe { Rc::from_raw(p) })
+    }
+
+    /// The greenlet's inbox, to put the message it will be resumed with.
+    #[inline]
+    pub(crate) fn inbox(&self) -> &Inbox {
+        &self.inner().inbox
+    }
+
+    /// Whether this is the only handle on the greenlet.
+    #[inline]
+    pub(crate) fn is_last_handle(&self) -> bool {
+        Rc::strong_count(&self.0) == 1
     }
 
     #[inline]
@@ -201,18 +238,25 @@ impl Greenlet {
     /// ```
     #[inline]
     pub fn switch<T: 'static, R: 'static>(&self, value: T) -> Result<R, SwitchError> {
-        let v = self.switch_value(value)?;
-        v.take::<R>().map_err(|v| wrong_type::<R>(&v))
+        let inner = self.inner();
+        if inner.state.get() == State::Started && inner.kind != Kind::Hub {
+            // The fast path: a started greenlet (or main), which takes any value. The value goes
+            // straight into its inbox.
+            inner.inbox.put(Msg::value(value));
+            return switch::switch_put(inner).take::<R>();
+        }
+        self.switch_cold(value)?.take::<R>()
     }
 
-    /// [`switch`](Greenlet::switch), returning the type-erased value that came back.
-    #[inline]
-    pub(crate) fn switch_value<T: 'static>(&self, value: T) -> Result<Value, SwitchError> {
+    /// The rest of [`switch`](Greenlet::switch): greenlets not started, finished or being
+    /// destroyed, and the hub.
+    #[cold]
+    #[inline(never)]
+    fn switch_cold<T: 'static>(&self, value: T) -> Result<Msg, SwitchError> {
         let inner = self.inner();
         match inner.state.get() {
             State::Dead => return Err(SwitchError::Dead),
             State::Destroying => return Err(SwitchError::NotAllowed(DESTROYING)),
-            State::Running => return Ok(Value::new(value)),
             State::Unstarted => {
                 if let Some((id, expected)) = inner.arg_type
                     && id != TypeId::of::<T>()
@@ -221,17 +265,19 @@ impl Greenlet {
                     return Err(SwitchError::WrongType { expected, found });
                 }
             }
-            State::Suspended => {}
+            State::Started => {}
         }
         if inner.kind == Kind::Hub {
             return Err(SwitchError::NotAllowed(
                 "the hub is switched to only by blocking calls",
             ));
         }
-        receive(switch::switch_to(
-            self.clone(),
-            Msg::Value(Value::new(value)),
-        ))
+        Ok(switch::switch_to(inner, Msg::value(value)))
+    }
+
+    /// [`switch`](Greenlet::switch), returning the type-erased value that came back.
+    pub(crate) fn switch_value<T: 'static>(&self, value: T) -> Result<Value, SwitchError> {
+        self.switch_cold(value)?.receive()
     }
 
     /// Raises `error` inside this greenlet at the point where it is suspended, unwinding its
@@ -277,17 +323,13 @@ impl Greenlet {
         match inner.state.get() {
             State::Dead => return Err(SwitchError::Dead),
             State::Destroying => return Err(SwitchError::NotAllowed(DESTROYING)),
-            State::Running => {
-                // Throwing into oneself raises right here, as in greenlet.
+            // Throwing into oneself raises right here, as in greenlet.
+            State::Started if switch::is_running(inner) => {
                 std::panic::resume_unwind(throw_payload(error))
             }
-            State::Unstarted | State::Suspended => {}
+            State::Unstarted | State::Started => {}
         }
-        let v = receive(switch::switch_to(
-            self.clone(),
-            Msg::Throw(throw_payload(error)),
-        ))?;
-        v.take::<R>().map_err(|v| wrong_type::<R>(&v))
+        switch::switch_to(inner, Msg::throw(throw_payload(error))).take::<R>()
     }
 
     /// The greenlet that receives this one's return value (or failure) when it finishes.
@@ -302,7 +344,7 @@ impl Greenlet {
     }
 
     pub(crate) fn parent_or_main(&self) -> Greenlet {
-        self.parent().unwrap_or_else(switch::main_greenlet)
+        self.inner().parent_or_main()
     }
 
     /// Makes `parent` this greenlet's parent.
@@ -336,10 +378,7 @@ impl Greenlet {
 
     /// Whether the greenlet has started and not finished (Python's `bool(g)`).
     pub fn is_active(&self) -> bool {
-        matches!(
-            self.inner().state.get(),
-            State::Running | State::Suspended | State::Destroying
-        )
+        matches!(self.inner().state.get(), State::Started | State::Destroying)
     }
 
     /// Whether the greenlet has finished (returned, panicked, or been killed).
@@ -349,7 +388,7 @@ impl Greenlet {
 
     /// Whether this is the running greenlet.
     pub fn is_current(&self) -> bool {
-        self.as_ptr() == switch::current_ptr()
+        std::ptr::eq(self.as_ptr(), switch::current_ptr())
     }
 
     /// Whether this is the thread's main greenlet.
@@ -395,22 +434,11 @@ impl Greenlet {
     fn state_name(&self) -> &'static str {
         match self.inner().state.get() {
             State::Unstarted => "unstarted",
-            State::Running => "running",
-            State::Suspended => "suspended",
+            State::Started if switch::is_running(self.inner()) => "running",
+            State::Started => "suspended",
             State::Destroying => "destroying",
             State::Dead => "dead",
         }
-    }
-}
-
-/// Turns the message a greenlet is resumed with into the result of its pending switch.
-#[inline]
-pub(crate) fn receive(msg: Msg) -> Result<Value, SwitchError> {
-    match msg {
-        Msg::Value(v) => Ok(v),
-        Msg::Failure(e) => Err(*e),
-        Msg::Throw(payload) => std::panic::resume_unwind(payload),
-        Msg::Wake => Ok(Value::new(())),
     }
 }
 
@@ -444,8 +472,12 @@ fn throw_payload<E: Error + Send + Sync + 'static>(error: E) -> Box<dyn std::any
 impl Drop for Greenlet {
     #[inline]
     fn drop(&mut self) {
-        if Rc::strong_count(&self.0) == 1 {
-            switch::last_handle_dropped(self);
+        if Rc::strong_count(&self.0) == 1 && switch::last_handle_dropped(self) {
+            // Orphaned (it is running): main's side of the switch takes this count over and
+            // drops it once the greenlet has stopped.
+            // SAFETY: the count is not zero (this handle holds it); one more is added before
+            // the field's own drop takes one away.
+            unsafe { Rc::increment_strong_count(Rc::as_ptr(&self.0)) };
         }
     }
 }
@@ -455,6 +487,7 @@ impl Drop for Inner {
         if self.kind == Kind::Coroutine {
             crate::thread_state::unregister(self);
         }
+        let leftovers = Sched::leftovers(&mut self.sched);
         // What is left of a greenlet (the function of one that never started, greenlet-locals
         // created after it finished) is user code: dropped as the context allows, quietly where
         // nobody could receive a panic (in the hub, at thread exit).
@@ -470,9 +503,8 @@ impl Drop for Inner {
                 self.id
             );
             std::mem::forget(coro);
-        } else if coro.is_some() || !self.hub.locals.is_empty() {
-            let locals = std::mem::take(&mut self.hub.locals);
-            switch::drop_in_context((coro, locals));
+        } else if coro.is_some() || leftovers.is_some() {
+            switch::drop_in_context((coro, leftovers));
         }
         // A dead greenlet keeps its parent alive, so greenlets that each create their successor
         // and die form a chain. Unlink it iteratively: dropping recursively would take one
@@ -626,9 +658,7 @@ impl Builder {
         let stack = stack::acquire(size)?;
         let stack_size = stack.size();
         let parent = switch::current();
-        let coro = Coroutine::with_stack(stack, move |y: &GYielder, first: Msg| {
-            switch::root::<A, R>(f, y, first)
-        });
+        let coro = Coroutine::with_stack(stack, move |y: &GYielder, ()| switch::root::<A, R>(f, y));
         let inner = Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: self.name.map(String::into_boxed_str),
@@ -636,15 +666,15 @@ impl Builder {
             state: Cell::new(State::Unstarted),
             coro: UnsafeCell::new(Some(coro)),
             yielder: Cell::new(ptr::null()),
+            inbox: Inbox::new(),
             parent: RefCell::new(Some(parent)),
+            orphaned: Cell::new(false),
             arg_type: Some((TypeId::of::<A>(), std::any::type_name::<A>())),
             stack_size,
-            hub: Default::default(),
+            sched: Default::default(),
             links: Default::default(),
         };
-        let inner = Rc::new(inner);
-        crate::debug::register(&inner);
-        let g = Greenlet(inner);
+        let g = Greenlet(Rc::new(inner));
         crate::thread_state::register(&g);
         Ok(g)
     }

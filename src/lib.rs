@@ -364,6 +364,7 @@ pub mod net;
 pub mod pool;
 pub mod process;
 pub mod runtime;
+mod sched;
 pub mod select;
 pub mod server;
 pub mod signal;

@@ -35,6 +35,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 use crate::greenlet::{Greenlet, Inner, Kind, State};
+use crate::sched::{Sched, Scheduler};
 
 /// Where a thread's runtime is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,7 @@ pub(crate) fn init() {
     match PHASE.get() {
         Phase::Unborn | Phase::Live => {
             crate::stack::install_overflow_handler();
+            crate::debug::install_once();
             // Thread-locals are destroyed in the reverse order of their first use: touching the
             // stack pool first makes it outlive the teardown, which gives every stack back.
             crate::stack::touch_pool();
@@ -100,7 +102,6 @@ pub(crate) fn init() {
 
 fn create_roots() {
     let main = Inner::new_root(Kind::Main);
-    main.state.set(State::Running);
     let hub = Inner::new_root(Kind::Hub);
     let main = Rc::into_raw(main);
     CURRENT.set(main);
@@ -108,7 +109,8 @@ fn create_roots() {
     HUB.set(Rc::into_raw(hub));
 }
 
-/// Links of the list of a thread's coroutine greenlets, kept in each [`Inner`].
+/// Links of the list of a thread's coroutine greenlets, kept in each [`Inner`]. The list is
+/// the thread's one registry of greenlets: the teardown walks it, and so does `debug::dump`.
 #[derive(Debug, Default)]
 pub(crate) struct Links {
     prev: Cell<*const Inner>,
@@ -145,8 +147,8 @@ pub(crate) fn unregister(inner: &Inner) {
     }
 }
 
-/// Handles on every listed greenlet that has not finished (started or not).
-fn unfinished_coroutines() -> Vec<Greenlet> {
+/// Handles on every listed greenlet for which `keep` says yes, newest first.
+pub(crate) fn coroutines(mut keep: impl FnMut(&Inner) -> bool) -> Vec<Greenlet> {
     let mut found = Vec::new();
     let mut p = COROUTINES.get();
     while !p.is_null() {
@@ -154,13 +156,18 @@ fn unfinished_coroutines() -> Vec<Greenlet> {
         // a new owned handle, and the count is not zero (the list loses a greenlet before its
         // last count goes).
         let inner = unsafe { &*p };
-        if matches!(inner.state.get(), State::Unstarted | State::Suspended) {
+        if keep(inner) {
             // SAFETY: as above.
             found.push(unsafe { handle_from_ptr(p) });
         }
         p = inner.links.next.get();
     }
     found
+}
+
+/// Handles on every listed greenlet that has not finished (started or not).
+fn unfinished_coroutines() -> Vec<Greenlet> {
+    coroutines(|g| matches!(g.state.get(), State::Unstarted | State::Started))
 }
 
 /// A new owned handle from a pointer into a live `Rc<Inner>`.
@@ -199,7 +206,7 @@ const TEARDOWN_ROUNDS: usize = 16;
 fn teardown() {
     PHASE.set(Phase::Exiting);
     for _ in 0..TEARDOWN_ROUNDS {
-        if MAIN.get().is_null() && !crate::hub::exists() {
+        if MAIN.get().is_null() && !Sched::exists() {
             return;
         }
         let ended = panic::catch_unwind(end_everything);
@@ -209,7 +216,7 @@ fn teardown() {
                 crate::error::Panic::new(p)
             );
         }
-        crate::hub::free();
+        Sched::free();
         free_roots();
     }
     log::error!("greenlet: destructors kept recreating the runtime of an exiting thread");
@@ -222,8 +229,6 @@ fn end_everything() {
     if !main.is_null() {
         // The thread's own code runs the teardown.
         CURRENT.set(main);
-        // SAFETY: MAIN owns a strong count on main.
-        unsafe { (*main).state.set(State::Running) };
     }
     for _ in 0..TEARDOWN_ROUNDS {
         let mut busy = false;
@@ -233,11 +238,12 @@ fn end_everything() {
             drop_quietly(g, "dropping a greenlet at thread exit");
         }
         let main = MAIN.get();
-        // SAFETY: as above; the locals are cleared through a shared reference.
-        if !main.is_null() && unsafe { (*main).hub.locals.clear() } {
+        // SAFETY: MAIN owns a strong count on main; the scheduler's values for it are cleared
+        // through a shared reference.
+        if !main.is_null() && Sched::clear_main(unsafe { &*main }) {
             busy = true;
         }
-        busy |= crate::hub::drain();
+        busy |= Sched::drain();
         if !busy {
             return;
         }

@@ -5,18 +5,21 @@
 //! integer; this keeps values of up to two words inline and boxes only larger ones.
 
 use std::any::{TypeId, type_name};
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::mem::{self, MaybeUninit};
 
 /// Inline storage: two machine words, word-aligned.
 type Storage = MaybeUninit<[usize; 2]>;
 
-/// What a [`Value`] knows about its type; one static instance per type.
+/// What a [`Value`] knows about its type; one static instance per type (per codegen unit:
+/// the compiler may duplicate it, so its address is a fast test of the type, not the test).
 struct VTable {
     type_id: TypeId,
     type_name: fn() -> &'static str,
-    /// Drops the value in the storage.
-    drop: unsafe fn(*mut Storage),
+    /// Drops the value in the storage; `None` for types without drop glue, so that dropping a
+    /// wake-up (a `()`) or an integer costs no call.
+    drop: Option<unsafe fn(*mut Storage)>,
 }
 
 /// Provides the static [`VTable`] of each type.
@@ -28,10 +31,12 @@ impl<T: 'static> HasVTable for T {
     const VTABLE: VTable = VTable {
         type_id: TypeId::of::<T>(),
         type_name: type_name::<T>,
-        drop: if is_inline::<T>() {
-            drop_inline::<T>
+        drop: if !is_inline::<T>() {
+            Some(drop_boxed::<T>)
+        } else if mem::needs_drop::<T>() {
+            Some(drop_inline::<T>)
         } else {
-            drop_boxed::<T>
+            None
         },
     };
 }
@@ -39,10 +44,11 @@ impl<T: 'static> HasVTable for T {
 /// A value of some `'static` type, moved through a switch and taken out by type.
 ///
 /// Three words: the type's vtable and two words of storage, so moving a message through the
-/// trampoline copies little.
+/// trampoline copies little. Taking the value out consumes the `Value`, so there is no "taken"
+/// state to check; the vtable reference leaves a niche, so `Option<Value>` is three words too.
+#[repr(C)]
 pub(crate) struct Value {
-    /// `None` once the value has been taken out.
-    vtable: Option<&'static VTable>,
+    vtable: &'static VTable,
     storage: Storage,
 }
 
@@ -83,48 +89,127 @@ impl Value {
             unsafe { storage.as_mut_ptr().cast::<*mut T>().write(raw) };
         }
         Value {
-            vtable: Some(&<T as HasVTable>::VTABLE),
+            vtable: &<T as HasVTable>::VTABLE,
             storage,
         }
     }
 
-    /// Whether the value is a `T`.
+    /// Whether the value is a `T`: one pointer comparison when the vtable is the one this code
+    /// would make (the usual case), else a comparison of type ids.
     #[inline]
     pub(crate) fn is<T: 'static>(&self) -> bool {
-        self.vtable
-            .is_some_and(|vt| vt.type_id == TypeId::of::<T>())
+        std::ptr::eq(self.vtable, &<T as HasVTable>::VTABLE)
+            || self.vtable.type_id == TypeId::of::<T>()
+    }
+
+    /// A reference to the value, if it is a `T`.
+    pub(crate) fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        if !self.is::<T>() {
+            return None;
+        }
+        let p = if is_inline::<T>() {
+            self.storage.as_ptr().cast::<T>()
+        } else {
+            // SAFETY: the type matches, so `new::<T>` stored a pointer from Box::<T>::into_raw
+            // in the first word.
+            unsafe { self.storage.as_ptr().cast::<*const T>().read() }
+        };
+        // SAFETY: the type matches and the value has not been taken (taking consumes it), so
+        // `p` points to a live `T` owned by `self`, borrowed as long as `self` is.
+        Some(unsafe { &*p })
     }
 
     /// The name of the value's type, for error messages.
     pub(crate) fn type_name(&self) -> &'static str {
-        self.vtable.map_or("<taken>", |vt| (vt.type_name)())
+        (self.vtable.type_name)()
     }
 
     /// Takes the value out as a `T`, or gives the value back if it has another type.
     #[inline]
-    pub(crate) fn take<T: 'static>(mut self) -> Result<T, Value> {
+    pub(crate) fn take<T: 'static>(self) -> Result<T, Value> {
         if !self.is::<T>() {
             return Err(self);
         }
-        self.vtable = None;
+        // The value is moved out below: its destructor must not run.
+        let this = mem::ManuallyDrop::new(self);
         let value = if is_inline::<T>() {
-            // SAFETY: the type id matches, so `new::<T>` wrote a T inline, and the vtable was
-            // still set, so it has not been taken; clearing it above makes this the only read.
-            unsafe { self.storage.as_ptr().cast::<T>().read() }
+            // SAFETY: the type matches, so `new::<T>` wrote a T inline; `this` is never dropped,
+            // so this is the only read.
+            unsafe { this.storage.as_ptr().cast::<T>().read() }
         } else {
             // SAFETY: as above, but `new::<T>` stored a pointer from Box::<T>::into_raw.
-            unsafe { *Box::from_raw(self.storage.as_ptr().cast::<*mut T>().read()) }
+            unsafe { *Box::from_raw(this.storage.as_ptr().cast::<*mut T>().read()) }
         };
         Ok(value)
     }
 }
 
+/// A [`Value`] in flight: written by a greenlet that switches, read by the one it switches to
+/// right after the stack switch (see `switch::Inbox`). Word by word, with volatile accesses of
+/// one word each, so that the compiler neither merges nor splits them: a load that spans two
+/// stores (or half of a wider one) made just before cannot be forwarded from the store buffer
+/// and stalls, which, measured, costs more than the rest of a switch.
+pub(crate) struct Slot(UnsafeCell<[MaybeUninit<usize>; 3]>);
+
+impl Slot {
+    pub(crate) const fn new() -> Slot {
+        Slot(UnsafeCell::new([MaybeUninit::uninit(); 3]))
+    }
+
+    /// Moves `value` into the slot, which must be empty (its previous value taken).
+    #[inline(always)]
+    pub(crate) fn put(&self, value: Value) {
+        let value = mem::ManuallyDrop::new(value);
+        let vtable: *const VTable = value.vtable;
+        // SAFETY: the storage is two words (`Storage`), read as possibly uninitialised words.
+        let [a, b] = unsafe {
+            value
+                .storage
+                .as_ptr()
+                .cast::<[MaybeUninit<usize>; 2]>()
+                .read()
+        };
+        let p = self.0.get().cast::<MaybeUninit<usize>>();
+        // SAFETY: `p` points to three words owned by the slot, which is not shared across
+        // threads (it lives in a greenlet, which never leaves its thread).
+        unsafe {
+            p.write_volatile(MaybeUninit::new(vtable as usize));
+            p.add(1).write_volatile(a);
+            p.add(2).write_volatile(b);
+        }
+    }
+
+    /// Moves the value out of the slot.
+    ///
+    /// # Safety
+    /// The slot must hold a value put there by [`put`](Slot::put) and not taken since.
+    #[inline(always)]
+    pub(crate) unsafe fn take(&self) -> Value {
+        let p = self.0.get().cast::<MaybeUninit<usize>>();
+        // SAFETY: as in `put`; the caller guarantees that the words are a `Value` put there.
+        unsafe {
+            let vtable = p.read_volatile().assume_init() as *const VTable;
+            let words = [p.add(1).read_volatile(), p.add(2).read_volatile()];
+            let mut storage = Storage::uninit();
+            storage
+                .as_mut_ptr()
+                .cast::<[MaybeUninit<usize>; 2]>()
+                .write(words);
+            Value {
+                vtable: &*vtable,
+                storage,
+            }
+        }
+    }
+}
+
 impl Drop for Value {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(vt) = self.vtable.take() {
+        if let Some(drop) = self.vtable.drop {
             // SAFETY: the vtable's drop matches the representation `new` chose for this type,
-            // and the value was not taken (the vtable is cleared when it is).
-            unsafe { (vt.drop)(&mut self.storage) }
+            // and the value was not taken (`take` consumes the `Value` without dropping it).
+            unsafe { drop(&mut self.storage) }
         }
     }
 }

@@ -71,7 +71,7 @@ impl<T: 'static> LocalKey<T> {
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let key = self as *const LocalKey<T> as usize;
         let current = crate::current();
-        let locals = &current.inner().hub.locals;
+        let locals = &current.inner().sched.locals;
         let found = locals
             .values
             .borrow()

@@ -2,8 +2,10 @@
 //!
 //! The hub is not a greenlet with a stack of its own: it is a pseudo-greenlet of the dispatch
 //! loop, so a greenlet that blocks (parks) suspends straight into the loop, which picks the next
-//! ready greenlet and resumes it: two stack switches per hand-over. One loop turn runs the
-//! greenlets that were ready at its start (FIFO), fires due timers, and polls mio; it blocks in
+//! ready greenlet and resumes it: two stack switches per hand-over. The ready queue is FIFO. One
+//! loop turn runs a batch of ready greenlets (those ready at its start, and at least
+//! [`MIN_BATCH`] resumes while the queue is not empty, so that two greenlets handing over to
+//! each other do not pay a turn per hand-over), fires due timers, and polls mio; it blocks in
 //! mio only when nothing is ready, with the next deadline as timeout. When nothing at all can
 //! wake anyone (no ready greenlet, no timer, no registered I/O, no work on other threads), the
 //! main greenlet's blocking call gets [`LoopExit`] instead of hanging.
@@ -30,7 +32,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::error::SwitchError;
-use crate::greenlet::{Greenlet, Kind};
+use crate::greenlet::{Greenlet, Inner, Kind};
+use crate::sched::Scheduler;
 use crate::switch::{self, Msg};
 
 pub(crate) use self::io::{Direction, IoRegistration, wait_any as wait_any_io};
@@ -45,7 +48,7 @@ pub use self::waitable::{Waitable, Wakeup, iwait_objects, wait_any, wait_objects
 pub use self::waits::{Kill, idle, idle_timeout, iwait, joinall, killall, wait, wait_all};
 pub(crate) use self::xthread::{Parker, Unparker, parker};
 
-use self::timer::{TimerKey, Timers};
+use self::timer::{TimerKey, Timers, Wake};
 
 /// Per-greenlet data kept by the hub.
 #[derive(Debug, Default)]
@@ -62,6 +65,11 @@ pub(crate) struct GreenletData {
     pub(crate) deferred: crate::monkey::Deferred,
     /// A soft kill is pending: the greenlet's next (or current) park fails with `Killed`.
     kill_requested: Cell<bool>,
+    /// The greenlet's park timer, if one is armed (see `timer`): it may outlive the park that
+    /// armed it, and fires no later than the deadline of the park that relies on it.
+    park_timer: Cell<Option<TimerKey>>,
+    /// The deadline of the greenlet's current park, if it has one.
+    park_deadline: Cell<Option<Instant>>,
     /// What `greenlet::debug` knows of the greenlet.
     pub(crate) diag: crate::debug::Diag,
 }
@@ -78,11 +86,11 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// Schedules the greenlet if it is still parked on this waiter; returns whether it was.
     pub(crate) fn wake(&self) -> bool {
-        self.wake_with(Msg::Wake)
+        self.wake_with(Msg::wake())
     }
 
     fn wake_with(&self, msg: Msg) -> bool {
-        let data = &self.greenlet.inner().hub;
+        let data = &self.greenlet.inner().sched;
         if self.token != 0 && data.park_token.get() == self.token {
             data.park_token.set(0);
             with_hub(|hub| {
@@ -98,7 +106,7 @@ impl Waiter {
 
     /// Whether the greenlet is still parked on this waiter.
     pub(crate) fn is_waiting(&self) -> bool {
-        self.token != 0 && self.greenlet.inner().hub.park_token.get() == self.token
+        self.token != 0 && self.greenlet.inner().sched.park_token.get() == self.token
     }
 }
 
@@ -295,6 +303,13 @@ pub(crate) fn free() {
 /// other busy: the poll is a system call, so it is amortised, but I/O is never starved.
 const RESUMES_PER_POLL: u32 = 61;
 
+/// The fewest resumes between two loop turns while greenlets are ready. A turn between every
+/// batch of "what was ready at its start" cost a turn per hand-over or two when a few
+/// greenlets yield to each other; a due timer or a remote wake-up still waits at most this many
+/// resumes (or one batch, when more than this many greenlets are ready), and I/O is polled
+/// after [`RESUMES_PER_POLL`] as before.
+const MIN_BATCH: usize = 64;
+
 /// The per-thread scheduler state.
 pub(crate) struct Hub {
     /// Greenlets to resume, with what to resume them with.
@@ -359,7 +374,8 @@ impl Hub {
             if let Err(exit) = self.turn() {
                 return (switch::main_greenlet(), Msg::failure(exit));
             }
-            self.batch_left.set(self.ready.borrow().len());
+            self.batch_left
+                .set(self.ready.borrow().len().max(MIN_BATCH));
         }
     }
 
@@ -465,11 +481,36 @@ impl Hub {
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
             match due {
-                Some(waiter) => {
+                Some((_, Wake::Waiter(waiter, _))) => {
                     waiter.wake();
                 }
+                Some((key, Wake::Park(g))) => self.fire_park_timer(key, g, now),
                 None => break,
             }
+        }
+    }
+
+    /// The park timer `key` of greenlet `weak` fired: it wakes the greenlet's current park if
+    /// that park's deadline has passed, re-arms itself for the deadline if it is later, and
+    /// goes otherwise (no park with a deadline, or an earlier timer replaced it).
+    fn fire_park_timer(&self, key: TimerKey, weak: crate::greenlet::WeakGreenlet, now: Instant) {
+        let Some(g) = weak.upgrade() else {
+            return; // the greenlet is gone
+        };
+        let data = &g.inner().sched;
+        if data.park_timer.get() != Some(key) {
+            return;
+        }
+        data.park_timer.set(None);
+        let token = data.park_token.get();
+        let Some(deadline) = data.park_deadline.get().filter(|_| token != 0) else {
+            return;
+        };
+        if deadline <= now {
+            Waiter { greenlet: g, token }.wake();
+        } else {
+            let key = self.timers.borrow_mut().insert_park(deadline, weak);
+            data.park_timer.set(Some(key));
         }
     }
 
@@ -480,15 +521,63 @@ impl Hub {
     }
 }
 
-/// Called by the dispatch loop when control reaches the hub (the hub is current): `msg` is
-/// what the greenlet that handed control over left (nothing, or the outcome of a greenlet
-/// whose parent is the hub).
-#[inline]
-pub(crate) fn next(msg: Msg) -> (Greenlet, Msg) {
-    if !matches!(msg, Msg::Wake) {
-        delivered_to_hub(msg);
+/// The hub as the core's scheduler (see `crate::sched`).
+#[derive(Debug)]
+pub(crate) struct HubScheduler;
+
+impl Scheduler for HubScheduler {
+    type Data = GreenletData;
+    type Leftovers = local::Locals;
+
+    #[inline]
+    fn next(msg: Msg) -> (Greenlet, Msg) {
+        if !msg.is_wake() {
+            delivered_to_hub(msg);
+        }
+        with_hub(Hub::next)
     }
-    with_hub(Hub::next)
+
+    fn defer_destroy(g: Greenlet) {
+        with_hub(|hub| hub.doomed.borrow_mut().push(g));
+    }
+
+    fn finishing(g: &Inner, outcome: Msg) -> Msg {
+        // A kill that reached the greenlet inside a hooked libc call could not unwind through C
+        // frames: it was kept for later, and is the outcome if nothing raised it since.
+        #[cfg(feature = "monkey")]
+        let outcome = match crate::monkey::take_deferred(g) {
+            Some(payload) if !outcome.is_throw() && outcome.failure_ref().is_none() => {
+                switch::outcome_of_unwind(payload)
+            }
+            _ => outcome,
+        };
+        g.sched.locals.clear();
+        // Its park timer (if one is still armed) goes with it, rather than when it fires.
+        if let Some(key) = g.sched.park_timer.take() {
+            cancel_timer(&key);
+        }
+        outcome
+    }
+
+    fn leftovers(data: &mut GreenletData) -> Option<local::Locals> {
+        (!data.locals.is_empty()).then(|| std::mem::take(&mut data.locals))
+    }
+
+    fn clear_main(main: &Inner) -> bool {
+        main.sched.locals.clear()
+    }
+
+    fn drain() -> bool {
+        drain()
+    }
+
+    fn free() {
+        free()
+    }
+
+    fn exists() -> bool {
+        exists()
+    }
 }
 
 /// The outcome of a greenlet whose parent is the hub (as in gevent: spawned greenlets, and any
@@ -497,18 +586,12 @@ pub(crate) fn next(msg: Msg) -> (Greenlet, Msg) {
 /// the hub must keep running.
 #[cold]
 fn delivered_to_hub(msg: Msg) {
-    if let Msg::Failure(e) = &msg
+    if let Some(e) = msg.failure_ref()
         && e.is_failure()
     {
         log::error!("greenlet: a greenlet whose parent is the hub failed: {e}");
     }
     crate::thread_state::drop_quietly(msg, "dropping a value left for the hub");
-}
-
-/// Keeps `g` (whose last other handle just went, while the hub was running) until the hub can
-/// destroy it safely.
-pub(crate) fn defer_destroy(g: Greenlet) {
-    with_hub(|hub| hub.doomed.borrow_mut().push(g));
 }
 
 /// Keeps the handle of a greenlet placed on this hub by another thread, for
@@ -545,7 +628,7 @@ pub(crate) fn waiter() -> Waiter {
         std::panic::resume_unwind(payload);
     }
     let token = with_hub(Hub::new_token);
-    greenlet.inner().hub.park_token.set(token);
+    greenlet.inner().sched.park_token.set(token);
     Waiter { greenlet, token }
 }
 
@@ -573,7 +656,7 @@ pub(crate) fn park_with(
     weak_timer: bool,
     honour_timeouts: bool,
 ) -> Result<bool, LoopExit> {
-    let data = &waiter.greenlet.inner().hub;
+    let data = &waiter.greenlet.inner().sched;
     if data.kill_requested.get() {
         // A soft kill came before this park: it fails at once, and only this one.
         data.kill_requested.set(false);
@@ -585,32 +668,50 @@ pub(crate) fn park_with(
     } else {
         deadline
     };
-    let timer = deadline.map(|d| {
+    // The park timer is armed only when none fires by the deadline: a greenlet that parks
+    // again and again with a later deadline each time (a socket under a read timeout) re-arms
+    // it about once per timeout period instead of inserting and cancelling one per park.
+    let strong_park = deadline.is_some() && !weak_timer;
+    let serial = if let Some(d) = deadline {
+        data.park_deadline.set(Some(d));
         with_hub(|hub| {
-            hub.timers
-                .borrow_mut()
-                .insert_with(d, waiter.clone(), weak_timer)
+            let mut timers = hub.timers.borrow_mut();
+            if strong_park {
+                timers.strong_park(true);
+            }
+            if data.park_timer.get().is_none_or(|(at, _)| at > d) {
+                let key = timers.insert_park(d, waiter.greenlet.downgrade());
+                data.park_timer.set(Some(key));
+            }
+            hub.remote.serial()
         })
-    });
+    } else {
+        0
+    };
     crate::debug::parking(&data.diag, waiter.token, what);
-    let msg = switch::switch_to_hub(Msg::Wake);
+    let msg = switch::switch_to_hub(Msg::wake());
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
-    waiter.greenlet.inner().hub.park_token.set(0);
-    if let Some(key) = timer {
-        cancel_timer(&key);
+    data.park_token.set(0);
+    if deadline.is_some() {
+        data.park_deadline.set(None);
+        // Not on a hub made since (at thread exit), which does not count this park.
+        if strong_park && current_serial() == serial {
+            with_hub(|hub| hub.timers.borrow_mut().strong_park(false));
+        }
     }
-    if data.kill_requested.get() && !matches!(msg, Msg::Throw(_)) {
+    if data.kill_requested.get() && !msg.is_throw() {
         // Woken by a soft kill (or killed softly while already woken): this call fails.
         data.kill_requested.set(false);
         return Err(LoopExit::killed(what));
     }
-    match crate::greenlet::receive(msg) {
+    match msg.receive() {
         Ok(_) => {
-            let now = Instant::now();
-            let timed_out = deadline.is_some_and(|d| now >= d);
+            // The clock is read only when there is a deadline: most parks have none, and the
+            // read was a sixth of a channel hand-over.
+            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
             if timed_out && let Some(d) = deadline {
                 // Record which `Timeout`s cut this wait short (see `with_timeout`).
-                waiter.greenlet.inner().hub.deadlines.mark_fired(d);
+                data.deadlines.mark_fired(d);
             }
             Ok(!timed_out)
         }
@@ -646,8 +747,8 @@ pub(crate) fn schedule(greenlet: Greenlet, msg: Msg) {
 /// Resumes a parked greenlet by raising `payload` at its park (kill); returns whether it was
 /// parked. An explicitly suspended greenlet (not parked) is scheduled the same way.
 pub(crate) fn interrupt(greenlet: &Greenlet, payload: Box<dyn std::any::Any + Send>) {
-    greenlet.inner().hub.park_token.set(0);
-    schedule(greenlet.clone(), Msg::Throw(payload));
+    greenlet.inner().sched.park_token.set(0);
+    schedule(greenlet.clone(), Msg::throw(payload));
 }
 
 /// The ids of the greenlets waiting in the ready queue (for `debug::dump`).
@@ -657,19 +758,19 @@ pub(crate) fn ready_ids() -> Vec<u64> {
 
 /// The token of `g`'s current park, 0 when it is not parked on the hub.
 pub(crate) fn park_token(g: &crate::greenlet::Inner) -> u64 {
-    g.hub.park_token.get()
+    g.sched.park_token.get()
 }
 
 /// Asks `greenlet` to finish softly: its current park (if it is parked on the hub) or its next
 /// one fails with `Killed`, once; the blocking calls after that work as usual, so its cleanup
 /// code may block.
 pub(crate) fn request_kill(greenlet: &Greenlet) {
-    let data = &greenlet.inner().hub;
+    let data = &greenlet.inner().sched;
     data.kill_requested.set(true);
     if data.park_token.get() != 0 {
         // Parked: wake it now; `park` sees the request and fails.
         data.park_token.set(0);
-        schedule(greenlet.clone(), Msg::Wake);
+        schedule(greenlet.clone(), Msg::wake());
     }
 }
 
@@ -734,13 +835,13 @@ pub fn yield_now() {
     if me.inner().kind == Kind::Hub {
         hub_blocking_misuse();
     }
-    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::Wake)));
-    let msg = switch::switch_to_hub(Msg::Wake);
-    if let Msg::Wake = msg {
+    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::wake())));
+    let msg = switch::switch_to_hub(Msg::wake());
+    if msg.is_wake() {
         return; // the common case
     }
     // We were ready, so no LoopExit; a kill unwinds from `receive`.
-    let _ = crate::greenlet::receive(msg);
+    let _ = msg.receive();
 }
 
 /// Configures this thread's hub before its first use.

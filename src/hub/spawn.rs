@@ -216,7 +216,7 @@ impl SpawnBuilder {
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let handle = self.create(f)?;
         if !handle.is_ready() {
-            schedule(handle.greenlet.clone(), Msg::Wake);
+            schedule(handle.greenlet.clone(), Msg::wake());
         }
         Ok(handle)
     }
@@ -236,7 +236,7 @@ impl SpawnBuilder {
         }
         let g = handle.greenlet.clone();
         let token = with_hub(super::Hub::new_token);
-        g.inner().hub.park_token.set(token);
+        g.inner().sched.park_token.set(token);
         let w = Waiter { greenlet: g, token };
         let deadline = deadline_after(Some(delay))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX as u64));
@@ -257,7 +257,7 @@ impl SpawnBuilder {
         greenlet
             .set_parent(&switch::hub_greenlet())
             .expect("the hub is nobody's descendant");
-        schedule(greenlet.clone(), Msg::Wake);
+        schedule(greenlet.clone(), Msg::wake());
         Ok(greenlet)
     }
 
@@ -326,7 +326,7 @@ fn run_spawned<T: 'static>(shared: Rc<Shared<T>>, f: impl FnOnce() -> T) {
     };
     // Drop the greenlet's locals before publishing the outcome, so that a joiner finds them
     // gone even when their destructors block (the root drops any that links create later).
-    crate::current().inner().hub.locals.clear();
+    crate::current().inner().sched.locals.clear();
     *shared.result.borrow_mut() = Some(outcome);
     shared.done.set(true);
     shared.joiners.wake_all();
@@ -603,11 +603,11 @@ impl<T: 'static> JoinHandle<T> {
         if !g.is_started() {
             self.shared.killed_before_start.set(true);
             // Run it now (it ends at once), even if spawn_later meant it for later.
-            g.inner().hub.park_token.set(0);
+            g.inner().sched.park_token.set(0);
             if let Some(key) = self.shared.start_timer.take() {
                 cancel_timer(&key);
             }
-            schedule(g.clone(), Msg::Wake);
+            schedule(g.clone(), Msg::wake());
         } else if g.is_current() {
             panic::resume_unwind(Box::new(GreenletExit));
         } else {

@@ -49,7 +49,7 @@ impl Deadlines {
 
 /// The earlier of `deadline` and the current greenlet's timeouts.
 pub(crate) fn effective_deadline(g: &Greenlet, deadline: Option<Instant>) -> Option<Instant> {
-    match (deadline, g.inner().hub.deadlines.earliest()) {
+    match (deadline, g.inner().sched.deadlines.earliest()) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
@@ -85,7 +85,13 @@ impl Timeout {
         let deadline = duration.and_then(|d| Instant::now().checked_add(d));
         let id = super::with_hub(super::Hub::new_token);
         if let Some(d) = deadline {
-            owner.inner().hub.deadlines.stack.borrow_mut().push((id, d));
+            owner
+                .inner()
+                .sched
+                .deadlines
+                .stack
+                .borrow_mut()
+                .push((id, d));
         }
         Timeout {
             owner,
@@ -114,13 +120,13 @@ impl Timeout {
 impl Timeout {
     /// Whether this timeout has cut a blocking call of its greenlet short.
     fn has_fired(&self) -> bool {
-        self.owner.inner().hub.deadlines.has_fired(self.id)
+        self.owner.inner().sched.deadlines.has_fired(self.id)
     }
 }
 
 impl Drop for Timeout {
     fn drop(&mut self) {
-        self.owner.inner().hub.deadlines.remove(self.id);
+        self.owner.inner().sched.deadlines.remove(self.id);
     }
 }
 

@@ -296,15 +296,15 @@ impl fmt::Debug for Deferred {
 
 /// Takes the deferred unwind of `g`, if any.
 pub(crate) fn take_deferred(g: &Inner) -> Option<Box<dyn Any + Send>> {
-    g.hub.deferred.0.take()
+    g.sched.deferred.0.take()
 }
 
 /// Whether the current greenlet has a deferred unwind pending.
 fn has_deferred() -> bool {
     crate::switch::with_current(|me| {
-        let p = me.hub.deferred.0.take();
+        let p = me.sched.deferred.0.take();
         let pending = p.is_some();
-        me.hub.deferred.0.set(p);
+        me.sched.deferred.0.set(p);
         pending
     })
 }
@@ -312,7 +312,7 @@ fn has_deferred() -> bool {
 /// Keeps `payload` to be raised at the current greenlet's next park (the first one wins).
 fn defer(payload: Box<dyn Any + Send>) {
     let me = crate::current();
-    let slot = &me.inner().hub.deferred.0;
+    let slot = &me.inner().sched.deferred.0;
     match slot.take() {
         Some(first) => slot.set(Some(first)),
         None => slot.set(Some(payload)),
