@@ -33,12 +33,16 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/commands.rs"]
+mod commands;
 #[path = "common/keyspace.rs"]
 mod keyspace;
 #[path = "common/limits.rs"]
 mod limits;
 #[path = "common/resp.rs"]
 mod resp;
+#[path = "common/session.rs"]
+mod session;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -52,7 +56,8 @@ use greenlet::server::StreamServer;
 
 use self::limits::{Timeouts, read_until};
 
-pub use keyspace::{Db, Keyspace, Replies, SharedDb, execute};
+pub use keyspace::{Db, Keyspace, SharedDb};
+pub use session::Session;
 
 /// The initial read buffer of a connection; it grows for large requests, up to
 /// [`MAX_REQUEST`].
@@ -74,7 +79,7 @@ pub fn handle(conn: TcpStream, db: &impl Keyspace, request_timeout: Duration) {
 
 fn serve(conn: &TcpStream, db: &impl Keyspace, request_timeout: Duration) -> io::Result<()> {
     let mut buf = vec![0u8; BUF_SIZE];
-    let mut out = Replies::new(conn, BUF_SIZE);
+    let mut out = Session::new(conn, db, BUF_SIZE);
     let mut args: Vec<Range<usize>> = Vec::with_capacity(8);
     // Unparsed bytes are buf[start..end].
     let (mut start, mut end) = (0usize, 0usize);
@@ -86,7 +91,7 @@ fn serve(conn: &TcpStream, db: &impl Keyspace, request_timeout: Duration) -> io:
             match resp::parse(&buf[start..end], &mut args) {
                 Ok(Some(n)) => {
                     begun = None;
-                    close = execute(&buf[start..start + n], &args, db, &mut out)?;
+                    close = out.execute(&buf[start..start + n], &args)?;
                     start += n;
                     if close {
                         break;
@@ -94,7 +99,7 @@ fn serve(conn: &TcpStream, db: &impl Keyspace, request_timeout: Duration) -> io:
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    out.buf.extend_from_slice(e.reply());
+                    out.push(e.reply());
                     close = true;
                     break;
                 }
