@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
+use util::resp::{mbulk, reply, replies, status_kib};
 use util::servers::{ExampleServer as Server, T, have, python, run};
 
 /// The path of example `name`, built if needed.
@@ -480,56 +481,6 @@ fn http_wrk_interop() {
 
 // ---- RESP ----
 
-/// Reads one RESP reply and renders it compactly: `+OK`, `-ERR ...`, `:1`, `$value`, `$nil`,
-/// `*[a,b]`.
-fn reply(r: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let line = line.trim_end_matches("\r\n");
-    let (kind, rest) = line.split_at(1);
-    match kind {
-        "+" | "-" | ":" => line.to_owned(),
-        "$" => {
-            let n: i64 = rest.parse().unwrap();
-            if n < 0 {
-                return "$nil".into();
-            }
-            let mut data = vec![0; n as usize + 2];
-            r.read_exact(&mut data).unwrap();
-            assert_eq!(&data[n as usize..], b"\r\n");
-            format!("${}", String::from_utf8_lossy(&data[..n as usize]))
-        }
-        "*" => {
-            let n: usize = rest.parse().unwrap();
-            let items: Vec<String> = (0..n).map(|_| reply(r)).collect();
-            format!("*[{}]", items.join(","))
-        }
-        _ => panic!("not a RESP reply: {line:?}"),
-    }
-}
-
-fn replies(r: &mut BufReader<TcpStream>, n: usize) -> Vec<String> {
-    (0..n).map(|_| reply(r)).collect()
-}
-
-fn mbulk(args: &[&str]) -> String {
-    let mut s = format!("*{}\r\n", args.len());
-    for a in args {
-        s += &format!("${}\r\n{a}\r\n", a.len());
-    }
-    s
-}
-
-/// A field of `/proc/PID/status`, in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("read the server's /proc status")
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
-}
-
 /// Regression (issue 8, defect 7): 1,000 pipelined `GET`s of a 2 MiB value (2 GB of replies
 /// for 7 KB of requests). The server used to build every reply of one read in memory before
 /// writing anything, and grew to 2 GB whether or not the client read. Now its replies are
@@ -849,7 +800,7 @@ fn redis_cli_interop() {
 
 /// redis-py with its defaults: it opens with `HELLO 3` (RESP3), gets `NOPROTO`, falls back
 /// to RESP2, names itself with `CLIENT SETINFO`, and then every command it sends works,
-/// expiry by the server's own timers included.
+/// expiry by the server's own timers and its default `pipeline()` (`MULTI`/`EXEC`) included.
 #[test]
 fn redis_py_with_its_defaults() {
     if !have("python3", "the redis-py test") {
@@ -879,6 +830,9 @@ fn redis_py_with_its_defaults() {
             "expired 3 0 None",
             "set ex True 50",
             "pipeline [True, 3, b'3']",
+            "transaction [True, 7, b'7', [b'7', b'39']]",
+            "with [1, 2] b'2'",
+            "refused Command # 2 (NOSUCH) of pipeline caused error b'2'",
             "delete 2",
         ],
         "{out}"

@@ -22,6 +22,15 @@ for _ in range(500):
     time.sleep(0.01)
 print("expired", r.dbsize(), r.exists("b"), r.get("b"))
 print("set ex", r.set("t", "v", ex=50), r.ttl("t"))
-# Pipelining without MULTI/EXEC (transactions are not served).
+# Pipelining without MULTI/EXEC, and redis-py's default pipeline: a transaction.
 print("pipeline", r.pipeline(transaction=False).set("p", 1).incrby("p", 2).get("p").execute())
+print("transaction", r.pipeline().set("p", 5).incrby("p", 2).get("p").mget("p", "n").execute())
+with r.pipeline() as p:
+    p.incr("tx").incr("tx")
+    print("with", p.execute(), r.get("tx"))
+# A command refused while queuing: redis-py raises, and nothing of the transaction ran.
+try:
+    r.pipeline().incr("tx").execute_command("NOSUCH").execute()
+except redis.ResponseError as e:
+    print("refused", str(e).split(":")[0], r.get("tx"))
 print("delete", r.delete("greeting", "n", "missing"))
