@@ -1,32 +1,41 @@
 //! A small Redis-compatible server: PING, ECHO, GET, SET (with EX/PX), MGET, MSET, DEL,
-//! EXISTS, INCR, DECR, INCRBY, DECRBY, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, DBSIZE and QUIT,
+//! EXISTS, INCR, DECR, INCRBY, DECRBY, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, DBSIZE, QUIT, and
+//! transactions (MULTI, EXEC, DISCARD; WATCH is refused with an error, UNWATCH answers OK),
 //! plus the handshakes clients send with their defaults (redis-cli's COMMAND DOCS,
 //! redis-benchmark's CONFIG GET, redis-py's HELLO 3, CLIENT SETINFO and SELECT); inline and
 //! multibulk requests, pipelining. The unmodified `redis-cli`, `redis-benchmark` and redis-py
-//! talk to it.
+//! (its default `pipeline()` is a transaction) talk to it.
 //!
 //! Each connection is straight-line code in its own greenlet: read into one buffer, run every
-//! complete command in it, write the replies, read again. The keyspace and the commands are in
-//! `common/keyspace.rs`: on one hub the connections share it without a lock; with `--threads N`
-//! the server runs on the N hubs of a [`greenlet::Runtime`] and the keyspace is one
-//! `greenlet::sync::Mutex` shared by them, held for one command at a time (never across a
-//! write: a large value is written from a shared snapshot after the keyspace is let go). Keys
-//! with a deadline are deleted by a greenlet that sleeps on the hub's timers.
+//! complete command in it, write the replies, read again. The keyspace is in
+//! `common/keyspace.rs`, the commands in `common/commands.rs`, a connection's side (its
+//! transaction, its replies) in `common/session.rs`. On one hub the connections share the
+//! keyspace without a lock; with `--threads N` the server runs on the N hubs of a
+//! [`greenlet::Runtime`] and the keyspace is one `greenlet::sync::Mutex` shared by them. A
+//! command runs inside one hold of the keyspace, and an `EXEC` runs its whole queue inside
+//! one, so no other client's command runs in between, on one hub or on N. The keyspace is
+//! never held across a write: replies are written after it is let go, a large value from a
+//! reference shared with the keyspace. Keys with a deadline are deleted by a greenlet that
+//! sleeps on the hub's timers.
 //!
 //! Memory per connection is bounded, whatever the client asks or how slowly it reads: replies
 //! are gathered into one buffer (so pipelined commands are answered with few writes) that is
-//! written out as soon as it passes [`keyspace::FLUSH_AT`]; a large value is written straight
-//! from the keyspace. While a write waits for the client to read, the connection reads no more commands:
-//! a client that does not read its replies is held back by TCP, not buffered here. The request
-//! buffer is bounded by [`MAX_REQUEST`]. An idle connection is closed after `--idle-timeout`
-//! (like redis-server's `timeout`), and a command that has begun must arrive whole within
-//! `--request-timeout`.
+//! written out as soon as it passes [`commands::FLUSH_AT`]; a large value is written straight
+//! from the keyspace, and many replies of it (a pipeline or a transaction of GETs) share it
+//! rather than copy it. While a write waits for the client to read, the connection reads no
+//! more commands: a client that does not read its replies is held back by TCP, not buffered
+//! here. The request buffer is bounded by [`MAX_REQUEST`], a transaction's queue by
+//! [`session::MAX_QUEUED_BYTES`] and [`session::MAX_QUEUED_ARGS`] (the command past either is
+//! refused, and `EXEC` then discards the transaction). An idle connection is closed after
+//! `--idle-timeout` (like redis-server's `timeout`), and a command that has begun must arrive
+//! whole within `--request-timeout`.
 //!
 //! ```text
 //! cargo run --release --example redis_server 6379
 //! cargo run --release --example redis_server 6379 --idle-timeout=300 --request-timeout=10
 //! cargo run --release --example redis_server -- 6379 --threads 2
 //! redis-cli -p 6379 set greeting hello; redis-cli -p 6379 get greeting
+//! printf 'MULTI\nINCR n\nINCR n\nEXEC\n' | redis-cli -p 6379
 //! redis-benchmark -p 6379 -t ping_inline,ping_mbulk,set,get -P 16
 //! cargo run --example redis_server -- --self-test
 //! ```
@@ -185,7 +194,8 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<String> {
 }
 
 /// The tour's short self-run: the server on a free port; one client greenlet pipelines a few
-/// commands (multibulk and inline) and QUIT, another sends garbage; prints the replies.
+/// commands (multibulk and inline, a transaction among them) and QUIT, another sends
+/// garbage; prints the replies.
 pub fn demo() {
     let server = start(0, TIMEOUTS).expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
@@ -199,6 +209,7 @@ pub fn demo() {
                         PEXPIRE a 5\r\n\
                         EXISTS counter nosuchkey\r\n\
                         ECHO \"hello world\"\r\n\
+                        MULTI\r\nINCR counter\r\nGET counter\r\nEXEC\r\n\
                         PING\r\n\
                         QUIT\r\n";
         exchange(addr, request)
@@ -206,7 +217,8 @@ pub fn demo() {
     let garbage = greenlet::spawn(move || exchange(addr, b"*1\r\n$x\r\n"));
     let replies = client.get().expect("client greenlet").expect("exchange");
     println!(
-        "SET, INCR, INCRBY, GET, MSET, MGET, PEXPIRE, EXISTS, ECHO, PING, QUIT pipelined -> {:?}",
+        "SET, INCR, INCRBY, GET, MSET, MGET, PEXPIRE, EXISTS, ECHO, MULTI/EXEC, PING, QUIT \
+         pipelined -> {:?}",
         replies
     );
     let reply = garbage

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::resp::{mbulk, reply, replies, status_kib};
+use util::resp::{mbulk, replies, reply, status_kib};
 use util::servers::{ExampleServer as Server, T, have, python, run};
 
 /// The path of example `name`, built if needed.
@@ -73,7 +73,8 @@ fn self_runs() {
         "redis_server",
         &[concat!(
             r#"+OK\r\n:42\r\n:52\r\n$2\r\n52\r\n+OK\r\n*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n"#,
-            r#":1\r\n:1\r\n$11\r\nhello world\r\n+PONG\r\n+OK\r\n"#
+            r#":1\r\n:1\r\n$11\r\nhello world\r\n"#,
+            r#"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:53\r\n$2\r\n53\r\n+PONG\r\n+OK\r\n"#
         )],
     );
     self_test("concurrent_fetch", &["sequential cost", "concurrent cost"]);

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::resp::{mbulk, reply, replies, status_kib};
+use util::resp::{mbulk, replies, reply, status_kib};
 use util::servers::{ExampleServer as Server, T, have};
 
 /// Each request, sent on a fresh connection followed by `QUIT`, and the reply bytes
@@ -271,7 +271,9 @@ fn redis_exec_of_gets_of_a_large_value_keeps_the_server_small() {
         );
     }
     let peak = status_kib(pid, "VmHWM");
-    println!("server RSS: {base} KiB after SET, {waiting} KiB with the EXEC unread, peak {peak} KiB");
+    println!(
+        "server RSS: {base} KiB after SET, {waiting} KiB with the EXEC unread, peak {peak} KiB"
+    );
     assert!(
         peak < 256 * 1024,
         "the server's peak RSS was {peak} KiB (after the SET: {base} KiB)"
@@ -314,8 +316,10 @@ fn redis_a_transaction_too_big_is_refused_and_discarded() {
     // Too many bytes: one SET of an 8 MiB value fits, a second does not.
     let value = "v".repeat(8 << 20);
     w.write_all(b"MULTI\r\n").unwrap();
-    w.write_all(mbulk(&["SET", "a", &value]).as_bytes()).unwrap();
-    w.write_all(mbulk(&["SET", "b", &value]).as_bytes()).unwrap();
+    w.write_all(mbulk(&["SET", "a", &value]).as_bytes())
+        .unwrap();
+    w.write_all(mbulk(&["SET", "b", &value]).as_bytes())
+        .unwrap();
     w.write_all(b"EXEC\r\nEXISTS a b\r\n").unwrap();
     assert_eq!(
         replies(&mut r, 5),

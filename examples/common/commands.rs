@@ -65,7 +65,11 @@ impl Spec {
     /// Whether `n` arguments (the name included) fit the command's arity.
     pub fn arity_fits(&self, n: usize) -> bool {
         let want = self.arity.unsigned_abs() as usize;
-        if self.arity >= 0 { n == want } else { n >= want }
+        if self.arity >= 0 {
+            n == want
+        } else {
+            n >= want
+        }
     }
 
     /// Whether the command reads or changes the keyspace (and so runs while it is held).
@@ -242,7 +246,14 @@ fn parse_i64(v: &[u8]) -> Option<i64> {
 
 /// Runs a command that uses the keyspace (`spec.uses_keyspace()`, arity checked) against the
 /// store the caller holds.
-pub fn run(cmd: Cmd, req: &[u8], args: &[Range<usize>], ks: &mut Store, now: Instant, out: &mut Out) {
+pub fn run(
+    cmd: Cmd,
+    req: &[u8],
+    args: &[Range<usize>],
+    ks: &mut Store,
+    now: Instant,
+    out: &mut Out,
+) {
     let arg = |i: usize| &req[args[i].clone()];
     let n = args.len();
     match cmd {
@@ -307,7 +318,11 @@ pub fn run(cmd: Cmd, req: &[u8], args: &[Range<usize>], ks: &mut Store, now: Ins
                     Some(d) => {
                         let ms = d.saturating_duration_since(now).as_millis() as i64;
                         // redis-server rounds seconds to the nearest.
-                        if cmd == Cmd::Ttl { (ms + 500) / 1000 } else { ms }
+                        if cmd == Cmd::Ttl {
+                            (ms + 500) / 1000
+                        } else {
+                            ms
+                        }
                     }
                 }
             };
@@ -445,14 +460,10 @@ fn hello(req: &[u8], args: &[Range<usize>], out: &mut Out) {
         match parse_i64(&req[v.clone()]) {
             Some(2) => {}
             Some(3) => {
-                return out.push(
-                    b"-NOPROTO sorry, this protocol version is not supported\r\n",
-                );
+                return out.push(b"-NOPROTO sorry, this protocol version is not supported\r\n");
             }
             _ => {
-                return out.push(
-                    b"-ERR Protocol version is not an integer or out of range\r\n",
-                );
+                return out.push(b"-ERR Protocol version is not an integer or out of range\r\n");
             }
         }
         if args.len() > 2 {

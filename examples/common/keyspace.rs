@@ -208,4 +208,3 @@ fn expire_loop<K: Keyspace>(weak: K::Weak, id: usize, me: Rc<Expirer>) {
             .wait_timeout(next.saturating_duration_since(Instant::now()));
     }
 }
-

@@ -120,9 +120,9 @@ impl<'a, K: Keyspace> Session<'a, K> {
             }
             Cmd::Exec => match self.multi.take() {
                 None => out.push(b"-ERR EXEC without MULTI\r\n"),
-                Some(q) if q.refused => out.push(
-                    b"-EXECABORT Transaction discarded because of previous errors.\r\n",
-                ),
+                Some(q) if q.refused => {
+                    out.push(b"-EXECABORT Transaction discarded because of previous errors.\r\n")
+                }
                 Some(q) => self.exec(&q),
             },
             Cmd::Discard => match self.multi.take() {
