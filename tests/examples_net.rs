@@ -5,14 +5,16 @@
 //!
 //! Every client socket has a timeout and every server process is killed when its test ends.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::resp::{mbulk, replies, reply, status_kib};
+use util::resp::{
+    assert_stayed_small, expect_values, mbulk, replies, reply, set_large_value, status_kib,
+};
 use util::servers::{ExampleServer as Server, T, have, python, run};
 
 /// The path of example `name`, built if needed.
@@ -497,42 +499,15 @@ fn redis_pipelined_gets_of_a_large_value_keep_the_server_small() {
     let s = server.connect();
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::with_capacity(1 << 20, s);
-    let value: Vec<u8> = (0..VALUE).map(|i| b'a' + (i % 26) as u8).collect();
-    let mut set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n").into_bytes();
-    set.extend_from_slice(&value);
-    set.extend_from_slice(b"\r\n");
-    w.write_all(&set).unwrap();
-    assert_eq!(reply(&mut r), "+OK");
+    let value = set_large_value(&mut w, &mut r, VALUE);
     let base = status_kib(pid, "VmRSS");
     w.write_all(mbulk(&["GET", "k"]).repeat(GETS).as_bytes())
         .unwrap();
     // Not reading yet: the server must wait, not buffer.
     std::thread::sleep(Duration::from_millis(300));
     let waiting = status_kib(pid, "VmRSS");
-    let header = format!("${VALUE}\r\n");
-    let mut got = vec![0u8; VALUE + 2];
-    for i in 0..GETS {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        assert_eq!(line, header, "reply {i}");
-        r.read_exact(&mut got).unwrap();
-        assert!(
-            got[..VALUE] == value[..] && got[VALUE..] == *b"\r\n",
-            "reply {i} is not the value"
-        );
-    }
-    let peak = status_kib(pid, "VmHWM");
-    println!(
-        "server RSS: {base} KiB after SET, {waiting} KiB with {GETS} GETs unread, peak {peak} KiB"
-    );
-    assert!(
-        peak < 256 * 1024,
-        "the server's peak RSS was {peak} KiB (after the SET: {base} KiB)"
-    );
-    assert!(
-        waiting < base + 32 * 1024,
-        "the server grew from {base} to {waiting} KiB while its client did not read"
-    );
+    expect_values(&mut r, &value, GETS);
+    assert_stayed_small(pid, base, waiting);
 }
 
 /// Regression (issue 8, defect 9): `redis_server` closes an idle connection after its idle

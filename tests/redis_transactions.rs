@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::resp::{mbulk, replies, reply, status_kib};
+use util::resp::{
+    assert_stayed_small, expect_values, mbulk, replies, reply, set_large_value, status_kib,
+};
 use util::servers::{ExampleServer as Server, T, have};
 
 /// Each request, sent on a fresh connection followed by `QUIT`, and the reply bytes
@@ -240,12 +242,7 @@ fn redis_exec_of_gets_of_a_large_value_keeps_the_server_small() {
     let s = server.connect();
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::with_capacity(1 << 20, s);
-    let value: Vec<u8> = (0..VALUE).map(|i| b'a' + (i % 26) as u8).collect();
-    let mut set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n").into_bytes();
-    set.extend_from_slice(&value);
-    set.extend_from_slice(b"\r\n");
-    w.write_all(&set).unwrap();
-    assert_eq!(reply(&mut r), "+OK");
+    let value = set_large_value(&mut w, &mut r, VALUE);
     let base = status_kib(pid, "VmRSS");
     let mut request = mbulk(&["MULTI"]);
     request += &mbulk(&["GET", "k"]).repeat(GETS);
@@ -259,29 +256,8 @@ fn redis_exec_of_gets_of_a_large_value_keeps_the_server_small() {
     let mut header = String::new();
     std::io::BufRead::read_line(&mut r, &mut header).unwrap();
     assert_eq!(header, format!("*{GETS}\r\n"));
-    let mut got = vec![0u8; VALUE + 2];
-    for i in 0..GETS {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut r, &mut line).unwrap();
-        assert_eq!(line, format!("${VALUE}\r\n"), "reply {i}");
-        r.read_exact(&mut got).unwrap();
-        assert!(
-            got[..VALUE] == value[..] && got[VALUE..] == *b"\r\n",
-            "reply {i} is not the value"
-        );
-    }
-    let peak = status_kib(pid, "VmHWM");
-    println!(
-        "server RSS: {base} KiB after SET, {waiting} KiB with the EXEC unread, peak {peak} KiB"
-    );
-    assert!(
-        peak < 256 * 1024,
-        "the server's peak RSS was {peak} KiB (after the SET: {base} KiB)"
-    );
-    assert!(
-        waiting < base + 32 * 1024,
-        "the server grew from {base} to {waiting} KiB while its client did not read"
-    );
+    expect_values(&mut r, &value, GETS);
+    assert_stayed_small(pid, base, waiting);
 }
 
 /// A transaction may queue at most 2^18 arguments and 16 MiB of requests: the command past
