@@ -288,20 +288,27 @@ impl Semaphore {
     }
 }
 
-/// Ready while a permit is free, without taking it (gevent's `wait([sem])`): see
-/// [`Waitable`]. A greenlet that then wants the permit calls `try_acquire`, which may find it
-/// taken by another greenlet that ran in between.
-impl Waitable for Semaphore {
-    fn is_ready(&self) -> bool {
-        self.core.is_ready()
-    }
-    fn add_waiter(&self, wakeup: &Wakeup) {
-        self.core.add_waiter(wakeup)
-    }
-    fn remove_waiters(&self) {
-        self.core.remove_waiters()
-    }
+/// `Waitable` for the semaphore types, through their core: ready while a permit is free,
+/// without taking it (gevent's `wait([sem])`). A greenlet that then wants the permit calls
+/// `try_acquire`, which may find it taken by another greenlet that ran in between.
+macro_rules! waitable_through_core {
+    ($($ty:ty),*) => {$(
+        /// Ready while a permit is free, without taking it: see [`Waitable`].
+        impl Waitable for $ty {
+            fn is_ready(&self) -> bool {
+                self.core.is_ready()
+            }
+            fn add_waiter(&self, wakeup: &Wakeup) {
+                self.core.add_waiter(wakeup)
+            }
+            fn remove_waiters(&self) {
+                self.core.remove_waiters()
+            }
+        }
+    )*};
 }
+
+waitable_through_core!(Semaphore, BoundedSemaphore);
 
 impl Default for Semaphore {
     /// A semaphore with one permit, as gevent's `Semaphore()`.
@@ -395,21 +402,6 @@ impl BoundedSemaphore {
     /// Whether no permit is free.
     pub fn is_locked(&self) -> bool {
         self.core.permits() == 0
-    }
-}
-
-/// Ready while a permit is free, without taking it (gevent's `wait([sem])`): see
-/// [`Waitable`]. A greenlet that then wants the permit calls `try_acquire`, which may find it
-/// taken by another greenlet that ran in between.
-impl Waitable for BoundedSemaphore {
-    fn is_ready(&self) -> bool {
-        self.core.is_ready()
-    }
-    fn add_waiter(&self, wakeup: &Wakeup) {
-        self.core.add_waiter(wakeup)
-    }
-    fn remove_waiters(&self) {
-        self.core.remove_waiters()
     }
 }
 
