@@ -433,7 +433,6 @@ fn block_on_awaits_greenlets_of_its_own_hub() {
 /// A greenlet that can never finish because its thread exits: the future completes with
 /// `Killed` instead of hanging the task that awaits it.
 #[test]
-#[ignore = "needs the thread-exit teardown that unwinds parked greenlets (issue 8): today they are leaked, links and all"]
 fn join_future_of_a_greenlet_whose_thread_exits() {
     let fut = on_fresh_thread(|| {
         let h = greenlet::spawn(|| greenlet::sleep(Duration::from_secs(3600)));
