@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Instruction counts per operation of the hot paths, under valgrind's callgrind: repeatable on a
+# noisy machine where timings are not. Each case runs the bench harness's own child
+# (`bench __micro <case> <runtime> <n>`) at n and at 2n and divides the difference of the two
+# totals by the operations n stands for (n round trips are 2n switches or messages; n spawns
+# are n), so that start-up and tear-down drop out. These are the counts the README's
+# Performance section quotes (switch, yield, channel, spawn against their peers).
+# Usage: scripts/callgrind.sh [case...] (default: switch yield channel spawn). Needs valgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+cargo build --release -q -p bench
+BENCH=target/release/bench
+
+# runtime:n for each case (n small enough for valgrind, large enough to dwarf the noise).
+declare -A RUNS=(
+  [switch]="greenlet:100000 corosensei:100000"
+  [yield]="greenlet:100000 may:100000"
+  [channel]="greenlet:50000 may:50000"
+  [spawn]="greenlet:10000 tokio:10000"
+)
+
+# Total instructions of one child run.
+instructions() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BENCH" __micro "$1" "$2" "$3" 2>&1 >/dev/null |
+    awk '/Collected :/ {print $NF}' | tail -1
+}
+
+cases=("$@"); [ ${#cases[@]} -gt 0 ] || cases=(switch yield channel spawn)
+for c in "${cases[@]}"; do
+  [ -n "${RUNS[$c]:-}" ] || { echo "unknown case $c (switch yield channel spawn)" >&2; exit 2; }
+  per_n=2; [ "$c" = spawn ] && per_n=1
+  for run in ${RUNS[$c]}; do
+    rt=${run%%:*}; n=${run##*:}
+    one=$(instructions "$c" "$rt" "$n"); two=$(instructions "$c" "$rt" $((2 * n)))
+    awk -v c="$c" -v rt="$rt" -v a="$one" -v b="$two" -v ops=$((per_n * n)) \
+      'BEGIN { printf "%-8s %-11s %8.1f instructions per op\n", c, rt, (b - a) / ops }'
+  done
+done
