@@ -158,7 +158,9 @@
 //!   (`shutdown` ends a blocked read instead), and two greenlets may read one socket, served
 //!   in turn, as two threads may with std's.
 //! - **Greenlets left when their thread exits are unwound** then (their destructors run, see
-//!   above); Python frees them without running them. And reference cycles of greenlet handles
+//!   above); Python frees them without running them. At process exit (main returns, or
+//!   `std::process::exit`) the main thread's suspended greenlets are not unwound: like std's
+//!   other threads, they end with the process, at once. And reference cycles of greenlet handles
 //!   are not collected: refer to a greenlet weakly with [`WeakGreenlet`].
 //!
 //! # Waiting on different things at once
