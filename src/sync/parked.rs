@@ -12,8 +12,13 @@
 //! A greenlet that gives up (timeout, kill, `LoopExit`) removes its own entry; one that was
 //! handed something and unwinds before taking it gives it back through `redeliver`, so a killed
 //! waiter never loses an item or a permit.
+//!
+//! A served entry stays where it is, marked served, until its woken owner takes it out: serving
+//! wakes the owner, so the entry no longer counts as waiting (`Waiter::is_waiting`) and later
+//! offers pass over it, and the owner finds it at the front in the usual FIFO case. (A second
+//! queue of served entries cost a push, a pop and a search per hand-over.)
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
@@ -24,16 +29,15 @@ use crate::hub::{self, LoopExit, Waiter};
 struct Entry<T> {
     id: u64,
     waiter: Waiter,
+    /// Whether an `offer` or `accept` served it (its slot then holds the final content).
+    served: bool,
     slot: Option<T>,
 }
 
 /// Greenlets parked with a slot each, in arrival order.
 pub(crate) struct Parked<T> {
-    /// Entries still waiting (or given up, until their owner removes them).
+    /// Entries in arrival order: waiting, given up, or served, until their owner removes them.
     waiting: RefCell<VecDeque<Entry<T>>>,
-    /// Entries served by `offer`/`accept`, with the slot's final content, until their woken
-    /// owner picks them up.
-    served: RefCell<VecDeque<(u64, Option<T>)>>,
     next_id: Cell<u64>,
 }
 
@@ -51,7 +55,6 @@ impl<T> Parked<T> {
     pub(crate) const fn new() -> Parked<T> {
         Parked {
             waiting: RefCell::new(VecDeque::new()),
-            served: RefCell::new(VecDeque::new()),
             next_id: Cell::new(0),
         }
     }
@@ -73,6 +76,7 @@ impl<T> Parked<T> {
         self.waiting.borrow_mut().push_back(Entry {
             id,
             waiter: waiter.clone(),
+            served: false,
             slot,
         });
         let mut guard = Guard {
@@ -100,27 +104,35 @@ impl<T> Parked<T> {
 
     /// Takes entry `id` out: whether it was served, and its slot.
     fn remove(&self, id: u64) -> (bool, Option<T>) {
-        {
-            let mut served = self.served.borrow_mut();
-            if let Some(i) = served.iter().position(|(eid, _)| *eid == id) {
-                let (_, slot) = take_at(&mut served, i).unwrap_or((id, None));
-                return (true, slot);
-            }
-        }
         let mut waiting = self.waiting.borrow_mut();
-        match waiting.iter().position(|e| e.id == id) {
-            Some(i) => (false, take_at(&mut waiting, i).and_then(|e| e.slot)),
+        // Usually the front: entries are served, and their owners resumed, in arrival order.
+        let i = if waiting.front().is_some_and(|e| e.id == id) {
+            0
+        } else {
+            match waiting.iter().position(|e| e.id == id) {
+                Some(i) => i,
+                None => return (false, None),
+            }
+        };
+        match take_at(&mut waiting, i) {
+            Some(e) => (e.served, e.slot),
             None => (false, None),
         }
     }
 
-    /// Takes out the longest-waiting entry still parked whose slot is full (`true`) or empty.
-    fn take_first(&self, full: bool) -> Option<Entry<T>> {
-        let mut waiting = self.waiting.borrow_mut();
-        let i = waiting
-            .iter()
-            .position(|e| e.slot.is_some() == full && e.waiter.is_waiting())?;
-        take_at(&mut waiting, i)
+    /// Marks the longest-waiting entry still parked whose slot is full (`true`) or empty as
+    /// served, wakes its greenlet, and returns the entry for the caller to fill or empty.
+    /// Scheduling touches only the hub's ready queue, never this list, and runs no user code.
+    fn serve_first(&self, full: bool) -> Option<RefMut<'_, Entry<T>>> {
+        let waiting = self.waiting.borrow_mut();
+        let mut e = RefMut::filter_map(waiting, |w| {
+            w.iter_mut()
+                .find(|e| !e.served && e.slot.is_some() == full && e.waiter.is_waiting())
+        })
+        .ok()?;
+        e.served = true;
+        e.waiter.wake();
+        Some(e)
     }
 
     /// Gives `item` to the longest-waiting greenlet parked with an empty slot, and wakes it.
@@ -128,20 +140,16 @@ impl<T> Parked<T> {
     /// # Errors
     /// The item back, when nobody is waiting.
     pub(crate) fn offer(&self, item: T) -> Result<(), T> {
-        let Some(entry) = self.take_first(false) else {
+        let Some(mut e) = self.serve_first(false) else {
             return Err(item);
         };
-        self.served.borrow_mut().push_back((entry.id, Some(item)));
-        entry.waiter.wake();
+        e.slot = Some(item);
         Ok(())
     }
 
     /// Takes the item of the longest-waiting greenlet parked with a full slot, and wakes it.
     pub(crate) fn accept(&self) -> Option<T> {
-        let entry = self.take_first(true)?;
-        self.served.borrow_mut().push_back((entry.id, None));
-        entry.waiter.wake();
-        entry.slot
+        self.serve_first(true)?.slot.take()
     }
 
     /// Runs `f` on the item of the longest-waiting greenlet parked with a full slot.
