@@ -25,9 +25,10 @@ pub(crate) trait Scheduler {
 
     /// Control reached the scheduler (the hub is current): a greenlet parked or yielded with
     /// `msg` (a wake-up), or one whose parent is the hub finished with `msg`. Returns the
-    /// greenlet to resume and what to resume it with (main when nothing else can ever run:
-    /// its blocking call then fails). May block the thread until something is ready.
-    fn next(msg: Msg) -> (Greenlet, Msg);
+    /// greenlet to resume, with what to resume it with put in its inbox (main when nothing
+    /// else can ever run: its blocking call then fails). May block the thread until something
+    /// is ready.
+    fn next(msg: Msg) -> Greenlet;
 
     /// The last handle of the suspended greenlet `g` went while the scheduler runs (and may hold
     /// borrows of its own state): destroy it at the scheduler's next safe point.

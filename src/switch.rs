@@ -74,7 +74,7 @@ impl Msg {
     /// A plain hand-over (a wake-up, a yield): received as `()`.
     #[inline]
     pub(crate) fn wake() -> Msg {
-        Msg(Value::new(()))
+        Msg(Value::unit())
     }
 
     /// A value from `switch(v)`, or the return value of a child.
@@ -96,7 +96,7 @@ impl Msg {
     /// Whether this is a plain wake-up (or a `()` from an explicit switch, which counts as one).
     #[inline]
     pub(crate) fn is_wake(&self) -> bool {
-        self.0.is::<()>()
+        self.0.is_unit()
     }
 
     pub(crate) fn is_throw(&self) -> bool {
@@ -507,8 +507,7 @@ fn run(main: &Inner, mut target: *const Inner, mut owned: Option<Greenlet>) -> M
                 let msg = unsafe { inner.inbox.take() };
                 CURRENT.set(target);
                 release(owned.take());
-                let (next, m) = Sched::next(msg);
-                next.inbox().put(m);
+                let next = Sched::next(msg);
                 target = next.as_ptr();
                 owned = Some(next);
                 continue;

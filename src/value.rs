@@ -75,7 +75,27 @@ unsafe fn drop_boxed<T>(storage: *mut Storage) {
     unsafe { drop(Box::from_raw(storage.cast::<*mut T>().read())) }
 }
 
+/// The vtable of `()`, as one static: the plain wake-up of every park and yield is a `()`, and
+/// testing for it is then one pointer comparison wherever the test is compiled (the per-type
+/// constant may be duplicated per codegen unit, so its address differs between them).
+static UNIT_VTABLE: VTable = <() as HasVTable>::VTABLE;
+
 impl Value {
+    /// A `()`, with the one [`UNIT_VTABLE`].
+    #[inline]
+    pub(crate) fn unit() -> Value {
+        Value {
+            vtable: &UNIT_VTABLE,
+            storage: Storage::uninit(),
+        }
+    }
+
+    /// Whether the value is a `()`: one pointer comparison for one made by [`unit`](Value::unit).
+    #[inline]
+    pub(crate) fn is_unit(&self) -> bool {
+        std::ptr::eq(self.vtable, &UNIT_VTABLE) || self.is::<()>()
+    }
+
     /// Wraps `value`; it is dropped normally if never taken out.
     #[inline]
     pub(crate) fn new<T: 'static>(value: T) -> Value {

@@ -354,8 +354,35 @@ impl Hub {
         }
     }
 
-    /// Picks the next greenlet to resume; blocks in mio when nothing is ready.
-    fn next(&self) -> (Greenlet, Msg) {
+    /// Picks the next greenlet to resume and puts its message in its inbox; blocks in mio when
+    /// nothing is ready. The usual case (a batch under way, nothing to destroy, a live entry at
+    /// the front) is inlined into the dispatch loop; the rest goes out of line.
+    #[inline]
+    fn next(&self) -> Greenlet {
+        if self.batch_left.get() > 0 && self.doomed.borrow().is_empty() {
+            let entry = self.ready.borrow_mut().pop_front();
+            if let Some((g, _)) = &entry
+                && !g.is_dead()
+                && let Some((g, msg)) = entry
+            {
+                self.batch_left.set(self.batch_left.get() - 1);
+                return self.resuming(g, msg);
+            }
+            return self.next_slow(entry);
+        }
+        self.next_slow(None)
+    }
+
+    /// [`next`](Hub::next) for the rest: `popped` is the entry the fast path took out, if any
+    /// (a dead greenlet's, or none).
+    #[cold]
+    #[inline(never)]
+    fn next_slow(&self, popped: Option<(Greenlet, Msg)>) -> Greenlet {
+        if popped.is_some() {
+            // It counts against the batch as if popped here; a dead greenlet's entry is stale.
+            self.batch_left.set(self.batch_left.get() - 1);
+            drop(popped);
+        }
         self.destroy_doomed();
         loop {
             if self.batch_left.get() > 0 {
@@ -365,18 +392,27 @@ impl Hub {
                     if g.is_dead() {
                         continue;
                     }
-                    self.resumes_since_poll
-                        .set(self.resumes_since_poll.get() + 1);
-                    self.monitor.resuming(&g);
-                    return (g, msg);
+                    return self.resuming(g, msg);
                 }
             }
             if let Err(exit) = self.turn() {
-                return (switch::main_greenlet(), Msg::failure(exit));
+                let main = switch::main_greenlet();
+                main.inbox().put(Msg::failure(exit));
+                return main;
             }
             self.batch_left
                 .set(self.ready.borrow().len().max(MIN_BATCH));
         }
+    }
+
+    /// `g` is resumed next with `msg`: puts the message in its inbox.
+    #[inline]
+    fn resuming(&self, g: Greenlet, msg: Msg) -> Greenlet {
+        self.resumes_since_poll
+            .set(self.resumes_since_poll.get() + 1);
+        self.monitor.resuming(&g);
+        g.inbox().put(msg);
+        g
     }
 
     /// Destroys the greenlets handed to [`defer_destroy`]; no borrow of hub state is held here.
@@ -530,7 +566,7 @@ impl Scheduler for HubScheduler {
     type Leftovers = local::Locals;
 
     #[inline]
-    fn next(msg: Msg) -> (Greenlet, Msg) {
+    fn next(msg: Msg) -> Greenlet {
         if !msg.is_wake() {
             delivered_to_hub(msg);
         }
