@@ -186,6 +186,21 @@ impl IoRegistration {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(BlockError::TimedOut);
         }
+        self.wait_unexpired(dir, deadline)
+    }
+
+    /// [`wait`](IoRegistration::wait) for a caller that has just computed `deadline` from a
+    /// positive timeout, so it has not passed: no clock read (a socket with a read timeout
+    /// parks on every request of a keep-alive connection). Should it pass before the park,
+    /// the park's timer ends the wait on the next turn of the hub.
+    ///
+    /// # Errors
+    /// As [`wait`](IoRegistration::wait).
+    pub(crate) fn wait_unexpired(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+    ) -> Result<(), BlockError> {
         super::check_can_block();
         let w = waiter();
         with_hub(|hub| {
@@ -200,34 +215,55 @@ impl IoRegistration {
         let woken = Cell::new(false);
         // Also runs when a kill unwinds out of the park.
         let _unpark = OnDrop(|| {
-            let stale = super::try_with_hub(|hub| {
-                hub.io.parked.set(hub.io.parked.get() - 1);
-                let mut stale = Vec::new();
-                if !woken.get() {
-                    let entries = hub.io.entries.borrow();
-                    if let Some(Some(entry)) = entries.get(self.token) {
-                        stale = entry.readers.take_stale();
-                        stale.append(&mut entry.writers.take_stale());
-                    }
-                }
-                stale
-            });
-            // Dropped without borrowing the reactor: a stale waiter may hold the last handle
-            // of a greenlet whose destruction closes sockets.
-            drop(stale);
+            if woken.get() {
+                // Woken by the reactor, which took our waiter off the list: only the count
+                // is left (a stray switch leaves the waiter there, stale, for the next
+                // wake-up of the list to drop).
+                let _ = super::try_with_hub(|hub| hub.io.parked.set(hub.io.parked.get() - 1));
+            } else {
+                self.unpark_unwoken();
+            }
         });
-        // Formatted only if the wait ends in `LoopExit`: no allocation per park.
-        let r = park(
-            &w,
-            deadline,
-            &format_args!("{} readiness of fd {}", dir.name(), self.fd),
-        );
+        // Formatted only if the wait ends in `LoopExit`: no allocation, and no formatting
+        // arguments built, per park.
+        let r = park(&w, deadline, &Readiness(dir, self.fd));
         woken.set(matches!(r, Ok(true)));
         match r {
             Ok(true) => Ok(()),
             Ok(false) => Err(BlockError::TimedOut),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The end of a wait that the reactor did not end (a timeout, a kill, the hub stopping):
+    /// uncount it and take its waiter, now stale, off the lists.
+    #[cold]
+    #[inline(never)]
+    fn unpark_unwoken(&self) {
+        let stale = super::try_with_hub(|hub| {
+            hub.io.parked.set(hub.io.parked.get() - 1);
+            let entries = hub.io.entries.borrow();
+            match entries.get(self.token) {
+                Some(Some(entry)) => {
+                    let mut stale = entry.readers.take_stale();
+                    stale.append(&mut entry.writers.take_stale());
+                    stale
+                }
+                _ => Vec::new(),
+            }
+        });
+        // Dropped without borrowing the reactor: a stale waiter may hold the last handle of a
+        // greenlet whose destruction closes sockets.
+        drop(stale);
+    }
+}
+
+/// What a greenlet parked on a descriptor waits for, as a blocked call's error names it.
+struct Readiness(Direction, RawFd);
+
+impl fmt::Display for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} readiness of fd {}", self.0.name(), self.1)
     }
 }
 
