@@ -16,7 +16,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::waitlist::{BlockError, WaitList};
-use super::{park, waiter, with_hub};
+use super::{Waiter, park, waiter, with_hub};
 
 /// The token of the cross-thread waker.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -30,8 +30,61 @@ pub(crate) enum Direction {
 
 #[derive(Default)]
 struct Entry {
-    readers: WaitList,
-    writers: WaitList,
+    readers: IoWaiters,
+    writers: IoWaiters,
+}
+
+/// The greenlets waiting on one descriptor in one direction, in arrival order. Almost always
+/// there is one (the connection's own greenlet, parked on every request of a keep-alive
+/// connection): it sits in an inline slot, with no queue to grow, borrow or walk; any more
+/// go to a [`WaitList`] behind it.
+#[derive(Default)]
+struct IoWaiters {
+    /// The longest-waiting greenlet, when the queue behind it is empty or younger.
+    first: Cell<Option<Waiter>>,
+    more: WaitList,
+}
+
+impl IoWaiters {
+    #[inline]
+    fn push(&self, w: Waiter) {
+        // Into the slot only when nobody waits behind it, so arrival order holds.
+        let first = self.first.take();
+        if first.is_none() && self.more.is_empty() {
+            self.first.set(Some(w));
+        } else {
+            self.first.set(first);
+            self.more.push(w);
+        }
+    }
+
+    /// Wakes every greenlet waiting here (as [`WaitList::wake_all`]: those that arrive while
+    /// it runs wait for the next readiness event).
+    #[inline]
+    fn wake_all(&self) {
+        let behind = !self.more.is_empty();
+        if let Some(w) = self.first.take() {
+            // Dropped outside any borrow: it may hold the last handle of a greenlet.
+            w.wake();
+        }
+        if behind {
+            self.more.wake_all();
+        }
+    }
+
+    /// Takes out the entries whose greenlets have moved on (see [`WaitList::take_stale`]).
+    #[must_use]
+    fn take_stale(&self) -> Vec<Waiter> {
+        let mut stale = self.more.take_stale();
+        if let Some(w) = self.first.take() {
+            if w.is_waiting() {
+                self.first.set(Some(w));
+            } else {
+                stale.push(w);
+            }
+        }
+        stale
+    }
 }
 
 /// The per-hub reactor state.
@@ -292,7 +345,7 @@ pub(crate) fn wait_any(
     }
     super::check_can_block();
     let w = waiter();
-    let for_each_list = |f: &mut dyn FnMut(&WaitList)| {
+    let for_each_list = |f: &mut dyn FnMut(&IoWaiters)| {
         // `try_`: the cleanup below may run while the thread's hub is being torn down.
         let _ = super::try_with_hub(|hub| {
             let entries = hub.io.entries.borrow();
