@@ -1,6 +1,7 @@
 #!/bin/bash
 # HTTP hello keep-alive under wrk -t1: this crate's http_hello example next to a hand-written
-# mio loop, tokio and may (the bench crate's servers) in the same run, at each connection count;
+# mio loop, tokio and may (the bench crate's servers) in the same run, at each connection count,
+# and greenlet-harness-parser: greenlet::net with the mio loop's own parser (like for like);
 # Go and gevent too when PEERS points at them (see common.sh).
 # needs: wrk (apt-get install wrk), cargo.
 # Then the same with two server threads: http_hello --threads 2 (one SO_REUSEPORT listener per
@@ -39,8 +40,9 @@ for c in "${CONNS[@]}"; do
     if [ -n "$PEERS" ] && [ -f "$PEERS/py/gevent_http.py" ]; then
       run_http gevent $((PORT + 5)) "$c" python3 "$PEERS/py/gevent_http.py" $((PORT + 5))
     fi
+    run_http greenlet-harness-parser $((PORT + 6)) "$c" "$BENCH" __serve 'greenlet (harness parser)' http $((PORT + 6))
     run_http greenlet "$PORT" "$c" "$BIN" "$PORT"
-  } | ratio_lines greenlet mio-handwritten
+  } | ratio_lines greenlet mio-handwritten | ratio_lines greenlet-harness-parser mio-handwritten
 done
 
 echo "two server threads:"

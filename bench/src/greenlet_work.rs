@@ -138,6 +138,43 @@ pub fn alive(n: u64) -> Result<Alive, String> {
     Ok(figures)
 }
 
+/// Serves with `parse` on 127.0.0.1:`port` until the process is killed: the harness's own
+/// request parsing and response (`proto.rs`, exactly what the mio loop runs) over
+/// `greenlet::net`, one greenlet per connection from a [`StreamServer`] with no timeouts (the
+/// mio loop has none), each a plain read, answer, write loop. Set against the mio loop, only
+/// the runtime differs; `http_hello` adds a full HTTP parser and timeouts on top.
+///
+/// [`StreamServer`]: greenlet::server::StreamServer
+pub fn serve(port: u16, parse: fn(&[u8], &mut Vec<u8>) -> usize) -> Result<(), String> {
+    let server = greenlet::server::StreamServer::bind(("127.0.0.1", port), move |conn, _peer| {
+        // A connection's error ends that connection only, as in the mio loop.
+        let _ = connection(&conn, parse);
+    })
+    .map_err(|e| format!("bind: {e}"))?;
+    server.serve_forever().map_err(|e| format!("serve: {e}"))
+}
+
+/// One connection: read, answer every complete request, write the answers, until the client
+/// closes.
+fn connection(
+    mut conn: &greenlet::net::TcpStream,
+    parse: fn(&[u8], &mut Vec<u8>) -> usize,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut buf = crate::proto::ConnBuf::new();
+    loop {
+        let n = conn.read(buf.spare())?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.filled(n, parse);
+        if !buf.out.is_empty() {
+            conn.write_all(&buf.out)?;
+            buf.out.clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -164,5 +201,11 @@ mod tests {
     #[test]
     fn alive_parks_them_all() {
         assert_eq!(super::alive(64).expect("64 greenlets").n, 64);
+    }
+
+    #[test]
+    fn serves_http_with_the_harness_parser() {
+        use crate::proto::{self, testing};
+        testing::check_http(testing::start(|port| super::serve(port, proto::http)));
     }
 }

@@ -18,6 +18,7 @@ mod alive;
 mod chart;
 mod child;
 mod greenlet_work;
+mod http_client;
 mod listeners;
 mod micro;
 mod model;
@@ -78,6 +79,7 @@ fn main() {
         Some("__micro") => Some(micro::child_main(&args[1..])),
         Some("__alive") => Some(alive::child_main(&args[1..])),
         Some("__serve") => Some(net::serve_main(&args[1..])),
+        Some("__http_client") => Some(http_client::client_main(&args[1..])),
         Some("__listeners") => Some(listeners::serve_main(&args[1..])),
         Some("__placement") => Some(peers::cores::placement_main(&args[1..])),
         _ => None,

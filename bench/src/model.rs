@@ -139,7 +139,10 @@ impl Row {
             .filter(|(r, _)| {
                 !matches!(
                     **r,
-                    Runtime::Greenlet | Runtime::GreenletMonkey | Runtime::Floor
+                    Runtime::Greenlet
+                        | Runtime::GreenletMonkey
+                        | Runtime::GreenletProto
+                        | Runtime::Floor
                 )
             })
             .filter_map(|(r, c)| c.median().map(|m| (*r, m)))

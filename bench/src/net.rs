@@ -1,7 +1,9 @@
 //! The network workloads: real servers driven by real clients, one server at a time.
 //!
 //! - `http`: `wrk -t1 -cC -dDs` against a hello-world keep-alive server: this crate's
-//!   `http_hello` example, a hand-written mio loop (the floor), tokio and may.
+//!   `http_hello` example, the same crate's sockets and server with the harness's own parser
+//!   (`greenlet (harness parser)`, like for like with the mio loop), a hand-written mio loop
+//!   (the floor), tokio and may.
 //! - `ping`: `redis-benchmark -t ping_inline,ping_mbulk -P 1|16 --csv` against a RESP server:
 //!   this crate's `redis_server` example, redis-server itself when installed (the floor), tokio
 //!   and may.
@@ -62,6 +64,7 @@ impl Proto {
             Proto::Http => &[
                 Runtime::Greenlet,
                 Runtime::GreenletMonkey,
+                Runtime::GreenletProto,
                 Runtime::Mio,
                 Runtime::May,
                 Runtime::Tokio,
@@ -195,26 +198,28 @@ fn run_proto(proto: Proto, cfg: &Config) -> Result<Vec<Row>, Skip> {
         };
         // The same handler on plain std::net under the monkey hooks, against the green one:
         // CPU per request, repetition by repetition (they ran interleaved).
-        let monkey = match (
-            results.get(&(li, Runtime::Greenlet)),
-            results.get(&(li, Runtime::GreenletMonkey)),
-        ) {
-            (Some(Ok(green)), Some(Ok(std))) if !green.is_empty() && !std.is_empty() => {
+        let monkey =
+            cpu_ratio(&results, li, Runtime::GreenletMonkey, Runtime::Greenlet).map(|ratios| {
                 let mut row = Row::new(
                     proto.workload(),
                     format!("{what}: server CPU, std::net under monkey ÷ greenlet::net"),
                     "×",
                 );
-                let ratios = green
-                    .iter()
-                    .zip(std)
-                    .map(|(g, m)| m.cpu_us_per_req / g.cpu_us_per_req)
-                    .collect();
                 row.cells.insert(Runtime::GreenletMonkey, cell(ratios));
-                Some(row)
+                row
+            });
+        // Both greenlet servers against the mio loop, repetition by repetition: the harness
+        // parser's server differs from the mio loop only in the runtime.
+        let mut vs_mio = Row::new(
+            proto.workload(),
+            format!("{what}: server CPU ÷ the mio loop's"),
+            "×",
+        );
+        for ours in [Runtime::Greenlet, Runtime::GreenletProto] {
+            if let Some(ratios) = cpu_ratio(&results, li, ours, Runtime::Mio) {
+                vs_mio.cells.insert(ours, cell(ratios));
             }
-            _ => None,
-        };
+        }
         let mut cpu = Row::new(
             proto.workload(),
             format!("{what}: server CPU"),
@@ -239,9 +244,31 @@ fn run_proto(proto: Proto, cfg: &Config) -> Result<Vec<Row>, Skip> {
         rps.compute_ratio();
         rows.push(cpu);
         rows.push(rps);
+        if !vs_mio.cells.is_empty() {
+            rows.push(vs_mio);
+        }
         rows.extend(monkey);
     }
     Ok(rows)
+}
+
+/// `num`'s CPU per request over `den`'s, repetition by repetition (they ran interleaved),
+/// when both have figures for load `li`.
+fn cpu_ratio(
+    results: &BTreeMap<(usize, Runtime), Result<Vec<Figures>, String>>,
+    li: usize,
+    num: Runtime,
+    den: Runtime,
+) -> Option<Vec<f64>> {
+    match (results.get(&(li, num)), results.get(&(li, den))) {
+        (Some(Ok(n)), Some(Ok(d))) if !n.is_empty() && !d.is_empty() => Some(
+            n.iter()
+                .zip(d)
+                .map(|(n, d)| n.cpu_us_per_req / d.cpu_us_per_req)
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 fn failed(reason: &str) -> Cell {
@@ -473,7 +500,9 @@ fn redis_benchmark(
 /// Child side: `__serve <runtime> <http|resp> <port>` serves until killed.
 pub fn serve_main(args: &[String]) -> Result<(), String> {
     let [runtime, proto, port] = args else {
-        return Err("usage: __serve <mio|may|tokio> <http|resp> <port>".into());
+        return Err(
+            "usage: __serve <mio|may|tokio|'greenlet (harness parser)'> <http|resp> <port>".into(),
+        );
     };
     let runtime = Runtime::parse(runtime).ok_or_else(|| format!("unknown runtime {runtime}"))?;
     let port: u16 = port.parse().map_err(|e| format!("bad port {port}: {e}"))?;

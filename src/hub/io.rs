@@ -16,7 +16,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::waitlist::{BlockError, WaitList};
-use super::{park, waiter, with_hub};
+use super::{Waiter, park, waiter, with_hub};
 
 /// The token of the cross-thread waker.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -30,8 +30,61 @@ pub(crate) enum Direction {
 
 #[derive(Default)]
 struct Entry {
-    readers: WaitList,
-    writers: WaitList,
+    readers: IoWaiters,
+    writers: IoWaiters,
+}
+
+/// The greenlets waiting on one descriptor in one direction, in arrival order. Almost always
+/// there is one (the connection's own greenlet, parked on every request of a keep-alive
+/// connection): it sits in an inline slot, with no queue to grow, borrow or walk; any more
+/// go to a [`WaitList`] behind it.
+#[derive(Default)]
+struct IoWaiters {
+    /// The longest-waiting greenlet, when the queue behind it is empty or younger.
+    first: Cell<Option<Waiter>>,
+    more: WaitList,
+}
+
+impl IoWaiters {
+    #[inline]
+    fn push(&self, w: Waiter) {
+        // Into the slot only when nobody waits behind it, so arrival order holds.
+        let first = self.first.take();
+        if first.is_none() && self.more.is_empty() {
+            self.first.set(Some(w));
+        } else {
+            self.first.set(first);
+            self.more.push(w);
+        }
+    }
+
+    /// Wakes every greenlet waiting here (as [`WaitList::wake_all`]: those that arrive while
+    /// it runs wait for the next readiness event).
+    #[inline]
+    fn wake_all(&self) {
+        let behind = !self.more.is_empty();
+        if let Some(w) = self.first.take() {
+            // Dropped outside any borrow: it may hold the last handle of a greenlet.
+            w.wake();
+        }
+        if behind {
+            self.more.wake_all();
+        }
+    }
+
+    /// Takes out the entries whose greenlets have moved on (see [`WaitList::take_stale`]).
+    #[must_use]
+    fn take_stale(&self) -> Vec<Waiter> {
+        let mut stale = self.more.take_stale();
+        if let Some(w) = self.first.take() {
+            if w.is_waiting() {
+                self.first.set(Some(w));
+            } else {
+                stale.push(w);
+            }
+        }
+        stale
+    }
 }
 
 /// The per-hub reactor state.
@@ -186,6 +239,21 @@ impl IoRegistration {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(BlockError::TimedOut);
         }
+        self.wait_unexpired(dir, deadline)
+    }
+
+    /// [`wait`](IoRegistration::wait) for a caller that has just computed `deadline` from a
+    /// positive timeout, so it has not passed: no clock read (a socket with a read timeout
+    /// parks on every request of a keep-alive connection). Should it pass before the park,
+    /// the park's timer ends the wait on the next turn of the hub.
+    ///
+    /// # Errors
+    /// As [`wait`](IoRegistration::wait).
+    pub(crate) fn wait_unexpired(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+    ) -> Result<(), BlockError> {
         super::check_can_block();
         let w = waiter();
         with_hub(|hub| {
@@ -200,34 +268,55 @@ impl IoRegistration {
         let woken = Cell::new(false);
         // Also runs when a kill unwinds out of the park.
         let _unpark = OnDrop(|| {
-            let stale = super::try_with_hub(|hub| {
-                hub.io.parked.set(hub.io.parked.get() - 1);
-                let mut stale = Vec::new();
-                if !woken.get() {
-                    let entries = hub.io.entries.borrow();
-                    if let Some(Some(entry)) = entries.get(self.token) {
-                        stale = entry.readers.take_stale();
-                        stale.append(&mut entry.writers.take_stale());
-                    }
-                }
-                stale
-            });
-            // Dropped without borrowing the reactor: a stale waiter may hold the last handle
-            // of a greenlet whose destruction closes sockets.
-            drop(stale);
+            if woken.get() {
+                // Woken by the reactor, which took our waiter off the list: only the count
+                // is left (a stray switch leaves the waiter there, stale, for the next
+                // wake-up of the list to drop).
+                let _ = super::try_with_hub(|hub| hub.io.parked.set(hub.io.parked.get() - 1));
+            } else {
+                self.unpark_unwoken();
+            }
         });
-        // Formatted only if the wait ends in `LoopExit`: no allocation per park.
-        let r = park(
-            &w,
-            deadline,
-            &format_args!("{} readiness of fd {}", dir.name(), self.fd),
-        );
+        // Formatted only if the wait ends in `LoopExit`: no allocation, and no formatting
+        // arguments built, per park.
+        let r = park(&w, deadline, &Readiness(dir, self.fd));
         woken.set(matches!(r, Ok(true)));
         match r {
             Ok(true) => Ok(()),
             Ok(false) => Err(BlockError::TimedOut),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The end of a wait that the reactor did not end (a timeout, a kill, the hub stopping):
+    /// uncount it and take its waiter, now stale, off the lists.
+    #[cold]
+    #[inline(never)]
+    fn unpark_unwoken(&self) {
+        let stale = super::try_with_hub(|hub| {
+            hub.io.parked.set(hub.io.parked.get() - 1);
+            let entries = hub.io.entries.borrow();
+            match entries.get(self.token) {
+                Some(Some(entry)) => {
+                    let mut stale = entry.readers.take_stale();
+                    stale.append(&mut entry.writers.take_stale());
+                    stale
+                }
+                _ => Vec::new(),
+            }
+        });
+        // Dropped without borrowing the reactor: a stale waiter may hold the last handle of a
+        // greenlet whose destruction closes sockets.
+        drop(stale);
+    }
+}
+
+/// What a greenlet parked on a descriptor waits for, as a blocked call's error names it.
+struct Readiness(Direction, RawFd);
+
+impl fmt::Display for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} readiness of fd {}", self.0.name(), self.1)
     }
 }
 
@@ -256,7 +345,7 @@ pub(crate) fn wait_any(
     }
     super::check_can_block();
     let w = waiter();
-    let for_each_list = |f: &mut dyn FnMut(&WaitList)| {
+    let for_each_list = |f: &mut dyn FnMut(&IoWaiters)| {
         // `try_`: the cleanup below may run while the thread's hub is being torn down.
         let _ = super::try_with_hub(|hub| {
             let entries = hub.io.entries.borrow();

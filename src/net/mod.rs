@@ -271,16 +271,19 @@ impl Io {
     ) -> io::Result<T> {
         loop {
             match op() {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return self.run_slow(fd, dir, e, &mut op);
-                }
-                r => return r,
+                Err(e) => match Failure::of(&e) {
+                    Failure::Interrupted => continue,
+                    Failure::WouldBlock => return self.run_slow(fd, dir, e, &mut op),
+                    Failure::Other => return Err(e),
+                },
+                ok => return ok,
             }
         }
     }
 
-    #[cold]
+    /// Parks until ready and retries. Not `#[cold]`: a keep-alive server comes here on every
+    /// request (the read after the answer finds no data), so it is kept out of line for the
+    /// fast path's sake but optimised as the hot path it is.
     #[inline(never)]
     fn run_slow<T>(
         &self,
@@ -289,25 +292,61 @@ impl Io {
         would_block: io::Error,
         op: &mut dyn FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        if self.options.nonblocking.get() {
+        let options = &*self.options;
+        if options.nonblocking.get() {
             return Err(would_block);
         }
         let timeout = match dir {
-            Direction::Read => self.read_timeout(),
-            Direction::Write => self.write_timeout(),
+            Direction::Read => options.read_timeout.get(),
+            Direction::Write => options.write_timeout.get(),
         };
         let deadline = deadline_after(timeout);
         let reg = self.registration(fd)?;
+        // The deadline was just set from a positive timeout: the first wait need not read the
+        // clock to see whether it passed; a wait after a spurious wake-up must.
+        let mut waited = reg.wait_unexpired(dir, deadline);
         loop {
-            reg.wait(dir, deadline)
-                .map_err(|e| blocked_error(e, deadline))?;
+            waited.map_err(|e| blocked_error(e, deadline))?;
             loop {
                 match op() {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    r => return r,
+                    Err(e) => match Failure::of(&e) {
+                        Failure::Interrupted => continue,
+                        Failure::WouldBlock => break,
+                        Failure::Other => return Err(e),
+                    },
+                    ok => return ok,
                 }
             }
+            waited = reg.wait(dir, deadline);
+        }
+    }
+}
+
+/// What the blocking-op loop does with a failed system call.
+enum Failure {
+    /// `EINTR`: try again at once.
+    Interrupted,
+    /// `EAGAIN`: park until ready.
+    WouldBlock,
+    /// Anything else: the caller's error.
+    Other,
+}
+
+impl Failure {
+    /// One look at the error number (`Error::kind` decodes it through a table, and the loop
+    /// asked twice); errors that carry no number go by their kind.
+    #[inline]
+    fn of(e: &io::Error) -> Failure {
+        match e.raw_os_error() {
+            Some(libc::EINTR) => Failure::Interrupted,
+            // EWOULDBLOCK is EAGAIN on Linux.
+            Some(libc::EAGAIN) => Failure::WouldBlock,
+            Some(_) => Failure::Other,
+            None => match e.kind() {
+                io::ErrorKind::Interrupted => Failure::Interrupted,
+                io::ErrorKind::WouldBlock => Failure::WouldBlock,
+                _ => Failure::Other,
+            },
         }
     }
 }

@@ -27,6 +27,9 @@ pub enum Runtime {
     Greenlet,
     /// This crate's `http_hello` written with plain `std::net` under `monkey::patch_all()`.
     GreenletMonkey,
+    /// This crate's `greenlet::net` and `StreamServer` with the harness's own HTTP parser and
+    /// response (`proto.rs`, the mio loop's): the like-for-like comparison with the mio loop.
+    GreenletProto,
     /// No runtime: one guard and one fresh page per 64 KiB stack slot, the floor of `alive`.
     Floor,
     /// Raw corosensei resume/suspend: the floor for a switch.
@@ -51,9 +54,10 @@ pub enum Runtime {
 
 impl Runtime {
     /// Every runtime, in table column order.
-    pub const ALL: [Runtime; 12] = [
+    pub const ALL: [Runtime; 13] = [
         Runtime::Greenlet,
         Runtime::GreenletMonkey,
+        Runtime::GreenletProto,
         Runtime::Floor,
         Runtime::Corosensei,
         Runtime::Mio,
@@ -71,6 +75,7 @@ impl Runtime {
         match self {
             Runtime::Greenlet => "greenlet",
             Runtime::GreenletMonkey => "greenlet + monkey",
+            Runtime::GreenletProto => "greenlet (harness parser)",
             Runtime::Floor => "floor",
             Runtime::Corosensei => "corosensei",
             Runtime::Mio => "mio",
@@ -231,6 +236,7 @@ pub fn serve(runtime: Runtime, proto: &str, port: u16) -> Result<(), String> {
             may::serve(port, crate::proto::resp)
         }
         (Runtime::Mio, "http") => mio::serve(port, crate::proto::http),
+        (Runtime::GreenletProto, "http") => crate::greenlet_work::serve(port, crate::proto::http),
         (r, p) => Err(format!("no {p} server for {}", r.name())),
     }
     .map_err(|e| format!("{} {proto} server: {e}", runtime.name()))
