@@ -37,6 +37,10 @@ use corosensei::stack::{MIN_STACK_SIZE, Stack, StackPointer};
 
 pub(crate) use overflow::install_overflow_handler;
 pub(crate) use pool::touch as touch_pool;
+pub(crate) use pool::{
+    decay_if_due as decay_stacks_if_due, next_decay as next_stack_decay,
+    set_decay_driven as set_stack_decay_driven,
+};
 
 /// Default usable stack size of a greenlet, in bytes.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;

@@ -43,8 +43,14 @@
 use std::cell::RefCell;
 use std::io;
 
+#[cfg(test)]
+pub(super) use decay::{DECAY_PERIOD, set_test_clock};
+pub(crate) use decay::{decay_if_due, next_decay, set_decay_driven};
+
 use super::advice::{self, Free};
 use super::slab::{self, Slab};
+
+mod decay;
 
 /// Warm (resident) free stacks kept per size class after a trim.
 pub(super) const WARM_STACKS: usize = 256;
@@ -85,7 +91,12 @@ const INDEX: u32 = LAZY - 1;
 
 thread_local! {
     /// This thread's pool.
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { classes: Vec::new() }) };
+    static POOL: RefCell<Pool> = const {
+        RefCell::new(Pool {
+            classes: Vec::new(),
+            decay: decay::Decay::new(),
+        })
+    };
 }
 
 /// Where a handed-out stack lives: size class, slab and slot within the slab.
@@ -131,11 +142,14 @@ pub(super) unsafe fn release(slot: Slot, start: usize, slot_size: usize) {
     let released = POOL
         .try_with(|pool| match pool.try_borrow_mut() {
             Ok(mut pool) => {
-                pool.classes[slot.class as usize].release(Warm {
-                    start,
-                    slab: slot.slab,
-                    index: slot.index,
-                });
+                pool.release(
+                    slot.class as usize,
+                    Warm {
+                        start,
+                        slab: slot.slab,
+                        index: slot.index,
+                    },
+                );
                 true
             }
             Err(_) => false,
@@ -159,6 +173,8 @@ pub(super) unsafe fn release(slot: Slot, start: usize, slot_size: usize) {
 struct Pool {
     /// Size classes, in order of first use; indices are stable.
     classes: Vec<Class>,
+    /// Who gives back what a burst left, and when the next step is due.
+    decay: decay::Decay,
 }
 
 impl Pool {
@@ -180,6 +196,29 @@ impl Pool {
             },
             warm.start,
         ))
+    }
+
+    /// Takes back a slot of class `class` as warm; trims the oldest warm slots when there are too
+    /// many.
+    #[inline]
+    fn release(&mut self, class: usize, warm: Warm) {
+        let list = &mut self.classes[class].warm;
+        list.push(warm);
+        if list.len() >= WARM_STACKS + TRIM_BATCH {
+            self.trim(class);
+        }
+    }
+
+    /// Trims class `class`. With decay driven (by the hub), what the trim leaves beyond the idle
+    /// bounds stays resident and guarded, and is given back by later decay steps; otherwise the
+    /// bounds apply at once.
+    #[cold]
+    fn trim(&mut self, class: usize) {
+        let keep = self.decay.driven();
+        self.classes[class].trim(keep);
+        if keep {
+            self.after_trim();
+        }
     }
 }
 
@@ -322,6 +361,10 @@ struct Class {
     lazy: usize,
     /// Slots of the empty slabs kept mapped (`busy == 0`, not `fresh`).
     spare: usize,
+    /// Slabs mapped since the class was created (a figure for tests and reports).
+    mapped: usize,
+    /// Slots given a guard since the class was created (a figure for tests and reports).
+    guarded: usize,
 }
 
 impl Class {
@@ -343,6 +386,8 @@ impl Class {
             parked: 0,
             lazy: 0,
             spare: 0,
+            mapped: 0,
+            guarded: 0,
         }
     }
 
@@ -402,7 +447,9 @@ impl Class {
             // them.
             unsafe { state.slab.install_guards(index, count)? };
             state.guarded = index + count;
+            self.guarded += count;
         }
+        let state = self.state(slab);
         state.handed_out += 1;
         state.busy += 1;
         let start = state.slab.slot_start(index);
@@ -428,6 +475,7 @@ impl Class {
             }
         };
         self.next_slots = (slots * 2).min(self.max_slots);
+        self.mapped += 1;
         let state = SlabState {
             slab,
             guarded: 0,
@@ -451,19 +499,10 @@ impl Class {
         Ok(id)
     }
 
-    /// Takes back a slot as warm; trims the oldest warm slots when there are too many.
-    #[inline]
-    fn release(&mut self, warm: Warm) {
-        self.warm.push(warm);
-        if self.warm.len() >= WARM_STACKS + TRIM_BATCH {
-            self.trim();
-        }
-    }
-
-    /// Trims the `TRIM_BATCH` oldest warm slots: parks them on their slabs, keeps or unmaps the
-    /// slabs that end up empty, and frees parked and lazily freed slots beyond their bounds.
-    #[cold]
-    fn trim(&mut self) {
+    /// Trims the `TRIM_BATCH` oldest warm slots: parks them on their slabs. With `keep`, that is
+    /// all (decay gives back the excess later). Without it, keeps or unmaps the slabs that end up
+    /// empty, and frees parked and lazily freed slots beyond their bounds.
+    fn trim(&mut self, keep: bool) {
         let mut batch = [Warm {
             start: 0,
             slab: 0,
@@ -479,7 +518,7 @@ impl Class {
             state.busy -= group.len();
             let (empty, slots) = (state.busy == 0 && !fresh, state.slab.slots());
             self.busy -= group.len();
-            if empty && self.spare + slots > SPARE_SLOTS {
+            if empty && !keep && self.spare + slots > SPARE_SLOTS {
                 // Its other slots are trimmed already: the whole slab goes back at once.
                 self.unmap(slab);
                 continue;
@@ -493,12 +532,19 @@ impl Class {
             state.parked += group.len();
             self.parked += group.len();
             if empty {
-                // A spare keeps its address space and guards for the next burst, not its memory.
                 self.spare += slots;
-                let (parked, lazy, _) = self.state(slab).free_tagged(PARKED | LAZY, Free::Eager);
-                self.parked -= parked;
-                self.lazy -= lazy;
+                if !keep {
+                    // A spare keeps its address space and guards for the next burst, not its
+                    // memory.
+                    let (parked, lazy, _) =
+                        self.state(slab).free_tagged(PARKED | LAZY, Free::Eager);
+                    self.parked -= parked;
+                    self.lazy -= lazy;
+                }
             }
+        }
+        if keep {
+            return;
         }
         let live = self.busy - self.warm.len();
         if self.parked > live.max(PARKED_STACKS) {
@@ -595,6 +641,10 @@ pub(super) struct Stats {
     pub(super) spare: usize,
     /// Empty slabs kept mapped.
     pub(super) spare_slabs: usize,
+    /// Slabs mapped since the class was created.
+    pub(super) mapped: usize,
+    /// Slots given a guard since the class was created.
+    pub(super) guarded: usize,
 }
 
 /// Statistics of this thread's size class of `usable`-byte stacks (all zero if it does not exist),
@@ -637,6 +687,8 @@ pub(super) fn stats(usable: usize) -> Stats {
         stats.lazy = lazy;
         stats.live = busy - class.warm.len();
         stats.spare = spare;
+        stats.mapped = class.mapped;
+        stats.guarded = class.guarded;
         stats
     })
 }
