@@ -17,7 +17,16 @@
 //!
 //! What is kept, and what goes back (all counts per size class). Beyond the warm list, the pool
 //! keeps at most about as many free stacks of each kind as there are live ones (hysteresis, so a
-//! pool that shrinks a little keeps its stacks), and a constant once few are live:
+//! pool that shrinks a little keeps its stacks), and a constant once few are live. *When* the
+//! rest goes back depends on whether the thread has a hub:
+//!
+//! - With a hub (every thread that spawns), what a burst leaves stays resident and guarded, and
+//!   [`decay`] gives the excess over these bounds back over the following seconds: a quarter of
+//!   it every quarter second, the slabs trimmed longest ago first, lazily freed one step and
+//!   unmapped a later one. A second burst soon after the first reuses its stacks with no fault and
+//!   no system call, where giving them back at once cost a fault and a guard per greenlet again.
+//! - Without one (greenlets switched to explicitly, nothing to drive a decay), the bounds apply
+//!   as a trim finds them exceeded, as follows.
 //!
 //! - At most [`WARM_STACKS`] + [`TRIM_BATCH`] warm stacks. Past that the [`TRIM_BATCH`] oldest are
 //!   trimmed: parked on their slabs' free lists, no system call.
@@ -37,8 +46,11 @@
 //!
 //! So a thread that once ran a million greenlets and now runs none keeps, per size class, at most
 //! `WARM_STACKS + TRIM_BATCH` warm and `PARKED_STACKS` parked stacks resident, `LAZY_STACKS`
-//! lazily freed ones, and `SPARE_SLOTS` slots of address space (page tables and guards). Counts are
-//! of stacks: each holds the pages it touched, one for a shallow greenlet, up to its size.
+//! lazily freed ones, and `SPARE_SLOTS` slots of address space (page tables and guards): at once
+//! without a hub, after the decay (a few seconds: 13 steps for 20,000 stacks) with one. Counts
+//! are of stacks: each holds the pages it touched, one for a shallow greenlet, up to its size. A
+//! thread that leaves its hub right after a burst and then neither spawns nor blocks on the hub
+//! holds the burst's stacks until it does, or until it exits (which gives everything back).
 
 use std::cell::RefCell;
 use std::io;
