@@ -560,18 +560,17 @@ impl Class {
         }
         let live = self.busy - self.warm.len();
         if self.parked > live.max(PARKED_STACKS) {
-            self.free_parked(live);
+            self.free_parked(live.max(PARKED_STACKS) / 2, live.max(LAZY_STACKS));
         }
         if self.lazy > live.max(LAZY_STACKS) {
-            self.bound_lazy(live);
+            self.free_lazy(live.max(LAZY_STACKS), false);
         }
     }
 
-    /// Frees the parked slots of the slabs trimmed longest ago until at most half of what `live`
-    /// live stacks allow are left: lazily while the lazily freed ones stay within their bound,
-    /// else eagerly.
-    fn free_parked(&mut self, live: usize) {
-        let (keep, lazy_limit) = (live.max(PARKED_STACKS) / 2, live.max(LAZY_STACKS));
+    /// Frees the parked slots of the slabs trimmed longest ago, a whole slab's at a time, until at
+    /// most `keep` are left: lazily while the lazily freed ones stay within `lazy_limit`, else
+    /// eagerly.
+    fn free_parked(&mut self, keep: usize, lazy_limit: usize) {
         let mut next = 0;
         while self.parked > keep && next < self.partial.len() {
             let slab = self.partial[next];
@@ -594,14 +593,17 @@ impl Class {
         }
     }
 
-    /// Frees eagerly the lazily freed slots beyond what `live` live stacks allow, the slabs
-    /// trimmed longest ago first, a whole slab's at a time.
-    fn bound_lazy(&mut self, live: usize) {
-        let limit = live.max(LAZY_STACKS);
+    /// Frees eagerly the lazily freed slots of the slabs trimmed longest ago, a whole slab's at a
+    /// time, until at most `keep` are left; with `skip_spares`, not those of spare slabs (which
+    /// are to be unmapped instead).
+    fn free_lazy(&mut self, keep: usize, skip_spares: bool) {
         let mut next = 0;
-        while self.lazy > limit && next < self.partial.len() {
+        while self.lazy > keep && next < self.partial.len() {
             let slab = self.partial[next];
             next += 1;
+            if skip_spares && self.is_spare(slab) {
+                continue;
+            }
             let state = self.state(slab);
             if state.lazy > 0 {
                 let (_, lazy, _) = state.free_tagged(LAZY, Free::Eager);

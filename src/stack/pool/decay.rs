@@ -23,7 +23,6 @@
 
 use std::time::{Duration, Instant};
 
-use super::super::advice::Free;
 use super::{Class, LAZY_STACKS, PARKED_STACKS, POOL, Pool, SPARE_SLOTS, SlabState, TRIM_BATCH};
 
 /// Time between two decay steps while a pool holds more than its idle bounds.
@@ -166,43 +165,21 @@ impl Class {
         }
         let bound = live.max(LAZY_STACKS);
         if self.lazy > bound {
-            let target = self.lazy - share(self.lazy - bound);
-            let mut next = 0;
-            while self.lazy > target && next < self.partial.len() {
-                let slab = self.partial[next];
-                next += 1;
-                if self.spare > SPARE_SLOTS && self.is_spare(slab) {
-                    continue;
-                }
-                let state = self.state(slab);
-                if state.lazy > 0 {
-                    let (_, lazy, _) = state.free_tagged(super::LAZY, Free::Eager);
-                    self.lazy -= lazy;
-                }
-            }
+            // Spare slabs beyond the bound are unmapped rather than freed twice.
+            self.free_lazy(
+                self.lazy - share(self.lazy - bound),
+                self.spare > SPARE_SLOTS,
+            );
         }
         let bound = live.max(PARKED_STACKS);
         if self.parked > bound {
-            let target = self.parked - share(self.parked - bound);
-            let mut next = 0;
-            while self.parked > target && next < self.partial.len() {
-                let slab = self.partial[next];
-                next += 1;
-                let state = self.state(slab);
-                if state.parked > 0 {
-                    let (parked, _, done) = state.free_tagged(super::PARKED, Free::Lazy);
-                    self.parked -= parked;
-                    if done == Free::Lazy {
-                        self.lazy += parked;
-                    }
-                }
-            }
+            self.free_parked(self.parked - share(self.parked - bound), usize::MAX);
         }
         self.excess()
     }
 
     /// Whether slab `slab` is a spare: mapped, empty, and not the fresh slab.
-    fn is_spare(&self, slab: u32) -> bool {
+    pub(super) fn is_spare(&self, slab: u32) -> bool {
         self.fresh != Some(slab)
             && self.slabs[slab as usize]
                 .as_ref()
