@@ -65,6 +65,13 @@ pub fn spawn(n: u64) -> f64 {
     dt.as_secs_f64() * 1e6 / n as f64
 }
 
+/// [`spawn`] twice in this process: µs per greenlet of the second round, which finds the stacks
+/// the first one left (the pool keeps a burst's stacks and gives them back over seconds).
+pub fn spawn_warm(n: u64) -> f64 {
+    spawn(n);
+    spawn(n)
+}
+
 /// Ping-pong between main and an echo greenlet over two `sync::channel`s (unbounded, like may's
 /// mpsc): ns per message.
 pub fn channel(n: u64) -> f64 {
@@ -187,6 +194,7 @@ mod tests {
     fn hub_workloads_give_times() {
         assert!(super::yield_now(100) > 0.0);
         assert!(super::spawn(100) > 0.0);
+        assert!(super::spawn_warm(100) > 0.0);
         assert!(super::channel(100) > 0.0);
     }
 

@@ -50,7 +50,8 @@ calls) in one run.
 
 WORKLOADS (default: all)
   switch    explicit switch between two coroutines; yield through the scheduler
-  spawn     spawn + join 100,000 that each yield once (OS threads: 10,000)
+  spawn     spawn + join 100,000 that each yield once (OS threads: 10,000); again as the
+            second round in one process
   channel   ping-pong over a channel between two coroutines
   os        a child's output (`true`, 1,000 in a row) and reading a 256 MiB file (cached
             and evicted), greenlet::process / greenlet::fs against std's blocking calls

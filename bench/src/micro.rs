@@ -64,6 +64,18 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        workload: "spawn",
+        micro: Micro::SpawnWarm,
+        title: "spawn + join, one yield each, second round in one process (first round untimed)",
+        unit: "µs each",
+        higher_is_better: false,
+        runtimes: &[
+            (Runtime::Greenlet, 100_000),
+            (Runtime::May, 100_000),
+            (Runtime::Tokio, 100_000),
+        ],
+    },
+    Case {
         workload: "channel",
         micro: Micro::Channel,
         title: "channel: ping-pong between two coroutines",
@@ -218,7 +230,8 @@ fn measure(micro: Micro, runtime: Runtime, n: u64, timeout: Duration) -> Result<
 pub fn child_main(args: &[String]) -> Result<(), String> {
     let [micro, runtime, n] = args else {
         return Err(
-            "usage: __micro <switch|yield|spawn|channel|xchannel|xspawn|process|file-chunks|\
+            "usage: __micro <switch|yield|spawn|spawn-warm|channel|xchannel|xspawn|process|\
+             file-chunks|\
              file-cold|file-whole> <runtime> <n>"
                 .into(),
         );

@@ -253,6 +253,8 @@ fn create_hub() -> *const Hub {
     switch::current_ptr();
     let p = Box::into_raw(Box::new(Hub::new()));
     HUB_PTR.set(p);
+    // The hub's idle turns give back what bursts of greenlets leave in the stack pool.
+    crate::stack::set_stack_decay_driven(true);
     p
 }
 
@@ -292,6 +294,7 @@ pub(crate) fn drain() -> bool {
 pub(crate) fn free() {
     let p = HUB_PTR.replace(std::ptr::null());
     if !p.is_null() {
+        crate::stack::set_stack_decay_driven(false);
         // SAFETY: `p` came from `Box::into_raw` in `create_hub` and is freed once: the pointer
         // was cleared above.
         let hub = unsafe { Box::from_raw(p.cast_mut()) };
@@ -469,7 +472,20 @@ impl Hub {
                 }
                 return Ok(());
             }
+            // The stack pool's decay (see `crate::stack`) does not keep the hub alive, but it
+            // bounds its sleep; nothing is read when no decay step is scheduled.
+            let decay = crate::stack::next_stack_decay();
+            let timeout = match decay {
+                Some(due) => {
+                    let left = due.saturating_duration_since(Instant::now());
+                    Some(timeout.map_or(left, |t| t.min(left)))
+                }
+                None => timeout,
+            };
             self.poll(timeout);
+            if decay.is_some() {
+                crate::stack::decay_stacks_if_due();
+            }
             self.fire_timers();
         } else if self.resumes_since_poll.get() >= RESUMES_PER_POLL
             && (self.io.has_waiters() || self.remote.is_live())

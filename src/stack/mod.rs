@@ -12,8 +12,10 @@
 //!   mappings is reported with an error that says which limit was hit and how to raise it);
 //!   trimmed stacks freed lazily (`MADV_FREE`) or at once (`MADV_DONTNEED`).
 //! - [`pool`]: each thread keeps its stacks in a pool of size classes; freed stacks are reused
-//!   warm (LIFO), then lazily freed ones, then fresh slots; what it keeps is bounded, and empty
-//!   slabs beyond a few spares are unmapped.
+//!   warm (LIFO), then trimmed ones, then fresh slots; what it keeps is bounded, and empty slabs
+//!   beyond a few spares are unmapped. On a thread with a hub, what a burst leaves beyond the
+//!   bounds stays resident and guarded and is given back over seconds (time decay, stepped by
+//!   the hub's idle turns), so the next burst reuses warm stacks.
 //! - [`overflow`]: a `SIGSEGV` handler recognises a fault in a guard page and aborts with one
 //!   line naming the greenlet and its stack size, instead of a bare segmentation fault.
 //! - [`registry`]: the process-wide, lock-free list of slabs the handler consults.
@@ -37,6 +39,10 @@ use corosensei::stack::{MIN_STACK_SIZE, Stack, StackPointer};
 
 pub(crate) use overflow::install_overflow_handler;
 pub(crate) use pool::touch as touch_pool;
+pub(crate) use pool::{
+    decay_if_due as decay_stacks_if_due, next_decay as next_stack_decay,
+    set_decay_driven as set_stack_decay_driven,
+};
 
 /// Default usable stack size of a greenlet, in bytes.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;

@@ -17,7 +17,16 @@
 //!
 //! What is kept, and what goes back (all counts per size class). Beyond the warm list, the pool
 //! keeps at most about as many free stacks of each kind as there are live ones (hysteresis, so a
-//! pool that shrinks a little keeps its stacks), and a constant once few are live:
+//! pool that shrinks a little keeps its stacks), and a constant once few are live. *When* the
+//! rest goes back depends on whether the thread has a hub:
+//!
+//! - With a hub (every thread that spawns), what a burst leaves stays resident and guarded, and
+//!   [`decay`] gives the excess over these bounds back over the following seconds: a quarter of
+//!   it every quarter second, the slabs trimmed longest ago first, lazily freed one step and
+//!   unmapped a later one. A second burst soon after the first reuses its stacks with no fault and
+//!   no system call, where giving them back at once cost a fault and a guard per greenlet again.
+//! - Without one (greenlets switched to explicitly, nothing to drive a decay), the bounds apply
+//!   as a trim finds them exceeded, as follows.
 //!
 //! - At most [`WARM_STACKS`] + [`TRIM_BATCH`] warm stacks. Past that the [`TRIM_BATCH`] oldest are
 //!   trimmed: parked on their slabs' free lists, no system call.
@@ -37,14 +46,23 @@
 //!
 //! So a thread that once ran a million greenlets and now runs none keeps, per size class, at most
 //! `WARM_STACKS + TRIM_BATCH` warm and `PARKED_STACKS` parked stacks resident, `LAZY_STACKS`
-//! lazily freed ones, and `SPARE_SLOTS` slots of address space (page tables and guards). Counts are
-//! of stacks: each holds the pages it touched, one for a shallow greenlet, up to its size.
+//! lazily freed ones, and `SPARE_SLOTS` slots of address space (page tables and guards): at once
+//! without a hub, after the decay (a few seconds: 13 steps for 20,000 stacks) with one. Counts
+//! are of stacks: each holds the pages it touched, one for a shallow greenlet, up to its size. A
+//! thread that leaves its hub right after a burst and then neither spawns nor blocks on the hub
+//! holds the burst's stacks until it does, or until it exits (which gives everything back).
 
 use std::cell::RefCell;
 use std::io;
 
+#[cfg(test)]
+pub(super) use decay::{DECAY_PERIOD, set_test_clock};
+pub(crate) use decay::{decay_if_due, next_decay, set_decay_driven};
+
 use super::advice::{self, Free};
 use super::slab::{self, Slab};
+
+mod decay;
 
 /// Warm (resident) free stacks kept per size class after a trim.
 pub(super) const WARM_STACKS: usize = 256;
@@ -85,7 +103,12 @@ const INDEX: u32 = LAZY - 1;
 
 thread_local! {
     /// This thread's pool.
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { classes: Vec::new() }) };
+    static POOL: RefCell<Pool> = const {
+        RefCell::new(Pool {
+            classes: Vec::new(),
+            decay: decay::Decay::new(),
+        })
+    };
 }
 
 /// Where a handed-out stack lives: size class, slab and slot within the slab.
@@ -131,11 +154,14 @@ pub(super) unsafe fn release(slot: Slot, start: usize, slot_size: usize) {
     let released = POOL
         .try_with(|pool| match pool.try_borrow_mut() {
             Ok(mut pool) => {
-                pool.classes[slot.class as usize].release(Warm {
-                    start,
-                    slab: slot.slab,
-                    index: slot.index,
-                });
+                pool.release(
+                    slot.class as usize,
+                    Warm {
+                        start,
+                        slab: slot.slab,
+                        index: slot.index,
+                    },
+                );
                 true
             }
             Err(_) => false,
@@ -159,6 +185,8 @@ pub(super) unsafe fn release(slot: Slot, start: usize, slot_size: usize) {
 struct Pool {
     /// Size classes, in order of first use; indices are stable.
     classes: Vec<Class>,
+    /// Who gives back what a burst left, and when the next step is due.
+    decay: decay::Decay,
 }
 
 impl Pool {
@@ -180,6 +208,29 @@ impl Pool {
             },
             warm.start,
         ))
+    }
+
+    /// Takes back a slot of class `class` as warm; trims the oldest warm slots when there are too
+    /// many.
+    #[inline]
+    fn release(&mut self, class: usize, warm: Warm) {
+        let list = &mut self.classes[class].warm;
+        list.push(warm);
+        if list.len() >= WARM_STACKS + TRIM_BATCH {
+            self.trim(class);
+        }
+    }
+
+    /// Trims class `class`. With decay driven (by the hub), what the trim leaves beyond the idle
+    /// bounds stays resident and guarded, and is given back by later decay steps; otherwise the
+    /// bounds apply at once.
+    #[cold]
+    fn trim(&mut self, class: usize) {
+        let keep = self.decay.driven();
+        self.classes[class].trim(keep);
+        if keep {
+            self.after_trim();
+        }
     }
 }
 
@@ -322,6 +373,10 @@ struct Class {
     lazy: usize,
     /// Slots of the empty slabs kept mapped (`busy == 0`, not `fresh`).
     spare: usize,
+    /// Slabs mapped since the class was created (a figure for tests and reports).
+    mapped: usize,
+    /// Slots given a guard since the class was created (a figure for tests and reports).
+    guarded: usize,
 }
 
 impl Class {
@@ -343,6 +398,8 @@ impl Class {
             parked: 0,
             lazy: 0,
             spare: 0,
+            mapped: 0,
+            guarded: 0,
         }
     }
 
@@ -402,7 +459,9 @@ impl Class {
             // them.
             unsafe { state.slab.install_guards(index, count)? };
             state.guarded = index + count;
+            self.guarded += count;
         }
+        let state = self.state(slab);
         state.handed_out += 1;
         state.busy += 1;
         let start = state.slab.slot_start(index);
@@ -428,6 +487,7 @@ impl Class {
             }
         };
         self.next_slots = (slots * 2).min(self.max_slots);
+        self.mapped += 1;
         let state = SlabState {
             slab,
             guarded: 0,
@@ -451,19 +511,10 @@ impl Class {
         Ok(id)
     }
 
-    /// Takes back a slot as warm; trims the oldest warm slots when there are too many.
-    #[inline]
-    fn release(&mut self, warm: Warm) {
-        self.warm.push(warm);
-        if self.warm.len() >= WARM_STACKS + TRIM_BATCH {
-            self.trim();
-        }
-    }
-
-    /// Trims the `TRIM_BATCH` oldest warm slots: parks them on their slabs, keeps or unmaps the
-    /// slabs that end up empty, and frees parked and lazily freed slots beyond their bounds.
-    #[cold]
-    fn trim(&mut self) {
+    /// Trims the `TRIM_BATCH` oldest warm slots: parks them on their slabs. With `keep`, that is
+    /// all (decay gives back the excess later). Without it, keeps or unmaps the slabs that end up
+    /// empty, and frees parked and lazily freed slots beyond their bounds.
+    fn trim(&mut self, keep: bool) {
         let mut batch = [Warm {
             start: 0,
             slab: 0,
@@ -479,7 +530,7 @@ impl Class {
             state.busy -= group.len();
             let (empty, slots) = (state.busy == 0 && !fresh, state.slab.slots());
             self.busy -= group.len();
-            if empty && self.spare + slots > SPARE_SLOTS {
+            if empty && !keep && self.spare + slots > SPARE_SLOTS {
                 // Its other slots are trimmed already: the whole slab goes back at once.
                 self.unmap(slab);
                 continue;
@@ -493,27 +544,33 @@ impl Class {
             state.parked += group.len();
             self.parked += group.len();
             if empty {
-                // A spare keeps its address space and guards for the next burst, not its memory.
                 self.spare += slots;
-                let (parked, lazy, _) = self.state(slab).free_tagged(PARKED | LAZY, Free::Eager);
-                self.parked -= parked;
-                self.lazy -= lazy;
+                if !keep {
+                    // A spare keeps its address space and guards for the next burst, not its
+                    // memory.
+                    let (parked, lazy, _) =
+                        self.state(slab).free_tagged(PARKED | LAZY, Free::Eager);
+                    self.parked -= parked;
+                    self.lazy -= lazy;
+                }
             }
+        }
+        if keep {
+            return;
         }
         let live = self.busy - self.warm.len();
         if self.parked > live.max(PARKED_STACKS) {
-            self.free_parked(live);
+            self.free_parked(live.max(PARKED_STACKS) / 2, live.max(LAZY_STACKS));
         }
         if self.lazy > live.max(LAZY_STACKS) {
-            self.bound_lazy(live);
+            self.free_lazy(live.max(LAZY_STACKS), false);
         }
     }
 
-    /// Frees the parked slots of the slabs trimmed longest ago until at most half of what `live`
-    /// live stacks allow are left: lazily while the lazily freed ones stay within their bound,
-    /// else eagerly.
-    fn free_parked(&mut self, live: usize) {
-        let (keep, lazy_limit) = (live.max(PARKED_STACKS) / 2, live.max(LAZY_STACKS));
+    /// Frees the parked slots of the slabs trimmed longest ago, a whole slab's at a time, until at
+    /// most `keep` are left: lazily while the lazily freed ones stay within `lazy_limit`, else
+    /// eagerly.
+    fn free_parked(&mut self, keep: usize, lazy_limit: usize) {
         let mut next = 0;
         while self.parked > keep && next < self.partial.len() {
             let slab = self.partial[next];
@@ -536,14 +593,17 @@ impl Class {
         }
     }
 
-    /// Frees eagerly the lazily freed slots beyond what `live` live stacks allow, the slabs
-    /// trimmed longest ago first, a whole slab's at a time.
-    fn bound_lazy(&mut self, live: usize) {
-        let limit = live.max(LAZY_STACKS);
+    /// Frees eagerly the lazily freed slots of the slabs trimmed longest ago, a whole slab's at a
+    /// time, until at most `keep` are left; with `skip_spares`, not those of spare slabs (which
+    /// are to be unmapped instead).
+    fn free_lazy(&mut self, keep: usize, skip_spares: bool) {
         let mut next = 0;
-        while self.lazy > limit && next < self.partial.len() {
+        while self.lazy > keep && next < self.partial.len() {
             let slab = self.partial[next];
             next += 1;
+            if skip_spares && self.is_spare(slab) {
+                continue;
+            }
             let state = self.state(slab);
             if state.lazy > 0 {
                 let (_, lazy, _) = state.free_tagged(LAZY, Free::Eager);
@@ -595,6 +655,10 @@ pub(super) struct Stats {
     pub(super) spare: usize,
     /// Empty slabs kept mapped.
     pub(super) spare_slabs: usize,
+    /// Slabs mapped since the class was created.
+    pub(super) mapped: usize,
+    /// Slots given a guard since the class was created.
+    pub(super) guarded: usize,
 }
 
 /// Statistics of this thread's size class of `usable`-byte stacks (all zero if it does not exist),
@@ -637,6 +701,8 @@ pub(super) fn stats(usable: usize) -> Stats {
         stats.lazy = lazy;
         stats.live = busy - class.warm.len();
         stats.spare = spare;
+        stats.mapped = class.mapped;
+        stats.guarded = class.guarded;
         stats
     })
 }

@@ -144,7 +144,7 @@ pub fn greenlet_xspawn(n: u64) -> f64 {
 
 /// The same with tasks on a two-worker tokio runtime.
 pub fn tokio_xspawn(n: u64) -> f64 {
-    super::tokio::spawn_on(tokio_mt(), n)
+    super::tokio::spawn_on(&tokio_mt(), n)
 }
 
 /// The same with may coroutines on two workers.

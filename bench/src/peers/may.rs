@@ -70,6 +70,12 @@ pub fn spawn(n: u64) -> f64 {
     dt.as_secs_f64() * 1e6 / n as f64
 }
 
+/// [`spawn`] twice in this process: µs per coroutine of the second round.
+pub fn spawn_warm(n: u64) -> f64 {
+    spawn(n);
+    spawn(n)
+}
+
 /// Ping-pong between two coroutines over may's mpsc channels: ns per message.
 pub fn channel(n: u64) -> f64 {
     let (to_echo, echo_rx) = may::sync::mpsc::channel::<u64>();
@@ -177,7 +183,12 @@ mod tests {
     #[test]
     fn micro_workloads_give_times() {
         super::configure();
-        for f in [super::yield_now, super::spawn, super::channel] {
+        for f in [
+            super::yield_now,
+            super::spawn,
+            super::spawn_warm,
+            super::channel,
+        ] {
             let v = f(100);
             assert!(v.is_finite() && v > 0.0);
         }

@@ -104,6 +104,9 @@ pub enum Micro {
     Yield,
     /// Spawn n that each yield once, join all: µs per spawn+join.
     Spawn,
+    /// [`Micro::Spawn`] twice in one process, on one runtime: µs per spawn+join of the second
+    /// round, which finds what the first one left (warm stacks, allocator caches).
+    SpawnWarm,
     /// Ping-pong over a channel: ns per message (one switch each way).
     Channel,
     /// Ping-pong over a channel between two threads (two hubs, two workers): ns per message.
@@ -123,10 +126,11 @@ pub enum Micro {
 
 impl Micro {
     /// Every micro workload.
-    pub const ALL: [Micro; 10] = [
+    pub const ALL: [Micro; 11] = [
         Micro::Switch,
         Micro::Yield,
         Micro::Spawn,
+        Micro::SpawnWarm,
         Micro::Channel,
         Micro::XChannel,
         Micro::XSpawn,
@@ -142,6 +146,7 @@ impl Micro {
             Micro::Switch => "switch",
             Micro::Yield => "yield",
             Micro::Spawn => "spawn",
+            Micro::SpawnWarm => "spawn-warm",
             Micro::Channel => "channel",
             Micro::XChannel => "xchannel",
             Micro::XSpawn => "xspawn",
@@ -164,13 +169,16 @@ pub fn run_micro(micro: Micro, runtime: Runtime, n: u64) -> Result<f64, String> 
         (Micro::Switch, Runtime::Greenlet) => crate::greenlet_work::switch,
         (Micro::Yield, Runtime::Greenlet) => crate::greenlet_work::yield_now,
         (Micro::Spawn, Runtime::Greenlet) => crate::greenlet_work::spawn,
+        (Micro::SpawnWarm, Runtime::Greenlet) => crate::greenlet_work::spawn_warm,
         (Micro::Channel, Runtime::Greenlet) => crate::greenlet_work::channel,
         (Micro::Switch, Runtime::Corosensei) => corosensei::switch,
         (Micro::Yield, Runtime::May) => may::yield_now,
         (Micro::Spawn, Runtime::May) => may::spawn,
+        (Micro::SpawnWarm, Runtime::May) => may::spawn_warm,
         (Micro::Channel, Runtime::May) => may::channel,
         (Micro::Yield, Runtime::Tokio) => tokio::yield_now,
         (Micro::Spawn, Runtime::Tokio) => tokio::spawn,
+        (Micro::SpawnWarm, Runtime::Tokio) => tokio::spawn_warm,
         (Micro::Channel, Runtime::Tokio) => tokio::channel,
         (Micro::Spawn, Runtime::Threads) => threads::spawn,
         (Micro::XChannel, Runtime::Greenlet) => cores::greenlet_xchannel,

@@ -40,11 +40,18 @@ pub fn yield_now(n: u64) -> f64 {
 
 /// Spawns `n` tasks that each yield once, joins them all: µs per task.
 pub fn spawn(n: u64) -> f64 {
-    spawn_on(runtime(), n)
+    spawn_on(&runtime(), n)
+}
+
+/// [`spawn`] twice on one runtime: µs per task of the second round.
+pub fn spawn_warm(n: u64) -> f64 {
+    let rt = runtime();
+    spawn_on(&rt, n);
+    spawn_on(&rt, n)
 }
 
 /// [`spawn`] on the runtime given (the two-core rows use a multi-thread one).
-pub fn spawn_on(rt: Runtime, n: u64) -> f64 {
+pub fn spawn_on(rt: &Runtime, n: u64) -> f64 {
     rt.block_on(async move {
         let start = Instant::now();
         let all: Vec<_> = (0..n)
@@ -172,7 +179,12 @@ mod tests {
 
     #[test]
     fn micro_workloads_give_times() {
-        for f in [super::yield_now, super::spawn, super::channel] {
+        for f in [
+            super::yield_now,
+            super::spawn,
+            super::spawn_warm,
+            super::channel,
+        ] {
             let v = f(100);
             assert!(v.is_finite() && v > 0.0);
         }

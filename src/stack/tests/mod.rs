@@ -16,6 +16,7 @@ use corosensei::{Coroutine, CoroutineResult};
 use super::pool;
 use super::{DEFAULT_STACK_SIZE, PooledStack, acquire, advice, install_overflow_handler, slab};
 
+mod decay;
 mod pool_bounds;
 mod report;
 

@@ -23,20 +23,20 @@ fn child(name: &str, env: &[(&str, &str)]) -> std::process::Output {
 }
 
 /// Takes `n` stacks of the default size.
-fn take(n: usize) -> Vec<PooledStack> {
+pub(super) fn take(n: usize) -> Vec<PooledStack> {
     (0..n)
         .map(|_| acquire(DEFAULT_STACK_SIZE).unwrap())
         .collect()
 }
 
 /// Writes the top word of `stack`, the page a coroutine touches first.
-fn touch_top(stack: &PooledStack) {
+pub(super) fn touch_top(stack: &PooledStack) {
     // SAFETY: the top word of the usable part of a stack we own and no coroutine uses.
     unsafe { std::ptr::write_volatile((stack.base().get() - 8) as *mut u64, 1) };
 }
 
 /// Resident bytes of this process (`/proc/self/statm`).
-fn rss() -> usize {
+pub(super) fn rss() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
     let pages: usize = statm
         .split_whitespace()
