@@ -23,9 +23,15 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// How long one spin lasts at most: about what a sleep and a wake-up in the kernel cost the
-/// two threads in CPU on the machines measured (see the bench's two-thread rows).
-pub(crate) const SPIN_FOR: Duration = Duration::from_micros(8);
+/// How long one spin lasts at most: longer than a sleep and a wake-up through the kernel take on
+/// the virtual machines measured, so that the wake-up of a peer that had just gone to sleep is
+/// still caught. On the first host measured that round trip took a few µs and 8 µs sufficed; on
+/// a later one (std's `mpsc` took 24 µs a message between two threads there) a two-hub
+/// ping-pong spinning at most 8 µs missed nearly every wake-up: 8.9–13.8 µs a message against
+/// 0.26–0.34 µs spinning 15 µs and 0.28–0.59 µs spinning 30 µs (`bench __micro xchannel`,
+/// interleaved runs). 30 µs leaves a margin over that host's latency; a spin that fails still
+/// costs at most one `SPIN_FOR` per 64 waits (see the module docs).
+pub(crate) const SPIN_FOR: Duration = Duration::from_micros(30);
 
 /// A wait that ended with a wake-up from another thread within this time makes the next one
 /// spin.
