@@ -830,10 +830,11 @@ pub(crate) fn destroy(g: &Greenlet) {
 }
 
 /// Process exit: ends a suspended greenlet without running it. Its stack, and what lives on it,
-/// is leaked, not unwound, as std leaves other threads' stacks at process exit: unwinding costs
-/// about 15 µs a greenlet (a million parked greenlets took 15 s to exit), for destructors whose
-/// effects the exiting process could not keep anyway. Unstarted and running greenlets are left
-/// to [`destroy`] (the first unwinds nothing, the second is never touched).
+/// is leaked, not unwound, as std leaves other threads' stacks at process exit: unwinding cost
+/// 4–15 µs a greenlet depending on the host (ARCHITECTURE.md, "Thread exit", says how it was
+/// measured), for destructors whose effects the exiting process could not keep anyway.
+/// Unstarted and running greenlets are left to [`destroy`] (the first unwinds nothing, the
+/// second is never touched).
 pub(crate) fn abandon(g: &Greenlet) {
     let inner = g.inner();
     if is_running(inner) || inner.state.get() != State::Started {
