@@ -364,14 +364,13 @@ impl Hub {
     fn next(&self) -> Greenlet {
         if self.batch_left.get() > 0 && self.doomed.borrow().is_empty() {
             let entry = self.ready.borrow_mut().pop_front();
-            if let Some((g, _)) = &entry
-                && !g.is_dead()
-                && let Some((g, msg)) = entry
-            {
-                self.batch_left.set(self.batch_left.get() - 1);
-                return self.resuming(g, msg);
-            }
-            return self.next_slow(entry);
+            return match entry {
+                Some((g, msg)) if !g.is_dead() => {
+                    self.batch_left.set(self.batch_left.get() - 1);
+                    self.resuming(g, msg)
+                }
+                popped => self.next_slow(popped),
+            };
         }
         self.next_slow(None)
     }
