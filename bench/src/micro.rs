@@ -231,8 +231,7 @@ pub fn child_main(args: &[String]) -> Result<(), String> {
     let [micro, runtime, n] = args else {
         return Err(
             "usage: __micro <switch|yield|spawn|spawn-warm|channel|xchannel|xspawn|process|\
-             file-chunks|\
-             file-cold|file-whole> <runtime> <n>"
+             file-chunks|file-cold|file-whole> <runtime> <n>"
                 .into(),
         );
     };
