@@ -6,6 +6,8 @@
 # are n), so that start-up and tear-down drop out. These are the counts the README's
 # Performance section quotes (switch, yield, channel, spawn against their peers).
 # Usage: scripts/callgrind.sh [case...] (default: switch yield channel spawn). Needs valgrind.
+# KEEP=1 keeps the callgrind files (target/callgrind/<case>-<runtime>-<n>.out), for a breakdown
+# per function: `callgrind_annotate --inclusive=no` on the 2n file, minus the n file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
@@ -20,9 +22,14 @@ declare -A RUNS=(
   [spawn]="greenlet:10000 tokio:10000"
 )
 
+OUT=target/callgrind
+[ -n "${KEEP:-}" ] && mkdir -p "$OUT"
+
 # Total instructions of one child run.
 instructions() {
-  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BENCH" __micro "$1" "$2" "$3" 2>&1 >/dev/null |
+  local file=/dev/null
+  [ -n "${KEEP:-}" ] && file="$OUT/$1-$2-$3.out"
+  valgrind --tool=callgrind --callgrind-out-file="$file" "$BENCH" __micro "$1" "$2" "$3" 2>&1 >/dev/null |
     awk '/Collected :/ {print $NF}' | tail -1
 }
 
