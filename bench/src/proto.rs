@@ -183,15 +183,28 @@ pub mod testing {
     use std::time::{Duration, Instant};
 
     /// Runs `serve` on a free port in a background thread; returns the port once it accepts.
+    /// A server whose bind fails (another socket took the port between `free_port` and the
+    /// bind) is started again on another port.
     pub fn start(serve: fn(u16) -> Result<(), String>) -> u16 {
-        let port = crate::sys::free_port().expect("free port");
-        std::thread::spawn(move || serve(port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not listen");
-            std::thread::sleep(Duration::from_millis(10));
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let port = crate::sys::free_port().expect("free port");
+            let server = std::thread::spawn(move || serve(port));
+            let addr = (std::net::Ipv4Addr::LOCALHOST, port).into();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if crate::sys::accepts(addr, Duration::from_secs(1)) {
+                    return port;
+                }
+                if server.is_finished() {
+                    failures.push(format!("port {port}: {:?}", server.join()));
+                    break;
+                }
+                assert!(Instant::now() < deadline, "server did not listen");
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
-        port
+        panic!("the server did not start: {failures:?}");
     }
 
     /// Sends `request` and reads until `want` bytes came back.

@@ -3,7 +3,7 @@
 //! a deadline.
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -22,9 +22,30 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.
+///
+/// The port is found by binding a socket that never listens: a process forked by another
+/// thread in the meantime holds a copy of the socket until its `exec`, and a listening copy
+/// there would take connections meant for the server (which then fails to bind), and reset them
+/// when the `exec` closes it. The bench's own tests saw exactly that while the `os` workload's
+/// test spawned children.
 pub fn free_port() -> std::io::Result<u16> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(l.local_addr()?.port())
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+    s.local_addr()?
+        .as_socket()
+        .map(|a| a.port())
+        .ok_or_else(|| std::io::Error::other("not an IP socket"))
+}
+
+/// Whether a server accepts connections on `addr` (a loopback address). A connection that
+/// reached itself does not count: a connect to a loopback port nobody listens on can, rarely,
+/// be given that very port as its source and connect to itself (TCP's simultaneous open).
+pub fn accepts(addr: SocketAddr, timeout: Duration) -> bool {
+    match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => s.local_addr().ok() != Some(addr),
+        Err(_) => false,
+    }
 }
 
 /// Waits until something accepts connections on 127.0.0.1:`port`, or `child` exits, or
@@ -36,7 +57,7 @@ pub fn wait_listening(child: &mut Child, port: u16, timeout: Duration) -> Result
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("server exited before listening ({status})"));
         }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+        if accepts(addr, Duration::from_millis(100)) {
             // Let the server finish accepting (and dropping) the probe before the clock starts.
             std::thread::sleep(Duration::from_millis(100));
             return Ok(());
