@@ -4,7 +4,7 @@
 //! keep a connection's memory small whatever its transaction holds.
 
 use std::io::{BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,26 +124,52 @@ struct RealRedis {
 }
 
 impl RealRedis {
+    /// Starts redis-server on a free port and waits until it accepts connections; tries another
+    /// port if it exits first (its bind failed).
     fn start() -> RealRedis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let give_up = Instant::now() + T;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < give_up, "redis-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
+        let mut exits = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server");
+            let give_up = Instant::now() + T;
+            loop {
+                if accepts(port) {
+                    return RealRedis { child, port };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    exits.push(format!("port {port}: {status}"));
+                    break;
+                }
+                assert!(Instant::now() < give_up, "redis-server did not listen");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        RealRedis { child, port }
+        panic!("redis-server did not start: {exits:?}");
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing uses right now, found by binding a socket that never
+/// listens: a listening one would be copied into any child another test forks meanwhile and
+/// take connections there until that child's `exec`, then reset them.
+fn free_port() -> u16 {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    s.local_addr().unwrap().as_socket().unwrap().port()
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port`; a connection that reached itself
+/// (a connect to a port nobody listens on can, rarely, be given that port as its source) does
+/// not count.
+fn accepts(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect(addr).is_ok_and(|s| s.local_addr().ok() != Some(addr))
 }
 
 impl Drop for RealRedis {
