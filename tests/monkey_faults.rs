@@ -97,13 +97,18 @@ fn shutdown_wakes_a_parked_reader_with_end_of_file() {
 #[test]
 fn connect_refused_is_reported() {
     patch();
-    // A port nobody listens on: bind, note it, close.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let err = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+    // A port nobody listens on: held by a bound socket that never listens (a listening one,
+    // even closed at once, could live on in a child another test forks meanwhile).
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    held.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    let addr = held.local_addr().unwrap().as_socket().unwrap();
+    let err = TcpStream::connect(addr).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
 }
 
