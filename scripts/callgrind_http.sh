@@ -15,7 +15,10 @@
 #
 # Usage: scripts/callgrind_http.sh [server...]; N (default 20000) and CONNS (default 100) from
 # the environment. KEEP=1 keeps the callgrind files (target/callgrind-http/<server>-<n>.out)
-# for callgrind_annotate. Needs valgrind.
+# for callgrind_annotate. CACHE=1 also simulates the caches (a 32 KiB L1 data cache and, as
+# callgrind's last level, a 1 MiB L2, this machine's per core) and prints the data-cache lines
+# each request misses in both: the cost that grows with the number of connections (CONNS=2000
+# is wrk's -c2000), which instruction counts do not show. Needs valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
@@ -28,7 +31,11 @@ N=${N:-20000}
 CONNS=${CONNS:-100}
 OUT=$TARGET/callgrind-http
 mkdir -p "$OUT"
-PORT=${PORT:-$((20000 + $$ % 20000))}
+# Below the ephemeral range (32768 up), where the clients of an earlier run leave ports in
+# TIME_WAIT for a minute.
+PORT=${PORT:-$((12000 + $$ % 20000))}
+SIM=()
+[ -n "${CACHE:-}" ] && SIM=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,8,64)
 
 # Sets CMD to the server command of $1 on port $2.
 server() {
@@ -40,12 +47,12 @@ server() {
   esac
 }
 
-# Total instructions of server $1 answering $2 requests on port $3.
-instructions() {
-  local name=$1 n=$2 port=$3 log="$OUT/$1-$2.log" file=/dev/null
-  [ -n "${KEEP:-}" ] && file="$OUT/$name-$n.out"
+# Totals of server $1 answering $2 requests on port $3: instructions, and with CACHE=1 the L1
+# and L2 data misses (reads and writes), space-separated.
+totals() {
+  local name=$1 n=$2 port=$3 log="$OUT/$1-$2.log" file="$OUT/$1-$2.out"
   server "$name" "$port"
-  valgrind --tool=callgrind --callgrind-out-file="$file" "${CMD[@]}" >/dev/null 2>"$log" &
+  valgrind --tool=callgrind "${SIM[@]}" --callgrind-out-file="$file" "${CMD[@]}" >/dev/null 2>"$log" &
   local pid=$!
   if ! "$BENCH" __http_client "$port" "$CONNS" "$n" >/dev/null; then
     kill "$pid" 2>/dev/null || true
@@ -55,9 +62,13 @@ instructions() {
   # Callgrind writes its totals when the server dies of the signal.
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
+  # The file's `events:` line names the columns of its `summary:` line.
   local total
-  total=$(awk '/Collected :/ {print $NF}' "$log" | tail -1)
-  [ -n "$total" ] || { echo "$name: no total from callgrind; see $log" >&2; exit 1; }
+  total=$(awk '/^events:/ { for (i = 2; i <= NF; i++) col[$i] = i }
+    /^summary:/ { if (col["D1mr"]) print $col["Ir"], $col["D1mr"] + $col["D1mw"], $col["DLmr"] + $col["DLmw"]
+                  else print $2 }' "$file")
+  [ -n "$total" ] || { echo "$name: no totals from callgrind; see $log" >&2; exit 1; }
+  [ -n "${KEEP:-}" ] || rm -f "$file"
   echo "$total"
 }
 
@@ -65,8 +76,11 @@ servers=("$@"); [ ${#servers[@]} -gt 0 ] || servers=(mio proto hello)
 echo "instructions per request, $N and $((2 * N)) keep-alive requests over $CONNS connections"
 for s in "${servers[@]}"; do
   server "$s" 0
-  one=$(instructions "$s" "$N" "$PORT"); two=$(instructions "$s" $((2 * N)) $((PORT + 1)))
+  one=$(totals "$s" "$N" "$PORT"); two=$(totals "$s" $((2 * N)) $((PORT + 1)))
   PORT=$((PORT + 2))
-  awk -v s="$s" -v a="$one" -v b="$two" -v n="$N" \
-    'BEGIN { printf "%-6s %8.1f instructions per request\n", s, (b - a) / n }'
+  awk -v s="$s" -v a="$one" -v b="$two" -v n="$N" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    printf "%-6s %8.1f instructions per request", s, (y[1] - x[1]) / n
+    if (3 in y) printf ", %5.1f L1 and %5.1f L2 data misses per request", (y[2] - x[2]) / n, (y[3] - x[3]) / n
+    printf "\n" }'
 done
