@@ -49,25 +49,32 @@ pub(crate) enum State {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The shared state of a greenlet; [`Greenlet`] is a counted handle on it.
+///
+/// In declaration order (`repr(C)`), with what every switch, park and wake-up touches first:
+/// right after the handle count, in two or three cache lines instead of spread over six. A
+/// server with thousands of connections resumes each greenlet after the others have pushed its
+/// lines out of the cache, so each line on the path is a miss per request.
+#[repr(C)]
 pub(crate) struct Inner {
-    pub(crate) id: u64,
-    pub(crate) name: Option<Box<str>>,
     pub(crate) kind: Kind,
     pub(crate) state: Cell<State>,
-    pub(crate) coro: CoroCell,
+    /// Its last handle went while it was running: the count was kept for main's side of the
+    /// switch, which drops it once the greenlet has stopped (see `switch`).
+    pub(crate) orphaned: Cell<bool>,
     /// The yielder on this greenlet's own stack; set by its root, valid while it runs.
     pub(crate) yielder: Cell<*const GYielder>,
     /// Where the message it is resumed with waits during the stack switch (see `switch`).
     pub(crate) inbox: Inbox,
+    pub(crate) coro: CoroCell,
+    /// What the scheduler keeps in each greenlet (park token, locals); see `crate::sched`.
+    /// Its own hot fields come first.
+    pub(crate) sched: SchedData,
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
     pub(crate) parent: RefCell<Option<Greenlet>>,
-    /// Its last handle went while it was running: the count was kept for main's side of the
-    /// switch, which drops it once the greenlet has stopped (see `switch`).
-    pub(crate) orphaned: Cell<bool>,
     /// The type the greenlet's function takes, checked before it starts.
     arg_type: Option<(TypeId, &'static str)>,
     stack_size: usize,
-    /// What the scheduler keeps in each greenlet (park token, locals); see `crate::sched`.
-    pub(crate) sched: SchedData,
     /// Its place in the list of the thread's coroutine greenlets (see `crate::thread_state`).
     pub(crate) links: crate::thread_state::Links,
 }
@@ -707,4 +714,26 @@ pub fn current() -> Greenlet {
 /// runtime in which nothing can switch any more (see the crate docs); it never panics.
 pub fn main() -> Greenlet {
     switch::main_greenlet()
+}
+#[cfg(test)]
+mod layout {
+    use std::mem::{offset_of, size_of};
+
+    use super::Inner;
+    use crate::switch::CoroCell;
+
+    /// What a switch, a park and a wake-up touch ends within the first 120 bytes of `Inner`
+    /// (the allocation's first three cache lines with the handle count before it), and the
+    /// order that gives it costs no size.
+    #[test]
+    fn hot_fields_come_first() {
+        let hot_end = offset_of!(Inner, sched) + crate::hub::HOT_GREENLET_DATA;
+        assert!(offset_of!(Inner, coro) + size_of::<CoroCell>() <= offset_of!(Inner, sched));
+        assert!(hot_end <= 120, "hot fields end at byte {hot_end}");
+        assert!(
+            size_of::<Inner>() <= 360,
+            "Inner grew to {}",
+            size_of::<Inner>()
+        );
+    }
 }

@@ -50,29 +50,37 @@ pub(crate) use self::xthread::{Parker, Unparker, parker};
 
 use self::timer::{TimerKey, Timers, Wake};
 
-/// Per-greenlet data kept by the hub.
+/// Per-greenlet data kept by the hub. In declaration order, what every park and wake-up reads
+/// first (see `Inner`, which starts with it).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(crate) struct GreenletData {
     /// Non-zero while the greenlet is parked: the token its current waiters carry.
     park_token: Cell<u64>,
-    /// Greenlet-local storage (see [`LocalKey`]).
-    pub(crate) locals: local::Locals,
-    /// Active [`Timeout`]s of the greenlet.
-    pub(crate) deadlines: timeout::Deadlines,
-    /// A kill or throw that reached the greenlet inside a hooked libc call, kept to be raised
-    /// at its next park (see `crate::monkey`).
-    #[cfg(feature = "monkey")]
-    pub(crate) deferred: crate::monkey::Deferred,
     /// A soft kill is pending: the greenlet's next (or current) park fails with `Killed`.
     kill_requested: Cell<bool>,
+    /// Active [`Timeout`]s of the greenlet.
+    pub(crate) deadlines: timeout::Deadlines,
     /// The greenlet's park timer, if one is armed (see `timer`): it may outlive the park that
     /// armed it, and fires no later than the deadline of the park that relies on it.
     park_timer: Cell<Option<TimerKey>>,
     /// The deadline of the greenlet's current park, if it has one.
     park_deadline: Cell<Option<Instant>>,
+    /// Greenlet-local storage (see [`LocalKey`]).
+    pub(crate) locals: local::Locals,
+    /// A kill or throw that reached the greenlet inside a hooked libc call, kept to be raised
+    /// at its next park (see `crate::monkey`).
+    #[cfg(feature = "monkey")]
+    pub(crate) deferred: crate::monkey::Deferred,
     /// What `greenlet::debug` knows of the greenlet.
     pub(crate) diag: crate::debug::Diag,
 }
+
+/// How many bytes at the start of [`GreenletData`] every park and wake-up reads: the park
+/// token and the kill request (see the layout test of `Inner`).
+#[cfg(test)]
+pub(crate) const HOT_GREENLET_DATA: usize =
+    std::mem::offset_of!(GreenletData, kill_requested) + std::mem::size_of::<Cell<bool>>();
 
 /// A registration to wake one parked greenlet once. Stale waiters (whose greenlet has been
 /// woken already, or has moved on) do nothing, so a greenlet parked on several sources at once
