@@ -128,8 +128,14 @@ impl fmt::Debug for Waiter {
 }
 
 /// Why a blocking call of the main greenlet gave up instead of waiting.
+///
+/// One pointer wide: every park returns a `Result` with this error, so the usual `Ok` comes
+/// back in registers instead of through a stack slot in each frame of a blocked call.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LoopExit(Box<LoopExitInfo>);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoopExit {
+struct LoopExitInfo {
     waiting_on: String,
     stopped: bool,
     /// Set when the call could not block at all (it was made while unwinding a panic).
@@ -140,61 +146,88 @@ pub struct LoopExit {
 }
 
 impl LoopExit {
+    #[cold]
+    fn new(
+        what: &dyn fmt::Display,
+        stopped: bool,
+        refused: Option<&'static str>,
+        killed: bool,
+    ) -> LoopExit {
+        LoopExit(Box::new(LoopExitInfo {
+            waiting_on: what.to_string(),
+            stopped,
+            refused,
+            killed,
+        }))
+    }
+
     /// What the blocked call was waiting for.
     pub fn waiting_on(&self) -> &str {
-        &self.waiting_on
+        &self.0.waiting_on
     }
 
     /// Whether the hub was asked to stop (by [`HubHandle::stop`]) rather than running dry.
     pub fn is_stopped(&self) -> bool {
-        self.stopped
+        self.0.stopped
     }
 
     /// Whether the call was refused because blocking was not allowed where it was made (for
     /// example in a destructor running while a panic or a kill unwinds the greenlet).
     pub fn is_refused(&self) -> bool {
-        self.refused.is_some()
+        self.0.refused.is_some()
     }
 
     /// Whether the call gave up because its greenlet was asked to finish by a soft kill
     /// ([`JoinHandle::kill_timeout`], [`killall`] with [`Kill::Grace`]). The error types of the
     /// blocking calls report this as their own `Killed`.
     pub fn is_killed(&self) -> bool {
-        self.killed
+        self.0.killed
     }
 
     pub(crate) fn killed(what: &dyn fmt::Display) -> LoopExit {
-        LoopExit {
-            waiting_on: what.to_string(),
-            stopped: false,
-            refused: None,
-            killed: true,
-        }
+        LoopExit::new(what, false, None, true)
+    }
+}
+
+impl fmt::Debug for LoopExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LoopExitInfo {
+            waiting_on,
+            stopped,
+            refused,
+            killed,
+        } = &*self.0;
+        f.debug_struct("LoopExit")
+            .field("waiting_on", waiting_on)
+            .field("stopped", stopped)
+            .field("refused", refused)
+            .field("killed", killed)
+            .finish()
     }
 }
 
 impl fmt::Display for LoopExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(why) = self.refused {
-            write!(f, "cannot wait on {} here: {why}", self.waiting_on)
-        } else if self.killed {
+        if let Some(why) = self.0.refused {
+            write!(f, "cannot wait on {} here: {why}", self.0.waiting_on)
+        } else if self.0.killed {
             write!(
                 f,
                 "the greenlet was killed while waiting on {}",
-                self.waiting_on
+                self.0.waiting_on
             )
-        } else if self.stopped {
+        } else if self.0.stopped {
             write!(
                 f,
                 "the hub was stopped while waiting on {}",
-                self.waiting_on
+                self.0.waiting_on
             )
         } else {
             write!(
                 f,
                 "LoopExit: this operation would block forever: nothing can wake the hub \
                  (no ready greenlet, timer, I/O or thread-pool work) while waiting on {}",
-                self.waiting_on
+                self.0.waiting_on
             )
         }
     }
@@ -717,75 +750,105 @@ pub(crate) fn park_with(
 ) -> Result<bool, LoopExit> {
     let data = &waiter.greenlet.inner().sched;
     if data.kill_requested.get() {
-        // A soft kill came before this park: it fails at once, and only this one.
-        data.kill_requested.set(false);
-        data.park_token.set(0);
-        return Err(LoopExit::killed(what));
+        return Err(killed_before_park(data, what));
     }
     let deadline = if honour_timeouts {
         timeout::effective_deadline(&waiter.greenlet, deadline)
     } else {
         deadline
     };
-    // The park timer is armed only when none fires by the deadline: a greenlet that parks
-    // again and again with a later deadline each time (a socket under a read timeout) re-arms
-    // it about once per timeout period instead of inserting and cancelling one per park.
-    let strong_park = deadline.is_some() && !weak_timer;
-    let serial = if let Some(d) = deadline {
-        data.park_deadline.set(Some(d));
-        with_hub(|hub| {
-            let mut timers = hub.timers.borrow_mut();
-            if strong_park {
-                timers.strong_park(true);
-            }
-            if data.park_timer.get().is_none_or(|(at, _)| at > d) {
-                let key = timers.insert_park(d, waiter.greenlet.downgrade());
-                data.park_timer.set(Some(key));
-            }
-            hub.remote.serial()
-        })
-    } else {
-        0
+    let serial = match deadline {
+        Some(d) => arm_park_deadline(waiter, d, weak_timer),
+        None => 0,
     };
     crate::debug::parking(&data.diag, waiter.token, what);
     let msg = switch::switch_to_hub(Msg::wake());
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
     data.park_token.set(0);
     if deadline.is_some() {
-        data.park_deadline.set(None);
-        // Not on a hub made since (at thread exit), which does not count this park.
-        if strong_park && current_serial() == serial {
-            with_hub(|hub| hub.timers.borrow_mut().strong_park(false));
-        }
+        disarm_park_deadline(data, serial, weak_timer);
     }
+    // The usual end, and the only one decided here: a wake-up. The rest goes out of line, so
+    // that this frame, which a server's every request writes and reads back after the others
+    // have pushed it out of the cache, stays small.
+    if msg.is_wake() && !data.kill_requested.get() {
+        return Ok(deadline.is_none_or(|d| !timed_out(data, d)));
+    }
+    park_ended(data, msg, deadline, what)
+}
+
+/// The park with a deadline is over: its timer no longer keeps the hub alive. (The timer
+/// itself stays armed for the next park, see [`arm_park_deadline`].)
+#[inline]
+fn disarm_park_deadline(data: &GreenletData, serial: u64, weak_timer: bool) {
+    data.park_deadline.set(None);
+    // Not on a hub made since (at thread exit), which does not count this park.
+    if !weak_timer && current_serial() == serial {
+        with_hub(|hub| hub.timers.borrow_mut().strong_park(false));
+    }
+}
+
+/// Whether a park woken up with `deadline` ended because the deadline passed; records which
+/// `Timeout`s cut it short (see `with_timeout`). The clock is read only for a park with a
+/// deadline: most have none, and the read was a sixth of a channel hand-over.
+#[inline]
+fn timed_out(data: &GreenletData, deadline: Instant) -> bool {
+    let timed_out = Instant::now() >= deadline;
+    if timed_out {
+        data.deadlines.mark_fired(deadline);
+    }
+    timed_out
+}
+
+/// A soft kill came before this park: it fails at once, and only this one.
+#[cold]
+#[inline(never)]
+fn killed_before_park(data: &GreenletData, what: &dyn fmt::Display) -> LoopExit {
+    data.kill_requested.set(false);
+    data.park_token.set(0);
+    LoopExit::killed(what)
+}
+
+/// Arms the park timer for `deadline` when none fires by then; returns the hub's serial.
+///
+/// The park timer is armed only when none fires by the deadline: a greenlet that parks again
+/// and again with a later deadline each time (a socket under a read timeout) re-arms it about
+/// once per timeout period instead of inserting and cancelling one per park.
+#[inline(never)]
+fn arm_park_deadline(waiter: &Waiter, deadline: Instant, weak_timer: bool) -> u64 {
+    let data = &waiter.greenlet.inner().sched;
+    data.park_deadline.set(Some(deadline));
+    with_hub(|hub| {
+        let mut timers = hub.timers.borrow_mut();
+        if !weak_timer {
+            timers.strong_park(true);
+        }
+        if data.park_timer.get().is_none_or(|(at, _)| at > deadline) {
+            let key = timers.insert_park(deadline, waiter.greenlet.downgrade());
+            data.park_timer.set(Some(key));
+        }
+        hub.remote.serial()
+    })
+}
+
+/// The end of a park that was not a plain wake-up: a kill, a throw, a failure, or a stray
+/// switch.
+#[inline(never)]
+fn park_ended(
+    data: &GreenletData,
+    msg: Msg,
+    deadline: Option<Instant>,
+    what: &dyn fmt::Display,
+) -> Result<bool, LoopExit> {
     if data.kill_requested.get() && !msg.is_throw() {
         // Woken by a soft kill (or killed softly while already woken): this call fails.
         data.kill_requested.set(false);
         return Err(LoopExit::killed(what));
     }
     match msg.receive() {
-        Ok(_) => {
-            // The clock is read only when there is a deadline: most parks have none, and the
-            // read was a sixth of a channel hand-over.
-            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
-            if timed_out && let Some(d) = deadline {
-                // Record which `Timeout`s cut this wait short (see `with_timeout`).
-                data.deadlines.mark_fired(d);
-            }
-            Ok(!timed_out)
-        }
-        Err(SwitchError::LoopExit { stopped }) => Err(LoopExit {
-            waiting_on: what.to_string(),
-            stopped,
-            refused: None,
-            killed: false,
-        }),
-        Err(SwitchError::NotAllowed(why)) => Err(LoopExit {
-            waiting_on: what.to_string(),
-            stopped: false,
-            refused: Some(why),
-            killed: false,
-        }),
+        Ok(_) => Ok(deadline.is_none_or(|d| !timed_out(data, d))),
+        Err(SwitchError::LoopExit { stopped }) => Err(LoopExit::new(what, stopped, None, false)),
+        Err(SwitchError::NotAllowed(why)) => Err(LoopExit::new(what, false, Some(why), false)),
         // A stray explicit switch into a parked greenlet: treat it as a wake-up; callers
         // re-check their condition.
         Err(_) => Ok(true),

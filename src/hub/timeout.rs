@@ -27,6 +27,7 @@ impl Deadlines {
     }
 
     /// A blocking call gave up at `deadline`: every active timeout due by then has fired.
+    #[cold]
     pub(crate) fn mark_fired(&self, deadline: Instant) {
         let stack = self.stack.borrow();
         let mut fired = self.fired.borrow_mut();
