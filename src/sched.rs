@@ -23,12 +23,16 @@ pub(crate) trait Scheduler {
     /// which the core drops as the context allows.
     type Leftovers;
 
-    /// Control reached the scheduler (the hub is current): a greenlet parked or yielded with
-    /// `msg` (a wake-up), or one whose parent is the hub finished with `msg`. Returns the
-    /// greenlet to resume, with what to resume it with put in its inbox (main when nothing
-    /// else can ever run: its blocking call then fails). May block the thread until something
-    /// is ready.
-    fn next(msg: Msg) -> Greenlet;
+    /// Control reached the scheduler (the hub is current): a greenlet parked or yielded (with
+    /// a wake-up, which the core does not hand over), or one whose parent is the hub finished
+    /// (see [`delivered`](Scheduler::delivered)). Returns the greenlet to resume, with what to
+    /// resume it with put in its inbox (main when nothing else can ever run: its blocking call
+    /// then fails). May block the thread until something is ready.
+    fn next() -> Greenlet;
+
+    /// What reached the scheduler was not a wake-up: `msg` is the outcome of a greenlet whose
+    /// parent is the hub (or a value switched to it). Called before [`next`](Scheduler::next).
+    fn delivered(msg: Msg);
 
     /// The last handle of the suspended greenlet `g` went while the scheduler runs (and may hold
     /// borrows of its own state): destroy it at the scheduler's next safe point.

@@ -99,6 +99,13 @@ impl Msg {
         self.0.is_unit()
     }
 
+    /// Drops a message that [`is_wake`](Msg::is_wake): a `()` owns nothing, so nothing runs.
+    #[inline(always)]
+    pub(crate) fn discard_wake(self) {
+        debug_assert!(self.is_wake());
+        std::mem::forget(self);
+    }
+
     pub(crate) fn is_throw(&self) -> bool {
         self.0.is::<Throw>()
     }
@@ -180,6 +187,22 @@ impl Inbox {
     unsafe fn take(&self) -> Msg {
         // SAFETY: as the caller guarantees.
         Msg(unsafe { self.0.take() })
+    }
+
+    /// Takes the message unless it is a plain wake-up, which is left in place: a `()` owns
+    /// nothing, so leaving it is taking and dropping it, without moving three words around.
+    ///
+    /// # Safety
+    /// As [`take`](Inbox::take).
+    #[inline(always)]
+    unsafe fn take_unless_wake(&self) -> Option<Msg> {
+        // SAFETY: as the caller guarantees.
+        if unsafe { self.0.holds_unit() } {
+            None
+        } else {
+            // SAFETY: as the caller guarantees.
+            Some(unsafe { self.take() })
+        }
     }
 }
 
@@ -356,16 +379,22 @@ pub(crate) fn switch_put(target: &Inner) -> Msg {
     }
 }
 
-/// Switches from the running greenlet to the hub with `msg` (a park or a yield); returns what
-/// the running greenlet is resumed with. Inlined, as [`switch_to`].
+/// Switches from the running greenlet to the hub with a wake-up (a park or a yield); returns
+/// what the running greenlet is resumed with. Inlined, as [`switch_to`].
 #[inline(always)]
-pub(crate) fn switch_to_hub(msg: Msg) -> Msg {
+pub(crate) fn switch_to_hub() -> Msg {
     if std::thread::panicking() {
-        return refused_msg(msg, UNWINDING);
+        return refused_msg(Msg::wake(), UNWINDING);
     }
+    switch_to_hub_unchecked()
+}
+
+/// [`switch_to_hub`] for a caller that has just seen that the thread is not unwinding.
+#[inline(always)]
+pub(crate) fn switch_to_hub_unchecked() -> Msg {
     // SAFETY: HUB owns a count on the hub while the runtime exists, and `root_ptr` creates it.
     let hub = unsafe { &*root_ptr(&HUB) };
-    hub.inbox.put(msg);
+    hub.inbox.put(Msg::wake());
     // SAFETY: see `current`; the runtime exists.
     let cur = unsafe { &*CURRENT.get() };
     match cur.kind {
@@ -503,11 +532,15 @@ fn run(main: &Inner, mut target: *const Inner, mut owned: Option<Greenlet>) -> M
             }
             Kind::Hub => {
                 // A greenlet parked or yielded, or one whose parent is the hub returned.
-                // SAFETY: every path to the hub put its message first.
-                let msg = unsafe { inner.inbox.take() };
+                // SAFETY: every path to the hub put its message first. A wake-up is left where
+                // it is, as taken: a `()` owns nothing.
+                let msg = unsafe { inner.inbox.take_unless_wake() };
                 CURRENT.set(target);
                 release(owned.take());
-                let next = Sched::next(msg);
+                if let Some(msg) = msg {
+                    Sched::delivered(msg);
+                }
+                let next = Sched::next();
                 target = next.as_ptr();
                 owned = Some(next);
                 continue;

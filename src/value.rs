@@ -199,6 +199,19 @@ impl Slot {
         }
     }
 
+    /// Whether the slot holds a `()` made by [`Value::unit`] (one word read; a `()` made by
+    /// `Value::new` counts as not, and is taken as usual).
+    ///
+    /// # Safety
+    /// As [`take`](Slot::take).
+    #[inline(always)]
+    pub(crate) unsafe fn holds_unit(&self) -> bool {
+        let p = self.0.get().cast::<MaybeUninit<usize>>();
+        // SAFETY: as in `take`: the first word is the vtable of the value put there.
+        let vtable = unsafe { p.read_volatile().assume_init() } as *const VTable;
+        std::ptr::eq(vtable, &UNIT_VTABLE)
+    }
+
     /// Moves the value out of the slot.
     ///
     /// # Safety

@@ -622,11 +622,12 @@ impl Scheduler for HubScheduler {
     type Leftovers = local::Locals;
 
     #[inline]
-    fn next(msg: Msg) -> Greenlet {
-        if !msg.is_wake() {
-            delivered_to_hub(msg);
-        }
+    fn next() -> Greenlet {
         with_hub(Hub::next)
+    }
+
+    fn delivered(msg: Msg) {
+        delivered_to_hub(msg);
     }
 
     fn defer_destroy(g: Greenlet) {
@@ -762,7 +763,7 @@ pub(crate) fn park_with(
         None => 0,
     };
     crate::debug::parking(&data.diag, waiter.token, what);
-    let msg = switch::switch_to_hub(Msg::wake());
+    let msg = switch::switch_to_hub();
     // Whatever resumed us, we are no longer parked: stale waiters must not wake us again.
     data.park_token.set(0);
     if deadline.is_some() {
@@ -958,9 +959,11 @@ pub fn yield_now() {
         hub_blocking_misuse();
     }
     with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::wake())));
-    let msg = switch::switch_to_hub(Msg::wake());
+    // Not unwinding: checked above, and nothing since could have started a panic.
+    let msg = switch::switch_to_hub_unchecked();
     if msg.is_wake() {
-        return; // the common case
+        msg.discard_wake(); // the common case
+        return;
     }
     // We were ready, so no LoopExit; a kill unwinds from `receive`.
     let _ = msg.receive();
