@@ -129,6 +129,7 @@ pub(super) struct Slot {
 ///
 /// Mapping a slab or installing a guard failed (see [`advice::explain`]), or the thread is
 /// exiting and its pool is gone.
+#[inline]
 pub(super) fn acquire(usable: usize) -> io::Result<(Slot, usize)> {
     POOL.try_with(|pool| pool.borrow_mut().acquire(usable))
         .unwrap_or_else(|_| {
@@ -150,6 +151,7 @@ pub(crate) fn touch() {
 ///
 /// `slot` and `start` must come from one [`acquire`] on this thread, with `slot_size` the slot's
 /// size, and the stack must no longer be in use; each slot is released once.
+#[inline]
 pub(super) unsafe fn release(slot: Slot, start: usize, slot_size: usize) {
     let released = POOL
         .try_with(|pool| match pool.try_borrow_mut() {
@@ -191,6 +193,7 @@ struct Pool {
 
 impl Pool {
     /// Takes a slot of `usable` bytes, creating its size class on first use.
+    #[inline]
     fn acquire(&mut self, usable: usize) -> io::Result<(Slot, usize)> {
         let class = match self.classes.iter().position(|c| c.usable == usable) {
             Some(class) => class,
