@@ -2,8 +2,11 @@
 # Instruction counts per operation of the hot paths, under valgrind's callgrind: repeatable on a
 # noisy machine where timings are not. Each case runs the bench harness's own child
 # (`bench __micro <case> <runtime> <n>`) at n and at 2n and divides the difference of the two
-# totals by the operations n stands for (n round trips are 2n switches or messages; n spawns
-# are n), so that start-up and tear-down drop out. These are the counts the README's
+# totals by the operations that difference stands for (n round trips are 2n switches or
+# messages; n spawns are n), so that start-up and tear-down drop out. The child runs the
+# workload at n/10 first, untimed, as a warm-up, so the difference covers n + (2n/10 - n/10)
+# rounds, not n (until 2026-12-07 it was divided by n: every count was 10% high, the peers'
+# alike). These are the counts the README's
 # Performance section quotes (switch, yield, channel, spawn against their peers).
 # Usage: scripts/callgrind.sh [case...] (default: switch yield channel spawn). Needs valgrind.
 # KEEP=1 keeps the callgrind files (target/callgrind/<case>-<runtime>-<n>.out), for a breakdown
@@ -40,7 +43,9 @@ for c in "${cases[@]}"; do
   for run in ${RUNS[$c]}; do
     rt=${run%%:*}; n=${run##*:}
     one=$(instructions "$c" "$rt" "$n"); two=$(instructions "$c" "$rt" $((2 * n)))
-    awk -v c="$c" -v rt="$rt" -v a="$one" -v b="$two" -v ops=$((per_n * n)) \
+    # The warm-up (`f(n / 10)` in bench/src/peers/mod.rs) runs at both sizes.
+    rounds=$((n + 2 * n / 10 - n / 10))
+    awk -v c="$c" -v rt="$rt" -v a="$one" -v b="$two" -v ops=$((per_n * rounds)) \
       'BEGIN { printf "%-8s %-11s %8.1f instructions per op\n", c, rt, (b - a) / ops }'
   done
 done
