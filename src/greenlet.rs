@@ -51,9 +51,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// The shared state of a greenlet; [`Greenlet`] is a counted handle on it.
 ///
 /// In declaration order (`repr(C)`), with what every switch, park and wake-up touches first:
-/// right after the handle count, in two or three cache lines instead of spread over six. A
-/// server with thousands of connections resumes each greenlet after the others have pushed its
-/// lines out of the cache, so each line on the path is a miss per request.
+/// right after the handle count, in the allocation's first three cache lines (they were in
+/// five). A server with thousands of connections resumes each greenlet after the others have
+/// pushed its lines out of the cache, so each line on the path is a miss per request.
 #[repr(C)]
 pub(crate) struct Inner {
     pub(crate) kind: Kind,
@@ -715,6 +715,7 @@ pub fn current() -> Greenlet {
 pub fn main() -> Greenlet {
     switch::main_greenlet()
 }
+
 #[cfg(test)]
 mod layout {
     use std::mem::{offset_of, size_of};
