@@ -14,6 +14,7 @@ mod idslab;
 mod io;
 mod local;
 mod monitor;
+mod ready;
 mod remote;
 mod sampler;
 mod spawn;
@@ -48,6 +49,7 @@ pub use self::waitable::{Waitable, Wakeup, iwait_objects, wait_any, wait_objects
 pub use self::waits::{Kill, idle, idle_timeout, iwait, joinall, killall, wait, wait_all};
 pub(crate) use self::xthread::{Parker, Unparker, parker};
 
+use self::ready::Ready;
 use self::timer::{TimerKey, Timers, Wake};
 
 /// Per-greenlet data kept by the hub. In declaration order, what every park and wake-up reads
@@ -101,11 +103,8 @@ impl Waiter {
         let data = &self.greenlet.inner().sched;
         if self.token != 0 && data.park_token.get() == self.token {
             data.park_token.set(0);
-            with_hub(|hub| {
-                hub.ready
-                    .borrow_mut()
-                    .push_back((self.greenlet.clone(), msg))
-            });
+            let entry = Ready::new(self.greenlet.clone(), msg);
+            with_hub(|hub| hub.ready.borrow_mut().push_back(entry));
             true
         } else {
             false
@@ -357,7 +356,7 @@ const MIN_BATCH: usize = 64;
 /// The per-thread scheduler state.
 pub(crate) struct Hub {
     /// Greenlets to resume, with what to resume them with.
-    ready: RefCell<VecDeque<(Greenlet, Msg)>>,
+    ready: RefCell<VecDeque<Ready>>,
     /// How many entries of `ready` belong to the current loop turn.
     batch_left: Cell<usize>,
     resumes_since_poll: Cell<u32>,
@@ -406,9 +405,9 @@ impl Hub {
         if self.batch_left.get() > 0 && self.doomed.borrow().is_empty() {
             let entry = self.ready.borrow_mut().pop_front();
             return match entry {
-                Some((g, msg)) if !g.is_dead() => {
+                Some(Ready::Wake(g)) if !g.is_dead() => {
                     self.batch_left.set(self.batch_left.get() - 1);
-                    self.resuming(g, msg)
+                    self.resuming(g, Msg::wake())
                 }
                 popped => self.next_slow(popped),
             };
@@ -420,18 +419,23 @@ impl Hub {
     /// (a dead greenlet's, or none).
     #[cold]
     #[inline(never)]
-    fn next_slow(&self, popped: Option<(Greenlet, Msg)>) -> Greenlet {
-        if popped.is_some() {
-            // It counts against the batch as if popped here; a dead greenlet's entry is stale.
+    fn next_slow(&self, popped: Option<Ready>) -> Greenlet {
+        if let Some(entry) = popped {
+            // It counts against the batch as if popped here.
             self.batch_left.set(self.batch_left.get() - 1);
-            drop(popped);
+            let (g, msg) = entry.into_parts();
+            if !g.is_dead() {
+                return self.resuming(g, msg);
+            }
+            // A dead greenlet's entry is stale.
+            drop((g, msg));
         }
         self.destroy_doomed();
         loop {
             if self.batch_left.get() > 0 {
                 self.batch_left.set(self.batch_left.get() - 1);
                 let entry = self.ready.borrow_mut().pop_front();
-                if let Some((g, msg)) = entry {
+                if let Some((g, msg)) = entry.map(Ready::into_parts) {
                     if g.is_dead() {
                         continue;
                     }
@@ -482,7 +486,7 @@ impl Hub {
             // Main gets the stop now; a wake-up already queued for it would be spurious later.
             // (Main's handle is never its last, and what main is scheduled with is no user
             // value: nothing runs while the queue is borrowed.)
-            self.ready.borrow_mut().retain(|(g, _)| !g.is_main());
+            self.ready.borrow_mut().retain(|e| !e.greenlet().is_main());
             return Err(SwitchError::LoopExit { stopped: true });
         }
         self.fire_timers();
@@ -864,7 +868,8 @@ fn cancel_timer(key: &TimerKey) {
 
 /// Schedules `greenlet` to be resumed with `msg` in this or the next loop turn.
 pub(crate) fn schedule(greenlet: Greenlet, msg: Msg) {
-    with_hub(|hub| hub.ready.borrow_mut().push_back((greenlet, msg)));
+    let entry = Ready::new(greenlet, msg);
+    with_hub(|hub| hub.ready.borrow_mut().push_back(entry));
 }
 
 /// Resumes a parked greenlet by raising `payload` at its park (kill); returns whether it was
@@ -876,7 +881,14 @@ pub(crate) fn interrupt(greenlet: &Greenlet, payload: Box<dyn std::any::Any + Se
 
 /// The ids of the greenlets waiting in the ready queue (for `debug::dump`).
 pub(crate) fn ready_ids() -> Vec<u64> {
-    try_with_hub(|hub| hub.ready.borrow().iter().map(|(g, _)| g.id()).collect()).unwrap_or_default()
+    try_with_hub(|hub| {
+        hub.ready
+            .borrow()
+            .iter()
+            .map(|e| e.greenlet().id())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// The token of `g`'s current park, 0 when it is not parked on the hub.
@@ -958,7 +970,7 @@ pub fn yield_now() {
     if me.inner().kind == Kind::Hub {
         hub_blocking_misuse();
     }
-    with_hub(|hub| hub.ready.borrow_mut().push_back((me, Msg::wake())));
+    with_hub(|hub| hub.ready.borrow_mut().push_back(Ready::Wake(me)));
     // Not unwinding: checked above, and nothing since could have started a panic.
     let msg = switch::switch_to_hub_unchecked();
     if msg.is_wake() {
