@@ -34,12 +34,18 @@ impl<I: 'static, Y: 'static> Yielder<I, Y> {
     /// between yields; its resumer simply waits.
     ///
     /// # Panics
-    /// Panics if called from anything other than the body of the generator it was given to.
+    /// Panics if called from anything other than the body of the generator it was given to,
+    /// and where no switch is allowed (see the crate docs): in particular from a destructor
+    /// that runs while the body unwinds, whether from a panic of its own or because the
+    /// generator was dropped while suspended (Python raises "generator ignored GeneratorExit"
+    /// there). A yield cannot return without an input, and a panic in a destructor during an
+    /// unwind aborts the process, so a destructor in the body must not yield.
     #[doc(alias = "yield")]
     pub fn yield_(&self, value: Y) -> I {
         let resumer = crate::current().parent_or_main();
         match resumer.switch::<Yielded<Y>, I>(Yielded(value)) {
             Ok(input) => input,
+            Err(e @ SwitchError::NotAllowed(_)) => panic!("a generator cannot yield here: {e}"),
             Err(e) => panic!("generator resumed with something other than `send`: {e}"),
         }
     }

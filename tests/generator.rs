@@ -339,3 +339,26 @@ fn example_baozi_prints_the_producer_consumer_dialogue() {
     }
     assert_eq!(util::run_example("baozi", &[]), expected);
 }
+
+/// No counterpart (Python's "generator ignored GeneratorExit"): a generator dropped while
+/// suspended is unwound; a body that catches that unwind and yields again is told it cannot
+/// yield there, by a panic that stays inside the generator (the drop returns).
+#[test]
+fn yielding_after_catching_the_unwind_of_a_drop_panics_inside_the_generator() {
+    let said = Rc::new(std::cell::RefCell::new(String::new()));
+    let seen = said.clone();
+    let mut g = Generator::new(move |co: &Yielder<(), u32>, ()| {
+        if panic::catch_unwind(panic::AssertUnwindSafe(|| co.yield_(1))).is_err() {
+            let again = panic::catch_unwind(panic::AssertUnwindSafe(|| co.yield_(2)));
+            let payload = again.unwrap_err();
+            *seen.borrow_mut() = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default();
+        }
+    });
+    assert_eq!(g.send(()), GeneratorState::Yielded(1));
+    drop(g);
+    let said = said.borrow();
+    assert!(said.starts_with("a generator cannot yield here"), "{said}");
+}
