@@ -353,6 +353,30 @@ const RESUMES_PER_POLL: u32 = 61;
 /// after [`RESUMES_PER_POLL`] as before.
 const MIN_BATCH: usize = 64;
 
+/// How many greenlets must be ready after the one picked for the pick to prefetch what the
+/// next ones' resumes will touch. Below it, what they touch is still in the cache from their
+/// last run (a few greenlets yielding to each other), and the prefetches would be wasted work.
+const PREFETCH_QUEUE: usize = 16;
+/// Which ready entry's stack the pick prefetches (0: the next to run), and which one's first
+/// lines: one further, so that its stack hint is in the cache when its turn comes. Prefetching
+/// two further did no better at 2,000 or 10,000 greenlets.
+const PREFETCH_STACK_AHEAD: usize = 0;
+const PREFETCH_INNER_AHEAD: usize = 1;
+
+/// Starts loading what the next resumes will touch: the next greenlet's stack (its hint came
+/// in with its first lines, prefetched at the last pick) and the first lines of the one after.
+/// With thousands of connections, each greenlet is resumed after the others have pushed its
+/// lines out of the cache; loaded during the resume before it, they are no longer misses.
+#[inline(never)]
+fn prefetch_ahead(ready: &VecDeque<Ready>) {
+    if let Some(next) = ready.get(PREFETCH_STACK_AHEAD) {
+        switch::prefetch_stack(next.greenlet().inner());
+    }
+    if let Some(after) = ready.get(PREFETCH_INNER_AHEAD) {
+        switch::prefetch_inner(after.greenlet().inner());
+    }
+}
+
 /// The per-thread scheduler state.
 pub(crate) struct Hub {
     /// Greenlets to resume, with what to resume them with.
@@ -403,7 +427,14 @@ impl Hub {
     #[inline]
     fn next(&self) -> Greenlet {
         if self.batch_left.get() > 0 && self.doomed.borrow().is_empty() {
-            let entry = self.ready.borrow_mut().pop_front();
+            let entry = {
+                let mut ready = self.ready.borrow_mut();
+                let entry = ready.pop_front();
+                if ready.len() >= PREFETCH_QUEUE {
+                    prefetch_ahead(&ready);
+                }
+                entry
+            };
             return match entry {
                 Some(Ready::Wake(g)) if !g.is_dead() => {
                     self.batch_left.set(self.batch_left.get() - 1);
@@ -1044,6 +1075,40 @@ impl HubBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hub prefetches a greenlet's stack from its hint: the hint must be in the greenlet's
+    /// own stack, just below the frames of its body (the stack grows down), whichever way it
+    /// suspended.
+    #[test]
+    fn a_suspended_greenlets_stack_hint_is_just_below_its_body_frame() {
+        use std::rc::Rc;
+        let frame = Rc::new(Cell::new(0usize));
+        let f = frame.clone();
+        let g = crate::spawn(move || {
+            let local = 0u8;
+            f.set(std::ptr::addr_of!(local) as usize);
+            yield_now();
+            f.set(std::ptr::addr_of!(local) as usize);
+            sleep(Duration::from_millis(1));
+        });
+        let inner = g.greenlet().inner();
+        assert_eq!(inner.stack_hint.get(), 0, "never suspended yet");
+        for how in ["a yield", "a park"] {
+            yield_now();
+            let (hint, body) = (inner.stack_hint.get(), frame.get());
+            assert!(
+                hint < body && body - hint < 4096,
+                "{how}: hint {hint:#x}, body {body:#x}"
+            );
+            let main_local = 0u8;
+            let main_frame = std::ptr::addr_of!(main_local) as usize;
+            assert!(
+                main_frame.abs_diff(hint) > 64 * 1024,
+                "{how}: the hint is in main's stack"
+            );
+        }
+        g.join().unwrap();
+    }
 
     #[test]
     fn waiter_wakes_once() {
