@@ -2,6 +2,11 @@
 //!
 //! - `hub/yield`: two greenlets handing control back and forth with `yield_now`, per switch
 //!   (target ≤ 15 ns; may 51 ns, Go 37 ns on the reference machine).
+//! - `hub/yield_2000`: the same among 2,000 greenlets, each touching 512 bytes of its frame
+//!   between yields, per switch: each is resumed after 1,999 others, so what its resume
+//!   touches is out of the L1 and L2 caches, as for a server's connections at c=2000. The
+//!   difference to `hub/yield` is the cost of those misses (and what the hub's prefetch of
+//!   the next greenlets' lines hides of it).
 //! - `hub/spawn_join_100k`: spawn 100,000 greenlets that each yield once, then join them all;
 //!   per greenlet (target ≤ 0.4 µs; tokio current_thread 0.76 µs, may 1.55, Go 1.62).
 //! - `hub/spawn_idle_64` and `hub/spawn_raw_idle_64`: spawn 64 greenlets that each yield
@@ -51,6 +56,35 @@ fn yield_pingpong(c: &mut Criterion) {
                 .collect();
             greenlet::joinall(&hs, None, None).unwrap();
             start.elapsed().mul_f64(iters as f64 / (2 * per) as f64)
+        })
+    });
+}
+
+fn yield_among_many(c: &mut Criterion) {
+    const GREENLETS: u64 = 2_000;
+    c.bench_function("hub/yield_2000", |b| {
+        b.iter_custom(|iters| {
+            let per = (iters / GREENLETS).max(1);
+            let start = Instant::now();
+            let hs: Vec<_> = (0..GREENLETS)
+                .map(|_| {
+                    greenlet::spawn(move || {
+                        let mut frame = [0u8; 512];
+                        for round in 0..per {
+                            // A handler's locals: one write per line.
+                            for line in frame.iter_mut().step_by(64) {
+                                *line = line.wrapping_add(round as u8);
+                            }
+                            black_box(&mut frame);
+                            greenlet::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            greenlet::joinall(&hs, None, None).unwrap();
+            start
+                .elapsed()
+                .mul_f64(iters as f64 / (GREENLETS * per) as f64)
         })
     });
 }
@@ -160,5 +194,12 @@ fn floor(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, floor, yield_pingpong, channel_pingpong, spawn_join);
+criterion_group!(
+    benches,
+    floor,
+    yield_pingpong,
+    yield_among_many,
+    channel_pingpong,
+    spawn_join
+);
 criterion_main!(benches);
