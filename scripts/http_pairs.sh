@@ -9,6 +9,8 @@
 # from /proc/<pid>/stat. Prints one line per server and round, then the medians over the mio
 # loop's.
 #
+# CPU=user counts the server's user time alone: what a change to the crate's own code moves,
+# without the system calls' time, which is the same for every server and noisier than the rest.
 # Usage: scripts/http_pairs.sh OLD NEW [rounds] [conns...]
 #   OLD, NEW  two checkouts of this repository, each built with
 #             `cargo build --release -p bench && cargo build --release --example http_hello`
@@ -31,6 +33,12 @@ done
 # Below the ephemeral range (32768 up), where wrk's earlier connections sit in TIME_WAIT.
 PORT=$((12000 + $$ % 15000))
 TICKS=$(getconf CLK_TCK)
+# utime and stime are fields 14 and 15 of /proc/<pid>/stat.
+case "${CPU:-all}" in
+  all) TIME='$14 + $15' ;;
+  user) TIME='$14' ;;
+  *) echo "CPU is all or user" >&2; exit 2 ;;
+esac
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
 
@@ -46,9 +54,9 @@ measure() {
   done
   wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$PORT/" >/dev/null 2>&1
   local before after requests
-  before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  before=$(awk "{print $TIME}" "/proc/$pid/stat")
   requests=$(wrk -t1 -c"$conns" -d5s "http://127.0.0.1:$PORT/" 2>/dev/null | awk '/requests in/ {print $1}')
-  after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  after=$(awk "{print $TIME}" "/proc/$pid/stat")
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   awk -v l="$label" -v c="$conns" -v a="$before" -v b="$after" -v r="$requests" -v t="$TICKS" \
@@ -65,7 +73,7 @@ for _ in $(seq "$ROUNDS"); do
   done
 done
 
-echo "medians of CPU µs per request, and over the mio loop's:"
+echo "medians of CPU µs per request (${CPU:-all}), and over the mio loop's:"
 sort -k1,1 -k2,2n -k3,3n "$OUT" | awk '
   { key = $1 " " $2; v[key, ++n[key]] = $3; keys[key] = 1 }
   END {
