@@ -96,14 +96,10 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// Schedules the greenlet if it is still parked on this waiter; returns whether it was.
     pub(crate) fn wake(&self) -> bool {
-        self.wake_with(Msg::wake())
-    }
-
-    fn wake_with(&self, msg: Msg) -> bool {
         let data = &self.greenlet.inner().sched;
         if self.token != 0 && data.park_token.get() == self.token {
             data.park_token.set(0);
-            let entry = Ready::new(self.greenlet.clone(), msg);
+            let entry = Ready::Wake(self.greenlet.clone());
             with_hub(|hub| hub.ready.borrow_mut().push_back(entry));
             true
         } else {
