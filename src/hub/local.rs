@@ -20,7 +20,15 @@ impl Locals {
     /// while handles on it remain (gevent's `test_locals_collected_when_greenlet_dead_but_still_referenced`).
     /// A destructor may touch locals again; what it creates is dropped in the next round.
     /// Returns whether there was anything to drop.
+    #[inline]
     pub(crate) fn clear(&self) -> bool {
+        // Most greenlets have no locals: skip the loop and its unwind landing pads.
+        !self.values.borrow().is_empty() && self.clear_some()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn clear_some(&self) -> bool {
         let mut dropped = false;
         for _ in 0..8 {
             let values = std::mem::take(&mut *self.values.borrow_mut());

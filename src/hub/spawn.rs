@@ -253,17 +253,16 @@ impl SpawnBuilder {
     pub fn spawn_raw(self, f: impl FnOnce() + 'static) -> io::Result<Greenlet> {
         // The greenlet's root catches a panic and hands it to the parent, the hub, which drops
         // it: the panic hook has reported it already.
-        let greenlet = self.builder.build(move |()| f())?;
-        greenlet
-            .set_parent(&switch::hub_greenlet())
-            .expect("the hub is nobody's descendant");
+        let greenlet = self
+            .builder
+            .build_with_parent(switch::hub_greenlet(), move |()| f())?;
         schedule(greenlet.clone(), Msg::wake());
         Ok(greenlet)
     }
 
     fn create<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let name = self.builder.name_ref().map(str::to_owned);
-        let shared = Rc::new(Shared {
+        let shared = crate::greenlet::rc_in_place(|| Shared {
             name: name.unwrap_or_default(),
             id: Cell::new(0),
             result: RefCell::new(None),
@@ -295,10 +294,11 @@ impl SpawnBuilder {
             return Ok(JoinHandle { greenlet, shared });
         }
         let body_shared = shared.clone();
-        let greenlet = self.builder.build(move |()| run_spawned(body_shared, f))?;
-        greenlet
-            .set_parent(&switch::hub_greenlet())
-            .expect("the hub is nobody's descendant");
+        let greenlet = self
+            .builder
+            .build_with_parent(switch::hub_greenlet(), move |()| {
+                run_spawned(body_shared, f)
+            })?;
         shared.id.set(greenlet.id());
         Ok(JoinHandle { greenlet, shared })
     }
