@@ -32,6 +32,12 @@ pub(crate) enum Direction {
 struct Entry {
     readers: IoWaiters,
     writers: IoWaiters,
+    /// The descriptor has reported what a short read neither clears nor sees reported again
+    /// (see `net::Io::read_stream`): urgent data (a read stops short at its mark, with more
+    /// queued behind), the end of the stream or an error (a read takes the data before it, and
+    /// the next returns the end or the error). Sticky: from then on every read of it asks the
+    /// kernel first.
+    read_sticky: Cell<bool>,
 }
 
 /// The greenlets waiting on one descriptor in one direction, in arrival order. Almost always
@@ -87,6 +93,20 @@ impl IoWaiters {
     }
 }
 
+thread_local! {
+    /// How many times this thread's reactor has taken events from epoll. A stream socket whose
+    /// read emptied the receive buffer with no harvest since knows that nothing has come in
+    /// (anything arriving since queued an edge that no harvest has taken yet), so its next read
+    /// parks without a system call that would only say `EAGAIN` (`net::Io::read_stream`).
+    static HARVESTS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// This thread's reactor harvest count (see [`HARVESTS`]).
+#[inline]
+pub(crate) fn harvests() -> u64 {
+    HARVESTS.with(Cell::get)
+}
+
 /// The per-hub reactor state.
 #[derive(Default)]
 pub(crate) struct Reactor {
@@ -138,6 +158,7 @@ impl Reactor {
         let mut events_slot = self.events.borrow_mut();
         let events = events_slot.get_or_insert_with(|| Events::with_capacity(1024));
         let result = poll.poll(events, timeout);
+        HARVESTS.with(|h| h.set(h.get() + 1));
         if let Err(e) = result
             && e.kind() != io::ErrorKind::Interrupted
         {
@@ -153,7 +174,10 @@ impl Reactor {
                 continue;
             };
             let closed = event.is_error() || event.is_read_closed() || event.is_write_closed();
-            if event.is_readable() || closed {
+            if event.is_priority() || event.is_read_closed() || event.is_error() {
+                entry.read_sticky.set(true);
+            }
+            if event.is_readable() || event.is_priority() || closed {
                 entry.readers.wake_all();
             }
             if event.is_writable() || closed {
@@ -210,7 +234,8 @@ impl IoRegistration {
                 reg.register(
                     &mut SourceFd(&fd),
                     Token(token),
-                    Interest::READABLE | Interest::WRITABLE,
+                    // Priority too, to learn of TCP urgent data (`Entry::read_sticky`).
+                    Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
                 )
             });
             match r {
@@ -227,6 +252,20 @@ impl IoRegistration {
                     Err(e)
                 }
             }
+        })
+    }
+
+    /// Whether the descriptor has reported urgent data, the end of its stream or an error
+    /// (see `Entry::read_sticky`).
+    pub(crate) fn read_sticky(&self) -> bool {
+        // A token this hub does not know (a hub made since, at thread exit) counts as yes.
+        with_hub(|hub| {
+            hub.io
+                .entries
+                .borrow()
+                .get(self.token)
+                .and_then(Option::as_ref)
+                .is_none_or(|e| e.read_sticky.get())
         })
     }
 

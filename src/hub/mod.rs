@@ -37,7 +37,9 @@ use crate::greenlet::{Greenlet, Inner, Kind};
 use crate::sched::Scheduler;
 use crate::switch::{self, Msg};
 
-pub(crate) use self::io::{Direction, IoRegistration, wait_any as wait_any_io};
+pub(crate) use self::io::{
+    Direction, IoRegistration, harvests as io_harvests, wait_any as wait_any_io,
+};
 pub use self::local::LocalKey;
 pub use self::remote::HubHandle;
 pub(crate) use self::remote::{LoadToken, RemoteNotify, RemoteWait, RemoteWaker};

@@ -86,13 +86,20 @@
 //! same system calls but no timeouts, `peek` on every type, or conversions back to std; wrapping
 //! std keeps this module a thin layer. The registration is edge-triggered for both directions:
 //! an operation that returns `WouldBlock` parks its greenlet on the descriptor's wait list for
-//! that direction and retries when woken (see `IoRegistration` in the hub).
+//! that direction and retries when woken (see `IoRegistration` in the hub). A TCP read that
+//! returned less than it asked for has emptied the receive buffer, so the next read on that
+//! stream parks at once instead of asking the kernel for the `EAGAIN` it would get, unless the
+//! hub has polled since or the socket has reported urgent data, its end or an error (see
+//! `Io::read_stream`): a keep-alive server makes one system call per request to read, not two.
 
 mod lookup;
 mod tcp;
 mod udp;
 pub mod unix;
 pub(crate) mod wait;
+
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, OnceCell};
 use std::fmt;
@@ -102,7 +109,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::hub::waitlist::{BlockError, deadline_after};
-use crate::hub::{Direction, IoRegistration};
+use crate::hub::{self, Direction, IoRegistration};
 
 pub use self::lookup::{reset_resolver, set_resolver, system_resolver};
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
@@ -127,6 +134,10 @@ struct Options {
 pub(crate) struct Io {
     reg: OnceCell<Registration>,
     options: Rc<Options>,
+    /// 1 + the reactor's harvest count when a read of this stream last returned less than it
+    /// asked for, which empties the receive buffer; 0 when the last read did not (see
+    /// [`read_stream`](Io::read_stream)).
+    emptied: Cell<u64>,
 }
 
 /// A hub registration, of the descriptor itself or, when that is taken, of a duplicate it
@@ -190,6 +201,7 @@ impl Io {
         Io {
             reg: OnceCell::new(),
             options: Rc::default(),
+            emptied: Cell::new(0),
         }
     }
 
@@ -206,6 +218,7 @@ impl Io {
         Io {
             reg: OnceCell::new(),
             options: self.options.clone(),
+            emptied: Cell::new(0),
         }
     }
 
@@ -254,6 +267,58 @@ impl Io {
         self.run(fd, Direction::Read, op)
     }
 
+    /// Runs a read of a TCP stream into buffers of `len` bytes in all, parking until readable
+    /// while it would block.
+    ///
+    /// A TCP read that returns less than it asked for has emptied the receive buffer: the
+    /// kernel copies all it holds, up to `len`, and stops short only at urgent data's mark.
+    /// From then on, whatever arrives queues an edge on the descriptor's registration
+    /// (edge-triggered and permanent; one made later reports what is there already). So
+    /// while the reactor has not harvested since, nothing can have come in unseen, and the
+    /// next read parks without first making a system call that would only say `EAGAIN`: a
+    /// keep-alive server's read after each answer. (tokio does the same after a short read.)
+    ///
+    /// The read asks the kernel first once the reactor has harvested (an edge may have been
+    /// taken while nobody waited), and on every read of a socket whose registration has
+    /// reported urgent data, the end of the stream or an error: a short read can stop at the
+    /// urgent mark, or take the data before the end of the stream with the end itself, and the
+    /// next read must then see what is left, the end or the error, with no edge to come.
+    ///
+    /// Not for `peek`, which leaves the data where it is, nor for datagrams (one per read) or
+    /// Unix streams (a read stops short at passed descriptors and, with `SO_PASSCRED`, between
+    /// writers). A TCP socket turned into something else through its raw descriptor (kernel
+    /// TLS, which reads one record at a time) is outside what this assumes.
+    #[inline]
+    pub(crate) fn read_stream(
+        &self,
+        fd: RawFd,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let r = if self.known_empty() {
+            self.run_slow(fd, Direction::Read, None, &mut op)
+        } else {
+            self.run(fd, Direction::Read, &mut op)
+        };
+        // Linux caps one read at `MAX_RW_COUNT`: a read of more may stop there, short of `len`.
+        const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
+        let emptied = matches!(r, Ok(n) if n > 0 && n < len.min(MAX_RW_COUNT));
+        // Recorded in the same run as the read: no harvest can come between.
+        self.emptied
+            .set(if emptied { hub::io_harvests() + 1 } else { 0 });
+        r
+    }
+
+    /// Whether the last read emptied the receive buffer and nothing can have come in unseen
+    /// since (see [`read_stream`](Io::read_stream)); never in non-blocking mode, which must
+    /// not park.
+    #[inline]
+    fn known_empty(&self) -> bool {
+        self.emptied.get() == hub::io_harvests() + 1
+            && !self.options.nonblocking.get()
+            && self.reg.get().is_none_or(|r| !r.io().read_sticky())
+    }
+
     /// Runs a write-side operation, parking until writable while it would block.
     #[inline]
     pub(crate) fn write<T>(&self, fd: RawFd, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
@@ -273,7 +338,7 @@ impl Io {
             match op() {
                 Err(e) => match Failure::of(&e) {
                     Failure::Interrupted => continue,
-                    Failure::WouldBlock => return self.run_slow(fd, dir, e, &mut op),
+                    Failure::WouldBlock => return self.run_slow(fd, dir, Some(e), &mut op),
                     Failure::Other => return Err(e),
                 },
                 ok => return ok,
@@ -281,20 +346,25 @@ impl Io {
         }
     }
 
-    /// Parks until ready and retries. Not `#[cold]`: a keep-alive server comes here on every
-    /// request (the read after the answer finds no data), so it is kept out of line for the
-    /// fast path's sake but optimised as the hot path it is.
+    /// Parks until ready and retries. `would_block` is the `WouldBlock` error of the attempt
+    /// that brought the call here, returned as it is in non-blocking mode; `None` when no
+    /// attempt was made (the caller checked that the socket is in blocking mode). Not
+    /// `#[cold]`: a keep-alive server comes here on every request (the read after the
+    /// answer), so it is kept out of line for the fast path's sake but optimised as the hot
+    /// path it is.
     #[inline(never)]
     fn run_slow<T>(
         &self,
         fd: RawFd,
         dir: Direction,
-        would_block: io::Error,
+        would_block: Option<io::Error>,
         op: &mut dyn FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
         let options = &*self.options;
-        if options.nonblocking.get() {
-            return Err(would_block);
+        if let Some(e) = would_block
+            && options.nonblocking.get()
+        {
+            return Err(e);
         }
         let timeout = match dir {
             Direction::Read => options.read_timeout.get(),

@@ -276,14 +276,18 @@ impl Read for &TcpStream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let inner = &self.inner;
-        self.io.read(inner.as_raw_fd(), || (&*inner).read(buf))
+        let len = buf.len();
+        self.io
+            .read_stream(inner.as_raw_fd(), len, || (&*inner).read(buf))
     }
 
     #[inline]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let inner = &self.inner;
+        // std passes at most `IOV_MAX` (1,024 on Linux) buffers.
+        let len = bufs.iter().take(1024).map(|b| b.len()).sum();
         self.io
-            .read(inner.as_raw_fd(), || (&*inner).read_vectored(bufs))
+            .read_stream(inner.as_raw_fd(), len, || (&*inner).read_vectored(bufs))
     }
 }
 
