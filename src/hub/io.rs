@@ -174,10 +174,12 @@ impl Reactor {
                 continue;
             };
             let closed = event.is_error() || event.is_read_closed() || event.is_write_closed();
-            if event.is_priority() || event.is_read_closed() || event.is_error() {
+            if event.is_priority() || closed {
                 entry.read_sticky.set(true);
             }
-            if event.is_readable() || event.is_priority() || closed {
+            // Urgent data alone does not wake readers: `wait_readable` would report a socket
+            // readable with nothing to `read`, which blocks a caller's blocking descriptor.
+            if event.is_readable() || closed {
                 entry.readers.wake_all();
             }
             if event.is_writable() || closed {
