@@ -34,47 +34,56 @@ fn read(io: &Io, server: &TcpStream, len: usize) -> (io::Result<Vec<u8>>, usize)
     (r.map(|n| buf[..n].to_vec()), calls.get())
 }
 
+/// Reads into 16 bytes and checks that it got `want` with one system call (`why` says why
+/// one).
+fn assert_read_once(io: &Io, server: &TcpStream, want: &[u8], why: &str) {
+    let (got, calls) = read(io, server, 16);
+    assert_eq!(got.unwrap(), want);
+    assert_eq!(calls, 1, "{why}");
+}
+
 /// Sends `bytes` from a greenlet that runs once the reader parks.
 fn send_later(client: &TcpStream, bytes: &'static [u8]) -> crate::JoinHandle<()> {
     let mut client = client.try_clone().unwrap();
     crate::spawn(move || client.write_all(bytes).unwrap())
 }
 
+/// A pair whose accepted end has just made a short read ("ab" into 16 bytes), parked first
+/// (so it is registered), with no harvest since.
+fn after_short_read() -> (TcpStream, TcpStream, Io) {
+    let (client, server, io) = pair();
+    let sender = send_later(&client, b"ab");
+    assert_eq!(read(&io, &server, 16).0.unwrap(), b"ab");
+    sender.join().unwrap();
+    (client, server, io)
+}
+
 #[test]
 fn the_read_after_a_short_read_parks_without_a_system_call() {
-    let (mut client, server, io) = pair();
-    let sender = send_later(&client, b"ab");
-    let (first, _) = read(&io, &server, 16);
-    assert_eq!(first.unwrap(), b"ab");
-    sender.join().unwrap();
+    let (client, server, io) = after_short_read();
     // Nothing is queued, and no harvest came since the short read: park first.
     let sender = send_later(&client, b"cd");
-    let (second, calls) = read(&io, &server, 16);
-    assert_eq!(second.unwrap(), b"cd");
-    assert_eq!(calls, 1, "parked first, then one read that found the data");
+    assert_read_once(
+        &io,
+        &server,
+        b"cd",
+        "parked first, then one read that found the data",
+    );
     sender.join().unwrap();
     // The same again with the registration made by the parks before.
     let sender = send_later(&client, b"ef");
-    let (third, calls) = read(&io, &server, 16);
-    assert_eq!(third.unwrap(), b"ef");
-    assert_eq!(calls, 1);
+    assert_read_once(&io, &server, b"ef", "one system call");
     sender.join().unwrap();
-    client.flush().unwrap();
 }
 
 #[test]
 fn a_read_after_a_harvest_asks_the_kernel_first() {
-    let (mut client, server, io) = pair();
-    let sender = send_later(&client, b"ab");
-    assert_eq!(read(&io, &server, 16).0.unwrap(), b"ab"); // parks: registered
-    sender.join().unwrap();
+    let (mut client, server, io) = after_short_read();
     // Data comes in while this greenlet sleeps; the hub harvests its edge with nobody
     // waiting on the socket. The read must find it without waiting for another edge.
     client.write_all(b"cd").unwrap();
     crate::sleep(Duration::from_millis(20));
-    let (second, calls) = read(&io, &server, 16);
-    assert_eq!(second.unwrap(), b"cd");
-    assert_eq!(calls, 1, "the data was there: no park");
+    assert_read_once(&io, &server, b"cd", "the data was there: no park");
 }
 
 #[test]
@@ -84,9 +93,12 @@ fn a_read_that_fills_its_buffer_does_not_count_as_emptying_it() {
     let sender = send_later(&client, b"0123456789abcdef0123456789ABCDEF");
     assert_eq!(read(&io, &server, 16).0.unwrap(), b"0123456789abcdef");
     sender.join().unwrap();
-    let (second, calls) = read(&io, &server, 16);
-    assert_eq!(second.unwrap(), b"0123456789ABCDEF");
-    assert_eq!(calls, 1, "found by the first system call, with no park");
+    assert_read_once(
+        &io,
+        &server,
+        b"0123456789ABCDEF",
+        "found by the first system call, with no park",
+    );
 }
 
 #[test]
@@ -106,18 +118,19 @@ fn urgent_data_makes_every_read_ask_the_kernel_first() {
     let (first, _) = read(&io, &server, 16);
     assert_eq!(first.unwrap(), b"ab");
     sender.join().unwrap();
-    let (second, calls) = read(&io, &server, 16);
-    assert_eq!(second.unwrap(), b"cd", "the urgent byte is out of band");
-    assert_eq!(calls, 1, "found by the first system call, with no park");
+    assert_read_once(
+        &io,
+        &server,
+        b"cd",
+        "found by the first system call, with no park",
+    );
     drop(client);
 }
 
 #[test]
 fn non_blocking_mode_asks_the_kernel_after_a_short_read() {
-    let (client, server, io) = pair();
-    let sender = send_later(&client, b"ab");
-    assert_eq!(read(&io, &server, 16).0.unwrap(), b"ab");
-    sender.join().unwrap();
+    // The client stays open: its end would make the read return 0.
+    let (_client, server, io) = after_short_read();
     io.set_nonblocking(true);
     let (r, calls) = read(&io, &server, 16);
     assert_eq!(r.unwrap_err().kind(), io::ErrorKind::WouldBlock);
@@ -126,10 +139,7 @@ fn non_blocking_mode_asks_the_kernel_after_a_short_read() {
 
 #[test]
 fn shutting_down_the_read_side_after_a_short_read_ends_the_next_read() {
-    let (client, server, io) = pair();
-    let sender = send_later(&client, b"ab");
-    assert_eq!(read(&io, &server, 16).0.unwrap(), b"ab");
-    sender.join().unwrap();
+    let (client, server, io) = after_short_read();
     server.shutdown(Shutdown::Read).unwrap();
     let (r, _) = read(&io, &server, 16);
     assert_eq!(r.unwrap(), b"", "end of stream, not a timeout");
@@ -138,14 +148,14 @@ fn shutting_down_the_read_side_after_a_short_read_ends_the_next_read() {
 
 #[test]
 fn the_peer_closing_after_a_short_read_ends_the_next_read() {
-    let (client, server, io) = pair();
-    let sender = send_later(&client, b"ab");
-    assert_eq!(read(&io, &server, 16).0.unwrap(), b"ab");
-    sender.join().unwrap();
+    let (client, server, io) = after_short_read();
     let closer = crate::spawn(move || drop(client));
-    let (r, calls) = read(&io, &server, 16);
-    assert_eq!(r.unwrap(), b"");
-    assert_eq!(calls, 1, "parked first, then one read that found the end");
+    assert_read_once(
+        &io,
+        &server,
+        b"",
+        "parked first, then one read that found the end",
+    );
     closer.join().unwrap();
 }
 
@@ -162,7 +172,5 @@ fn data_and_the_end_of_the_stream_together_end_the_next_read() {
     let (first, _) = read(&io, &server, 16);
     assert_eq!(first.unwrap(), b"ab");
     closer.join().unwrap();
-    let (r, calls) = read(&io, &server, 16);
-    assert_eq!(r.unwrap(), b"", "end of stream, not a timeout");
-    assert_eq!(calls, 1, "the end was there: no park");
+    assert_read_once(&io, &server, b"", "the end was there: no park");
 }
