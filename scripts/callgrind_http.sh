@@ -22,13 +22,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-cargo build --release -q -p bench
-cargo build --release -q -p greenlet --example http_hello
-TARGET=${CARGO_TARGET_DIR:-target}
-BENCH=$TARGET/release/bench
-HELLO=$TARGET/release/examples/http_hello
-N=${N:-20000}
-CONNS=${CONNS:-100}
+# Builds the servers; TARGET, BENCH, HELLO, N, CONNS and `server`.
+source scripts/http_servers.sh
 OUT=$TARGET/callgrind-http
 mkdir -p "$OUT"
 # Below the ephemeral range (32768 up), where the clients of an earlier run leave ports in
@@ -36,16 +31,6 @@ mkdir -p "$OUT"
 PORT=${PORT:-$((12000 + $$ % 20000))}
 SIM=()
 [ -n "${CACHE:-}" ] && SIM=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,8,64)
-
-# Sets CMD to the server command of $1 on port $2.
-server() {
-  case $1 in
-    mio) CMD=("$BENCH" __serve mio http "$2") ;;
-    proto) CMD=("$BENCH" __serve 'greenlet (harness parser)' http "$2") ;;
-    hello) CMD=("$HELLO" "$2") ;;
-    *) echo "unknown server $1 (mio proto hello)" >&2; exit 2 ;;
-  esac
-}
 
 # Totals of server $1 answering $2 requests on port $3: instructions, and with CACHE=1 the L1
 # and L2 data misses (reads and writes), space-separated.

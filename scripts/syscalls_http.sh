@@ -14,26 +14,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v strace >/dev/null || { echo "strace is not installed (apt-get install strace)" >&2; exit 1; }
-cargo build --release -q -p bench
-cargo build --release -q -p greenlet --example http_hello
-TARGET=${CARGO_TARGET_DIR:-target}
-BENCH=$TARGET/release/bench
-HELLO=$TARGET/release/examples/http_hello
-N=${N:-20000}
-CONNS=${CONNS:-100}
+# Builds the servers; TARGET, BENCH, HELLO, N, CONNS and `server`.
+source scripts/http_servers.sh
 PORT=${PORT:-$((12000 + $$ % 20000))}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-
-# Sets CMD to the server command of $1 on port $2.
-server() {
-  case $1 in
-    mio) CMD=("$BENCH" __serve mio http "$2") ;;
-    proto) CMD=("$BENCH" __serve 'greenlet (harness parser)' http "$2") ;;
-    hello) CMD=("$HELLO" "$2") ;;
-    *) echo "unknown server $1 (mio proto hello)" >&2; exit 2 ;;
-  esac
-}
 
 # "reads failed sends" of server $1 answering $2 requests on port $3.
 counts() {
