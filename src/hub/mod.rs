@@ -744,6 +744,7 @@ pub(crate) fn shut_down_remote(grace: Duration) -> usize {
 }
 
 /// Prepares the current greenlet to park: the returned waiter wakes it once.
+#[inline]
 pub(crate) fn waiter() -> Waiter {
     let greenlet = crate::current();
     // A kill that had to wait (it reached the greenlet inside a hooked libc call) is raised

@@ -26,6 +26,13 @@ impl Deadlines {
         self.stack.borrow().iter().map(|&(_, d)| d).min()
     }
 
+    /// Whether no timeout is active: the usual case, tested apart so that a park under none
+    /// does not pay for the search and the comparisons of `Option<Instant>`s.
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.stack.borrow().is_empty()
+    }
+
     /// A blocking call gave up at `deadline`: every active timeout due by then has fired.
     #[cold]
     pub(crate) fn mark_fired(&self, deadline: Instant) {
@@ -49,8 +56,13 @@ impl Deadlines {
 }
 
 /// The earlier of `deadline` and the current greenlet's timeouts.
+#[inline]
 pub(crate) fn effective_deadline(g: &Greenlet, deadline: Option<Instant>) -> Option<Instant> {
-    match (deadline, g.inner().sched.deadlines.earliest()) {
+    let deadlines = &g.inner().sched.deadlines;
+    if deadlines.is_empty() {
+        return deadline;
+    }
+    match (deadline, deadlines.earliest()) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }

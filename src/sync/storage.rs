@@ -192,6 +192,7 @@ impl<T, S: Store<T>> QueueCore<T, S> {
     }
 
     /// Puts without waiting; `Ok(true)` when a waiting getter received the item directly.
+    #[inline(always)]
     fn try_put_inner(&self, item: T) -> Result<bool, TrySendError<T>> {
         if self.closed.get() {
             return Err(TrySendError::Closed(item));
@@ -254,6 +255,7 @@ impl<T, S: Store<T>> QueueCore<T, S> {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn try_get(&self) -> Result<T, TryRecvError> {
         let popped = self.store.borrow_mut().pop();
         let open = !self.closed.get();
