@@ -421,3 +421,35 @@ fn current_always_names_the_live_running_greenlet() {
     println!("{seeds} seeds: {all_created} greenlets, {bombs} destructors panicked");
     assert!(bombs > 0, "no sequence had a destructor panic");
 }
+
+/// A greenlet's stack slot goes back to the pool when it finishes, and the next greenlet
+/// spawned gets it. Here the first one parks many times (its frames pushed and popped again
+/// and again) and ends while main waits in the hub; the second one's closure, copied onto the
+/// reused slot, must read back as written. Under memcheck (`scripts/valgrind.sh`) this is the
+/// pattern where the marks left by the first greenlet's popped frames made memcheck report
+/// the second one's fresh locals as invalid accesses, until every slot handed out was marked
+/// as new stack memory.
+#[test]
+fn a_reused_stack_slot_holds_the_next_greenlets_closure() {
+    let ticks = Rc::new(Cell::new(0u32));
+    let t = ticks.clone();
+    let ticker = greenlet::spawn(move || {
+        for _ in 0..10 {
+            t.set(t.get() + 1);
+            greenlet::sleep(std::time::Duration::from_millis(1));
+        }
+    });
+    greenlet::sleep(std::time::Duration::from_millis(20));
+    ticker.join().unwrap();
+    assert_eq!(ticks.get(), 10);
+    let words = [3u64, 5, 7, 11, 13, 17];
+    let name = String::from("second");
+    let seen = Rc::new(RefCell::new(None));
+    let out = seen.clone();
+    let second = greenlet::spawn(move || {
+        greenlet::sleep(std::time::Duration::from_millis(1));
+        *out.borrow_mut() = Some((words.iter().sum::<u64>(), name));
+    });
+    second.join().unwrap();
+    assert_eq!(*seen.borrow(), Some((56, String::from("second"))));
+}

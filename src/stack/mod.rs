@@ -30,6 +30,7 @@ mod registry;
 mod slab;
 #[cfg(test)]
 mod tests;
+mod valgrind;
 
 use std::io;
 use std::marker::PhantomData;
@@ -113,6 +114,7 @@ pub(crate) fn acquire(size: usize) -> io::Result<PooledStack> {
     let slot_size = usable + slab::guard_len();
     let limit = StackPointer::new(start).expect("greenlet stacks: slot at address 0");
     let base = StackPointer::new(start + slot_size).expect("greenlet stacks: slot wraps around");
+    valgrind::mark_undefined(start + slab::guard_len(), usable);
     Ok(PooledStack {
         limit,
         base,
