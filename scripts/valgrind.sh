@@ -8,7 +8,7 @@
 #   - tests/thread_exit.rs: the thread-exit tests that used to abort (defects 3 and 4), with
 #     their child processes traced too. (The memory-growth test is left out: under valgrind the
 #     process's resident set is valgrind's.)
-# Usage: scripts/valgrind.sh [--release]. CI runs it (see .ci/run).
+# Usage: scripts/valgrind.sh [--release]. CI runs it both ways (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
