@@ -303,6 +303,16 @@ fn monitor_warning_has_the_blockers_backtrace() {
     );
 }
 
+/// Blocks the hub for at least 300 ms and until `n` warnings name "blocks-twice" (or the test
+/// gives up).
+fn busy_until_logged(n: usize) {
+    let give_up = Instant::now() + util::NOT_HANGING;
+    busy_loop(Duration::from_millis(300));
+    while logged(log::Level::Warn, "blocks-twice").len() < n && Instant::now() < give_up {
+        busy_loop(Duration::from_millis(10));
+    }
+}
+
 /// A greenlet that blocks, yields, and blocks again is reported for each stretch; greenlets
 /// that keep switching are not.
 #[test]
@@ -323,19 +333,16 @@ fn monitor_reports_each_blocking_stretch() {
         let twice = SpawnBuilder::new()
             .name("blocks-twice")
             .spawn(|| {
-                busy_loop(Duration::from_millis(300));
+                // Each stretch lasts until it has been reported: the monitor's first report
+                // looks up the backtrace's names, which on a loaded machine can take longer
+                // than a fixed stretch, and a monitor busy with one report sees no other.
+                busy_until_logged(1);
                 greenlet::sleep(Duration::from_millis(1));
-                busy_loop(Duration::from_millis(300));
+                busy_until_logged(2);
             })
             .unwrap();
         greenlet::joinall(&[polite, twice], None, None).unwrap();
     });
-    let found = wait_logged(log::Level::Warn, "blocks-twice");
-    assert!(!found.is_empty());
-    let give_up = Instant::now() + util::NOT_HANGING;
-    while logged(log::Level::Warn, "blocks-twice").len() < 2 && Instant::now() < give_up {
-        std::thread::sleep(Duration::from_millis(10));
-    }
     assert_eq!(logged(log::Level::Warn, "blocks-twice").len(), 2);
     assert!(logged(log::Level::Warn, "polite-switcher").is_empty());
 }
