@@ -102,6 +102,14 @@ pub unsafe extern "C" fn setsockopt(
     len: socklen_t,
 ) -> c_int {
     let r = sys::setsockopt(fd, level, name, val, len);
+    if r == 0 && level == libc::IPPROTO_TCP && name == libc::TCP_ULP {
+        // An upper layer protocol (kernel TLS) makes reads stop short with data left.
+        match fdtable::slot(fd) {
+            Some(slot) => slot.option_changed(|s| s.set_plain_tcp(false)),
+            None => fdtable::bump_epoch(),
+        }
+        return r;
+    }
     if r != 0 || level != libc::SOL_SOCKET {
         return r;
     }

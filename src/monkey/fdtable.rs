@@ -60,8 +60,13 @@ const FLIPPED: u64 = 1 << 5;
 const PRIVATE: u64 = 1 << 6;
 const RCV_KNOWN: u64 = 1 << 7;
 const SND_KNOWN: u64 = 1 << 8;
-/// The bits that expire with the epoch.
-const OPTIONS: u64 = NB_KNOWN | USER_NB | RCV_KNOWN | SND_KNOWN;
+/// Whether the socket is plain TCP is known (see [`Slot::plain_tcp`]).
+const TCP_KNOWN: u64 = 1 << 9;
+/// A TCP socket with no upper layer protocol (`TCP_ULP`) installed.
+const TCP: u64 = 1 << 10;
+/// The bits that expire with the epoch. Plain TCP is among them because an upper layer
+/// protocol installed through a shared descriptor changes the file under every number.
+const OPTIONS: u64 = NB_KNOWN | USER_NB | RCV_KNOWN | SND_KNOWN | TCP_KNOWN | TCP;
 
 /// Which way a call goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,9 +157,22 @@ impl Slot {
         self.update(|v| v & !PRIVATE);
     }
 
+    /// Whether the descriptor is a TCP socket with no upper layer protocol, if known: one whose
+    /// read that returns less than it asked for has emptied the receive buffer (see
+    /// `super::io::stream_read`).
+    pub(super) fn plain_tcp(&self) -> Option<bool> {
+        let v = self.bits();
+        (v & TCP_KNOWN != 0).then_some(v & TCP != 0)
+    }
+
+    pub(super) fn set_plain_tcp(&self, tcp: bool) {
+        self.update(|v| (v & !TCP) | TCP_KNOWN | if tcp { TCP } else { 0 });
+    }
+
     /// A descriptor fresh from `socket` or `accept`: a socket, the only one of its file, with
-    /// the given `O_NONBLOCK` and, when `no_timeouts`, no socket timeouts.
-    pub(super) fn fresh_socket(&self, nonblocking: bool, no_timeouts: bool) {
+    /// the given `O_NONBLOCK`, when `no_timeouts` no socket timeouts, and plain TCP or not as
+    /// `tcp` says (`None`: not known).
+    pub(super) fn fresh_socket(&self, nonblocking: bool, no_timeouts: bool, tcp: Option<bool>) {
         self.rcv_us.store(0, Ordering::Release);
         self.snd_us.store(0, Ordering::Release);
         let timeouts = if no_timeouts {
@@ -163,7 +181,12 @@ impl Slot {
             0
         };
         let nb = if nonblocking { USER_NB } else { 0 };
-        self.update(|_| Kind::Socket as u64 | PRIVATE | NB_KNOWN | nb | timeouts);
+        let tcp = match tcp {
+            Some(true) => TCP_KNOWN | TCP,
+            Some(false) => TCP_KNOWN,
+            None => 0,
+        };
+        self.update(|_| Kind::Socket as u64 | PRIVATE | NB_KNOWN | nb | timeouts | tcp);
     }
 
     /// Records a new option value set through this descriptor: in its own slot when it is the

@@ -12,7 +12,7 @@ use libc::{c_int, c_uint, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ss
 use super::cooperating;
 use super::fdtable::{self, Dir, Kind};
 use super::sys::{self, errno, fail};
-use super::wait::{self, Ctx, blocking, guarded, run, run_all};
+use super::wait::{self, Ctx, blocking, guarded, run, run_all, run_parked};
 
 /// Largest write that fits a pipe without blocking once `poll` says it is writable.
 const PIPE_BUF: usize = 4096;
@@ -126,7 +126,7 @@ fn coop_readv_once(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str)
             Kind::Socket if cnt == 1 => {
                 // SAFETY: one valid iovec (libc's contract).
                 let v = unsafe { *iov };
-                run(&ctx, Dir::Read, name, |nb| {
+                stream_read(&ctx, name, v.iov_len, |nb| {
                     let (addr, len) = (std::ptr::null_mut(), std::ptr::null_mut());
                     sys::recvfrom(fd, v.iov_base, v.iov_len, dontwait(nb), addr, len)
                 })
@@ -141,6 +141,38 @@ fn coop_readv_once(fd: c_int, iov: *const iovec, cnt: c_int, name: &'static str)
             Kind::Blocking | Kind::Unknown => blocking(name, fd, || sys::readv(fd, iov, cnt)),
         }
     })
+}
+
+/// A plain read of `n` bytes from a socket (no flags, one buffer), which parks at once when
+/// the last one emptied the receive buffer and nothing can have come in unseen since.
+///
+/// A read of plain TCP that returns less than it asked for has emptied the receive buffer:
+/// the kernel copies all it holds, up to `n`. Whatever arrives afterwards queues an edge on
+/// this thread's registration of the descriptor, which the reactor has not harvested while
+/// its harvest count stands still. The next read then parks without first making a system
+/// call that would only say `EAGAIN`, the read a keep-alive server makes after each answer
+/// (as `net::Io::read_stream` does for green streams).
+///
+/// The read asks the kernel first after a harvest, on a descriptor the user made
+/// non-blocking, and on a socket whose registration has reported urgent data, the end of the
+/// stream or an error (a short read can stop at the urgent mark, or take the end along with
+/// the data, with no edge to come for what is left). Only TCP sockets with no upper layer
+/// protocol count: a datagram socket reads one datagram, a Unix stream stops short at passed
+/// descriptors, kernel TLS reads one record at a time. `TCP_ULP` set through the hooked
+/// `setsockopt` is seen; one set by a raw system call is not.
+fn stream_read(
+    ctx: &Ctx,
+    name: &'static str,
+    n: usize,
+    attempt: impl FnMut(bool) -> ssize_t,
+) -> ssize_t {
+    let r = if wait::known_empty(ctx) {
+        run_parked(ctx, Dir::Read, name, attempt)
+    } else {
+        run(ctx, Dir::Read, name, attempt)
+    };
+    wait::note_read(ctx, r, n);
+    r
 }
 
 /// A write-side call on any descriptor: vectored, as `writev`, writing everything.
@@ -299,6 +331,11 @@ pub unsafe extern "C" fn recvfrom(
                 sys::recvfrom(fd, at, n - done, flags | dontwait(nb), addr, len)
             });
         }
+        if flags == 0 && ctx.kind() == Kind::Socket {
+            return stream_read(&ctx, "recvfrom", n, |nb| {
+                sys::recvfrom(fd, buf, n, dontwait(nb), addr, len)
+            });
+        }
         run(&ctx, Dir::Read, "recvfrom", |nb| {
             sys::recvfrom(fd, buf, n, flags | dontwait(nb), addr, len)
         })
@@ -434,7 +471,7 @@ pub unsafe extern "C" fn accept4(
     flags: c_int,
 ) -> c_int {
     if !cooperating() {
-        return accepted(accept_blocking(fd, addr, len, flags), flags);
+        return accepted(fd, accept_blocking(fd, addr, len, flags), flags);
     }
     let r = guarded(-1, || {
         let Some(ctx) = Ctx::enter(fd) else {
@@ -443,6 +480,9 @@ pub unsafe extern "C" fn accept4(
         if ctx.nonblocking() {
             return sys::accept4(fd, addr, len, flags) as ssize_t;
         }
+        // Learned once per listener (a listener made before the thread had its runtime went
+        // unrecorded), for its connections to inherit (see `accepted`).
+        ctx.plain_tcp();
         if !ctx.slot.is_flipped() {
             let fl = sys::fcntl(fd, libc::F_GETFL, 0);
             if fl >= 0 && sys::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as usize) == 0 {
@@ -458,7 +498,7 @@ pub unsafe extern "C" fn accept4(
             }
         })
     });
-    accepted(r as c_int, flags)
+    accepted(fd, r as c_int, flags)
 }
 
 /// A plain accept, which blocks as the user expects even on a listener the hooks made
@@ -483,13 +523,17 @@ fn accept_blocking(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c
     }
 }
 
-/// Records a new connection's descriptor: a socket of its own, non-blocking as `flags` say.
-fn accepted(r: c_int, flags: c_int) -> c_int {
+/// Records a new connection's descriptor, accepted on `listener`: a socket of its own,
+/// non-blocking as `flags` say, plain TCP when the listener is.
+fn accepted(listener: c_int, r: c_int, flags: c_int) -> c_int {
     if r >= 0
         && let Some(slot) = fdtable::slot(r)
     {
+        // An upper layer protocol is never installed on a listener (kernel TLS wants an
+        // established connection), so a plain TCP listener's connections start plain.
+        let tcp = fdtable::slot(listener).and_then(|l| l.plain_tcp());
         // Timeouts are inherited from the listener: learned when needed.
-        slot.fresh_socket(flags & libc::SOCK_NONBLOCK != 0, false);
+        slot.fresh_socket(flags & libc::SOCK_NONBLOCK != 0, false, tcp);
     }
     r
 }
@@ -526,7 +570,11 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     if fd >= 0
         && let Some(slot) = fdtable::slot(fd)
     {
-        slot.fresh_socket(ty & libc::SOCK_NONBLOCK != 0, true);
+        let stream = ty & 0xf == libc::SOCK_STREAM;
+        let tcp = matches!(domain, libc::AF_INET | libc::AF_INET6)
+            && stream
+            && matches!(protocol, 0 | libc::IPPROTO_TCP);
+        slot.fresh_socket(ty & libc::SOCK_NONBLOCK != 0, true, Some(tcp));
     }
     fd
 }

@@ -71,6 +71,14 @@
 //! - **Blocking semantics.** A blocking `send`/`write` writes everything before it returns (or
 //!   a partial count when its timeout expires), `recv` with `MSG_WAITALL` waits for the whole
 //!   buffer, `connect` parks until the handshake ends and reports `SO_ERROR`.
+//! - **One system call per keep-alive request.** A `read` or `recv` (no flags) of plain TCP
+//!   that returned less than it asked for emptied the receive buffer, so the next read parks
+//!   without first asking the kernel for what it would only answer `EAGAIN` to, as a green
+//!   [`TcpStream`](crate::net::TcpStream) does: what arrives meanwhile wakes it. It asks first after
+//!   the hub polled, on a descriptor the user made non-blocking, and once the socket reported
+//!   urgent data, its end or an error. Datagram and Unix sockets never take this path, nor
+//!   does a TCP socket given an upper layer protocol (kernel TLS) through the hooked
+//!   `setsockopt`; one given it by a raw `syscall` is outside what the hooks can see.
 //! - **Errors.** `EBADF` for a closed descriptor; a descriptor closed (through the hooks) by
 //!   another greenlet while one is parked on it wakes the parked one with `EBADF`, even if its
 //!   number has been reused meanwhile. `ECONNREFUSED`, `EMFILE`, `EPIPE`, ... as the kernel

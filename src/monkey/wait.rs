@@ -24,11 +24,17 @@ use crate::hub::{self, Direction};
 use crate::net::Registration;
 
 /// A registration, with the generation of the descriptor it was made for.
-type Entry = Option<(u32, Rc<Registration>)>;
+struct Entry {
+    generation: u32,
+    reg: Rc<Registration>,
+    /// 1 + the reactor's harvest count when a read of this descriptor last emptied its receive
+    /// buffer, 0 when the last read did not (see [`known_empty`]).
+    emptied: u64,
+}
 
 thread_local! {
     /// This thread's registrations, by descriptor number.
-    static REGS: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    static REGS: RefCell<Vec<Option<Entry>>> = const { RefCell::new(Vec::new()) };
     /// Whether [`REGS`] was ever used on this thread: `close` looks only then.
     static REGS_USED: Cell<bool> = const { Cell::new(false) };
 }
@@ -170,6 +176,42 @@ impl Ctx {
         t
     }
 
+    /// Whether the descriptor is a TCP socket with no upper layer protocol, learned once per
+    /// generation (epoch) when `socket` or `accept` did not tell. Leaves `errno` alone.
+    pub(super) fn plain_tcp(&self) -> bool {
+        if let Some(tcp) = self.slot.plain_tcp() {
+            return tcp;
+        }
+        let saved = errno();
+        let int_opt = |level: c_int, name: c_int| {
+            let mut v: c_int = 0;
+            let mut len = size_of::<c_int>() as libc::socklen_t;
+            let r = sys::getsockopt(self.fd, level, name, (&raw mut v).cast(), &mut len);
+            (r == 0).then_some(v)
+        };
+        let domain = int_opt(libc::SOL_SOCKET, libc::SO_DOMAIN);
+        let tcp = matches!(domain, Some(libc::AF_INET | libc::AF_INET6))
+            && int_opt(libc::SOL_SOCKET, libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP)
+            && {
+                // The name of the upper layer protocol (kernel TLS: "tls"), empty when none.
+                let mut name = [0u8; 16];
+                let mut len = name.len() as libc::socklen_t;
+                let r = sys::getsockopt(
+                    self.fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_ULP,
+                    name.as_mut_ptr().cast(),
+                    &mut len,
+                );
+                r == 0 && (len == 0 || name[0] == 0)
+            };
+        set_errno(saved);
+        if domain.is_some() {
+            self.slot.set_plain_tcp(tcp);
+        }
+        tcp
+    }
+
     /// The deadline of a call that starts waiting now, from its socket timeout.
     pub(super) fn deadline(&self, dir: Dir) -> Option<Instant> {
         self.timeout(dir)
@@ -196,7 +238,7 @@ fn registration(fd: c_int, generation: u32) -> Result<Rc<Registration>, Blocked>
             regs.resize_with(i + 1, || None);
         }
         match &regs[i] {
-            Some((g, reg)) if *g == generation => Some(Ok(reg.clone())),
+            Some(e) if e.generation == generation => Some(Ok(e.reg.clone())),
             _ => Some(Err(regs[i].take())),
         }
     });
@@ -206,15 +248,19 @@ fn registration(fd: c_int, generation: u32) -> Result<Rc<Registration>, Blocked>
         // The map is in use further up this stack, or gone with the thread.
         _ => return Err(Blocked::Impossible),
     };
-    if let Some((_, old)) = stale {
+    if let Some(old) = stale {
         // Its file was closed behind our back; the number may name another file now.
-        old.release(false);
+        old.reg.release(false);
     }
     let reg = Rc::new(Registration::new(fd).map_err(|_| Blocked::Impossible)?);
     REGS_USED.set(true);
     let stored = REGS.try_with(|regs| {
         if let Ok(mut regs) = regs.try_borrow_mut() {
-            regs[i] = Some((generation, reg.clone()));
+            regs[i] = Some(Entry {
+                generation,
+                reg: reg.clone(),
+                emptied: 0,
+            });
         }
     });
     stored.map_err(|_| Blocked::Impossible)?;
@@ -237,9 +283,58 @@ pub(super) fn forget(fd: c_int) {
         })
         .ok()
         .flatten();
-    if let Some((_, reg)) = taken {
-        reg.release(true);
+    if let Some(e) = taken {
+        e.reg.release(true);
     }
+}
+
+/// Whether the last read of this stream emptied its receive buffer and nothing can have come
+/// in unseen since, so that the next read may park without asking the kernel first (see
+/// `super::io::stream_read`). Never for a descriptor the user made non-blocking, which must
+/// not park.
+pub(super) fn known_empty(ctx: &Ctx) -> bool {
+    let Ok(i) = usize::try_from(ctx.fd) else {
+        return false;
+    };
+    let empty = REGS.try_with(|regs| {
+        let Ok(regs) = regs.try_borrow() else {
+            return false;
+        };
+        regs.get(i).and_then(Option::as_ref).is_some_and(|e| {
+            e.generation == ctx.generation
+                && e.emptied == hub::io_harvests() + 1
+                && !e.reg.io().read_sticky()
+        })
+    });
+    empty.unwrap_or(false) && !ctx.nonblocking()
+}
+
+/// Records whether a read of `n` bytes that returned `r` emptied the stream's receive buffer:
+/// a read of plain TCP that returned less than it asked for. Kept only where this thread has
+/// a registration of the descriptor, made before the read: whatever arrived after the read
+/// then queued an edge on it.
+pub(super) fn note_read(ctx: &Ctx, r: ssize_t, n: usize) {
+    // Linux caps one read at `MAX_RW_COUNT`: a read of more may stop there, short of `n`.
+    const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
+    let Ok(i) = usize::try_from(ctx.fd) else {
+        return;
+    };
+    let short = r > 0 && (r as usize) < n.min(MAX_RW_COUNT);
+    let _ = REGS.try_with(|regs| {
+        let Ok(mut regs) = regs.try_borrow_mut() else {
+            return;
+        };
+        if let Some(Some(e)) = regs.get_mut(i)
+            && e.generation == ctx.generation
+        {
+            // Read in the same run as the read itself: no harvest can come between.
+            e.emptied = if short && ctx.plain_tcp() {
+                hub::io_harvests() + 1
+            } else {
+                0
+            };
+        }
+    });
 }
 
 /// Parks until `fd` may be ready for `dir`, or `deadline`: the hot path of every hooked socket
@@ -360,14 +455,37 @@ pub(super) fn run(
     ctx: &Ctx,
     dir: Dir,
     name: &'static str,
+    attempt: impl FnMut(bool) -> ssize_t,
+) -> ssize_t {
+    run_from(ctx, dir, name, false, attempt)
+}
+
+/// As [`run`], parking first: for a read known to find nothing (see [`known_empty`]).
+pub(super) fn run_parked(
+    ctx: &Ctx,
+    dir: Dir,
+    name: &'static str,
+    attempt: impl FnMut(bool) -> ssize_t,
+) -> ssize_t {
+    run_from(ctx, dir, name, true, attempt)
+}
+
+fn run_from(
+    ctx: &Ctx,
+    dir: Dir,
+    name: &'static str,
+    mut park_first: bool,
     mut attempt: impl FnMut(bool) -> ssize_t,
 ) -> ssize_t {
     let mut deadline = None;
     loop {
-        let r = attempt(true);
-        if r >= 0 || errno() != libc::EAGAIN || ctx.nonblocking() {
-            return r;
+        if !park_first {
+            let r = attempt(true);
+            if r >= 0 || errno() != libc::EAGAIN || ctx.nonblocking() {
+                return r;
+            }
         }
+        park_first = false;
         let d = *deadline.get_or_insert_with(|| ctx.deadline(dir));
         match ctx.wait(dir, d) {
             Ok(()) => {}

@@ -4,6 +4,7 @@
 //! Every test file includes this with `mod util;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod reads;
 pub mod resp;
 pub mod servers;
 
