@@ -7,11 +7,13 @@
 # (total at 2n - total at n) / n is the cost of one request with start-up, the accepts and
 # tear-down dropped out.
 #
-# Servers (default: all three):
+# Servers (default: all four):
 #   mio       the bench's hand-written mio loop (`bench __serve mio http`), the floor
 #   proto     greenlet::net + StreamServer with the very same parser and response as the mio
 #             loop (`bench __serve 'greenlet (harness parser)' http`)
 #   hello     the crate's http_hello example (full HTTP/1.1 parser, idle and request timeouts)
+#   std       the http_hello_std example: hello's handler over plain std::net, under the
+#             monkey hooks
 #
 # Usage: scripts/callgrind_http.sh [server...]; N (default 20000) and CONNS (default 100) from
 # the environment. KEEP=1 keeps the callgrind files (target/callgrind-http/<server>-<n>.out)
@@ -22,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-# Builds the servers; TARGET, BENCH, HELLO, N, CONNS and `server`.
+# Builds the servers; TARGET, BENCH, HELLO, HELLO_STD, N, CONNS and `server`.
 source scripts/http_servers.sh
 OUT=$TARGET/callgrind-http
 mkdir -p "$OUT"
@@ -57,7 +59,7 @@ totals() {
   echo "$total"
 }
 
-servers=("$@"); [ ${#servers[@]} -gt 0 ] || servers=(mio proto hello)
+servers=("$@"); [ ${#servers[@]} -gt 0 ] || servers=(mio proto hello std)
 echo "instructions per request, $N and $((2 * N)) keep-alive requests over $CONNS connections"
 for s in "${servers[@]}"; do
   server "$s" 0

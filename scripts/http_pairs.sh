@@ -14,7 +14,9 @@
 # Usage: scripts/http_pairs.sh OLD NEW [rounds] [conns...]
 #   OLD, NEW  two checkouts of this repository, each built with
 #             `cargo build --release -p bench && cargo build --release --example http_hello`
-#             (for example a `git worktree add ../old <commit>` and this one)
+#             (for example a `git worktree add ../old <commit>` and this one); when both also
+#             have `cargo build --release --features monkey --example http_hello_std`, its
+#             servers (std-old, std-new: the same handler over std::net under the hooks) run too
 #   rounds    default 4; conns default "100 2000"
 # Needs wrk (apt-get install wrk).
 set -euo pipefail
@@ -70,6 +72,10 @@ for _ in $(seq "$ROUNDS"); do
     measure proto-new "$c" "$NEW/bench" __serve 'greenlet (harness parser)' http
     measure hello-old "$c" "$OLD/examples/http_hello"
     measure hello-new "$c" "$NEW/examples/http_hello"
+    if [ -x "$OLD/examples/http_hello_std" ] && [ -x "$NEW/examples/http_hello_std" ]; then
+      measure std-old "$c" "$OLD/examples/http_hello_std"
+      measure std-new "$c" "$NEW/examples/http_hello_std"
+    fi
   done
 done
 

@@ -8,13 +8,14 @@
 # greenlet servers" comes from: an edge-triggered loop reads until EAGAIN, while a green TCP
 # stream parks after a short read without asking (`net::Io::read_stream`).
 #
-# Servers (default: all three): mio (the hand-written loop), proto (the harness's parser over
-# greenlet::net), hello (the http_hello example). N (default 20000) and CONNS (default 100)
-# from the environment. Needs strace.
+# Servers (default: all four): mio (the hand-written loop), proto (the harness's parser over
+# greenlet::net), hello (the http_hello example), std (http_hello_std: std::net under the monkey
+# hooks, which park after a short read the same way). N (default 20000) and CONNS (default
+# 100) from the environment. Needs strace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v strace >/dev/null || { echo "strace is not installed (apt-get install strace)" >&2; exit 1; }
-# Builds the servers; TARGET, BENCH, HELLO, N, CONNS and `server`.
+# Builds the servers; TARGET, BENCH, HELLO, HELLO_STD, N, CONNS and `server`.
 source scripts/http_servers.sh
 PORT=${PORT:-$((12000 + $$ % 20000))}
 OUT=$(mktemp -d)
@@ -44,7 +45,7 @@ counts() {
        END { print reads + 0, failed + 0, sends + 0 }' "$file"
 }
 
-servers=("$@"); [ ${#servers[@]} -gt 0 ] || servers=(mio proto hello)
+servers=("$@"); [ ${#servers[@]} -gt 0 ] || servers=(mio proto hello std)
 echo "system calls per request, $N and $((2 * N)) keep-alive requests over $CONNS connections"
 for s in "${servers[@]}"; do
   server "$s" 0
