@@ -12,7 +12,7 @@ use libc::{c_int, c_uint, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ss
 use super::cooperating;
 use super::fdtable::{self, Dir, Kind};
 use super::sys::{self, errno, fail};
-use super::wait::{self, Ctx, blocking, guarded, run, run_all, run_parked};
+use super::wait::{self, Ctx, blocking, guarded, run, run_all, run_from};
 
 /// Largest write that fits a pipe without blocking once `poll` says it is writable.
 const PIPE_BUF: usize = 4096;
@@ -166,11 +166,7 @@ fn stream_read(
     n: usize,
     attempt: impl FnMut(bool) -> ssize_t,
 ) -> ssize_t {
-    let r = if wait::known_empty(ctx) {
-        run_parked(ctx, Dir::Read, name, attempt)
-    } else {
-        run(ctx, Dir::Read, name, attempt)
-    };
+    let r = run_from(ctx, Dir::Read, name, wait::known_empty(ctx), attempt);
     wait::note_read(ctx, r, n);
     r
 }

@@ -460,17 +460,9 @@ pub(super) fn run(
     run_from(ctx, dir, name, false, attempt)
 }
 
-/// As [`run`], parking first: for a read known to find nothing (see [`known_empty`]).
-pub(super) fn run_parked(
-    ctx: &Ctx,
-    dir: Dir,
-    name: &'static str,
-    attempt: impl FnMut(bool) -> ssize_t,
-) -> ssize_t {
-    run_from(ctx, dir, name, true, attempt)
-}
-
-fn run_from(
+/// As [`run`], parking first when `park_first`: for a read known to find nothing (see
+/// [`known_empty`]).
+pub(super) fn run_from(
     ctx: &Ctx,
     dir: Dir,
     name: &'static str,
