@@ -166,8 +166,14 @@ fn stream_read(
     n: usize,
     attempt: impl FnMut(bool) -> ssize_t,
 ) -> ssize_t {
-    let r = run_from(ctx, Dir::Read, name, wait::known_empty(ctx), attempt);
-    wait::note_read(ctx, r, n);
+    // One lookup of this thread's registration serves the check, the park and the record.
+    let watched = wait::watched(ctx);
+    let park_first = watched.as_ref().is_some_and(|w| w.known_empty(ctx));
+    let r = run_from(ctx, Dir::Read, name, park_first, watched.as_ref(), attempt);
+    // The first park on the descriptor made its registration; the read that followed counts.
+    if let Some(w) = watched.or_else(|| wait::watched(ctx)) {
+        w.note_read(ctx, r, n);
+    }
     r
 }
 

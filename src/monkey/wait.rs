@@ -26,10 +26,51 @@ use crate::net::Registration;
 /// A registration, with the generation of the descriptor it was made for.
 struct Entry {
     generation: u32,
-    reg: Rc<Registration>,
+    reg: Rc<Watched>,
+}
+
+/// A descriptor this thread waits on: its hub registration, and what its reads left.
+pub(super) struct Watched {
+    registration: Registration,
     /// 1 + the reactor's harvest count when a read of this descriptor last emptied its receive
-    /// buffer, 0 when the last read did not (see [`known_empty`]).
-    emptied: u64,
+    /// buffer, 0 when the last read did not (see [`Watched::known_empty`]).
+    emptied: Cell<u64>,
+}
+
+impl Watched {
+    fn io(&self) -> &hub::IoRegistration {
+        self.registration.io()
+    }
+
+    fn release(&self, closing: bool) {
+        self.registration.release(closing);
+    }
+
+    /// Whether the last read of this stream emptied its receive buffer and nothing can have
+    /// come in unseen since, so that the next read may park without asking the kernel first
+    /// (see `super::io::stream_read`). Never for a descriptor the user made non-blocking,
+    /// which must not park.
+    pub(super) fn known_empty(&self, ctx: &Ctx) -> bool {
+        self.emptied.get() == hub::io_harvests() + 1
+            && !self.io().read_sticky()
+            && !ctx.nonblocking()
+    }
+
+    /// Records whether a read of `n` bytes that returned `r` emptied the stream's receive
+    /// buffer: a read of plain TCP that returned less than it asked for. Only for a
+    /// registration made before the read: whatever arrived after the read then queued an
+    /// edge on it.
+    pub(super) fn note_read(&self, ctx: &Ctx, r: ssize_t, n: usize) {
+        // Linux caps one read at `MAX_RW_COUNT`: a read of more may stop there, short of `n`.
+        const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
+        let short = r > 0 && (r as usize) < n.min(MAX_RW_COUNT);
+        // Read in the same run as the read itself: no harvest can come between.
+        self.emptied.set(if short && ctx.plain_tcp() {
+            hub::io_harvests() + 1
+        } else {
+            0
+        });
+    }
 }
 
 thread_local! {
@@ -221,7 +262,17 @@ impl Ctx {
     /// Parks the calling greenlet until the descriptor may be ready for `dir`, or until
     /// `deadline` (or the greenlet's `Timeout`).
     pub(super) fn wait(&self, dir: Dir, deadline: Option<Instant>) -> Result<(), Blocked> {
-        let r = wait_one(self.fd, self.generation, dir, deadline);
+        self.wait_on(None, dir, deadline)
+    }
+
+    /// As [`wait`](Ctx::wait), on `watched` when the caller has already looked it up.
+    pub(super) fn wait_on(
+        &self,
+        watched: Option<&Rc<Watched>>,
+        dir: Dir,
+        deadline: Option<Instant>,
+    ) -> Result<(), Blocked> {
+        let r = wait_one(self.fd, self.generation, watched, dir, deadline);
         if self.slot.generation() != self.generation {
             return Err(Blocked::Closed);
         }
@@ -230,7 +281,7 @@ impl Ctx {
 }
 
 /// The registration of `fd` (generation `generation`) on this thread's hub, made on first use.
-fn registration(fd: c_int, generation: u32) -> Result<Rc<Registration>, Blocked> {
+fn registration(fd: c_int, generation: u32) -> Result<Rc<Watched>, Blocked> {
     let i = usize::try_from(fd).map_err(|_| Blocked::Impossible)?;
     let looked = REGS.try_with(|regs| {
         let mut regs = regs.try_borrow_mut().ok()?;
@@ -252,14 +303,16 @@ fn registration(fd: c_int, generation: u32) -> Result<Rc<Registration>, Blocked>
         // Its file was closed behind our back; the number may name another file now.
         old.reg.release(false);
     }
-    let reg = Rc::new(Registration::new(fd).map_err(|_| Blocked::Impossible)?);
+    let reg = Rc::new(Watched {
+        registration: Registration::new(fd).map_err(|_| Blocked::Impossible)?,
+        emptied: Cell::new(0),
+    });
     REGS_USED.set(true);
     let stored = REGS.try_with(|regs| {
         if let Ok(mut regs) = regs.try_borrow_mut() {
             regs[i] = Some(Entry {
                 generation,
                 reg: reg.clone(),
-                emptied: 0,
             });
         }
     });
@@ -288,53 +341,17 @@ pub(super) fn forget(fd: c_int) {
     }
 }
 
-/// Whether the last read of this stream emptied its receive buffer and nothing can have come
-/// in unseen since, so that the next read may park without asking the kernel first (see
-/// `super::io::stream_read`). Never for a descriptor the user made non-blocking, which must
-/// not park.
-pub(super) fn known_empty(ctx: &Ctx) -> bool {
-    let Ok(i) = usize::try_from(ctx.fd) else {
-        return false;
-    };
-    let empty = REGS.try_with(|regs| {
-        let Ok(regs) = regs.try_borrow() else {
-            return false;
-        };
-        regs.get(i).and_then(Option::as_ref).is_some_and(|e| {
-            e.generation == ctx.generation
-                && e.emptied == hub::io_harvests() + 1
-                && !e.reg.io().read_sticky()
-        })
-    });
-    empty.unwrap_or(false) && !ctx.nonblocking()
-}
-
-/// Records whether a read of `n` bytes that returned `r` emptied the stream's receive buffer:
-/// a read of plain TCP that returned less than it asked for. Kept only where this thread has
-/// a registration of the descriptor, made before the read: whatever arrived after the read
-/// then queued an edge on it.
-pub(super) fn note_read(ctx: &Ctx, r: ssize_t, n: usize) {
-    // Linux caps one read at `MAX_RW_COUNT`: a read of more may stop there, short of `n`.
-    const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
-    let Ok(i) = usize::try_from(ctx.fd) else {
-        return;
-    };
-    let short = r > 0 && (r as usize) < n.min(MAX_RW_COUNT);
-    let _ = REGS.try_with(|regs| {
-        let Ok(mut regs) = regs.try_borrow_mut() else {
-            return;
-        };
-        if let Some(Some(e)) = regs.get_mut(i)
-            && e.generation == ctx.generation
-        {
-            // Read in the same run as the read itself: no harvest can come between.
-            e.emptied = if short && ctx.plain_tcp() {
-                hub::io_harvests() + 1
-            } else {
-                0
-            };
-        }
-    });
+/// This thread's registration of the descriptor, if it has one (of this generation): made by
+/// an earlier park, never here.
+pub(super) fn watched(ctx: &Ctx) -> Option<Rc<Watched>> {
+    let i = usize::try_from(ctx.fd).ok()?;
+    REGS.try_with(|regs| {
+        let regs = regs.try_borrow().ok()?;
+        let e = regs.get(i)?.as_ref()?;
+        (e.generation == ctx.generation).then(|| e.reg.clone())
+    })
+    .ok()
+    .flatten()
 }
 
 /// Parks until `fd` may be ready for `dir`, or `deadline`: the hot path of every hooked socket
@@ -342,13 +359,17 @@ pub(super) fn note_read(ctx: &Ctx, r: ssize_t, n: usize) {
 fn wait_one(
     fd: c_int,
     generation: u32,
+    watched: Option<&Rc<Watched>>,
     dir: Dir,
     deadline: Option<Instant>,
 ) -> Result<(), Blocked> {
     if super::has_deferred() {
         return Err(Blocked::Canceled);
     }
-    let reg = registration(fd, generation)?;
+    let reg = match watched {
+        Some(w) => w.clone(),
+        None => registration(fd, generation)?,
+    };
     let r = panic::catch_unwind(AssertUnwindSafe(|| reg.io().wait(direction(dir), deadline)));
     drop(reg);
     settle(r, deadline)
@@ -457,16 +478,17 @@ pub(super) fn run(
     name: &'static str,
     attempt: impl FnMut(bool) -> ssize_t,
 ) -> ssize_t {
-    run_from(ctx, dir, name, false, attempt)
+    run_from(ctx, dir, name, false, None, attempt)
 }
 
-/// As [`run`], parking first when `park_first`: for a read known to find nothing (see
-/// [`known_empty`]).
+/// As [`run`], parking first when `park_first` (a read known to find nothing: see
+/// [`Watched::known_empty`]), on `watched` when the caller has looked it up.
 pub(super) fn run_from(
     ctx: &Ctx,
     dir: Dir,
     name: &'static str,
     mut park_first: bool,
+    watched: Option<&Rc<Watched>>,
     mut attempt: impl FnMut(bool) -> ssize_t,
 ) -> ssize_t {
     let mut deadline = None;
@@ -479,7 +501,7 @@ pub(super) fn run_from(
         }
         park_first = false;
         let d = *deadline.get_or_insert_with(|| ctx.deadline(dir));
-        match ctx.wait(dir, d) {
+        match ctx.wait_on(watched, dir, d) {
             Ok(()) => {}
             Err(Blocked::Impossible) => return blocking(name, ctx.fd, || attempt(false)),
             Err(b) => return fail(b.errno(libc::EAGAIN)),
