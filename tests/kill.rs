@@ -24,15 +24,21 @@ const GRACE: Duration = Duration::from_secs(10);
 fn soft_kill_lets_cleanup_block_and_say_goodbye() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = greenlet::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 64];
-        // Waits for a request that never comes; the soft kill ends the read.
-        let err = conn.read(&mut buf).unwrap_err();
-        assert!(Killed::is_in(&err), "{err:?}");
-        greenlet::sleep(Duration::from_millis(2)); // cleanup may block...
-        conn.write_all(b"goodbye\n").unwrap(); // ...and do I/O
-        "closed politely"
+    let reading = Event::new();
+    let server = greenlet::spawn({
+        let reading = reading.clone();
+        move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 64];
+            // Set right before the read parks: whoever waits on it runs once the read has.
+            reading.set();
+            // Waits for a request that never comes; the soft kill ends the read.
+            let err = conn.read(&mut buf).unwrap_err();
+            assert!(Killed::is_in(&err), "{err:?}");
+            greenlet::sleep(Duration::from_millis(2)); // cleanup may block...
+            conn.write_all(b"goodbye\n").unwrap(); // ...and do I/O
+            "closed politely"
+        }
     });
     let client = greenlet::spawn(move || {
         let mut conn = TcpStream::connect(addr).unwrap();
@@ -40,7 +46,8 @@ fn soft_kill_lets_cleanup_block_and_say_goodbye() {
         conn.read_to_string(&mut got).unwrap();
         got
     });
-    greenlet::sleep(Duration::from_millis(5)); // connected, the server reads
+    // Connected, and the server parked in its read (a fixed sleep was too short under valgrind).
+    reading.wait_timeout(GRACE).unwrap();
     server.kill_timeout(GRACE).unwrap();
     assert_eq!(server.get().unwrap(), "closed politely");
     assert_eq!(client.get().unwrap(), "goodbye\n");
