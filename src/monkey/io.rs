@@ -572,7 +572,9 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     if fd >= 0
         && let Some(slot) = fdtable::slot(fd)
     {
-        let stream = ty & 0xf == libc::SOCK_STREAM;
+        // The type without the flags (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`) or'ed into it.
+        const SOCK_TYPE_MASK: c_int = 0xf;
+        let stream = ty & SOCK_TYPE_MASK == libc::SOCK_STREAM;
         let tcp = matches!(domain, libc::AF_INET | libc::AF_INET6)
             && stream
             && matches!(protocol, 0 | libc::IPPROTO_TCP);

@@ -366,12 +366,16 @@ fn wait_one(
     if super::has_deferred() {
         return Err(Blocked::Canceled);
     }
+    // The caller's record, which it keeps alive across the park, or this thread's own.
+    let looked_up;
     let reg = match watched {
-        Some(w) => w.clone(),
-        None => registration(fd, generation)?,
+        Some(w) => w,
+        None => {
+            looked_up = registration(fd, generation)?;
+            &looked_up
+        }
     };
     let r = panic::catch_unwind(AssertUnwindSafe(|| reg.io().wait(direction(dir), deadline)));
-    drop(reg);
     settle(r, deadline)
 }
 
