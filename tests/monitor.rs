@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use greenlet::{HubBuilder, SpawnBuilder};
 use util::on_fresh_thread;
 
-/// Records every message, and prints it to stderr (where a child process's parent reads it).
+/// Records every message with the name of the thread that logged it, and prints it to stderr
+/// (where a child process's parent reads it).
 struct TestLogger {
-    records: Mutex<Vec<(log::Level, String)>>,
+    records: Mutex<Vec<(log::Level, String, String)>>,
 }
 
 impl log::Log for TestLogger {
@@ -24,7 +25,11 @@ impl log::Log for TestLogger {
     fn log(&self, record: &log::Record<'_>) {
         let msg = record.args().to_string();
         eprintln!("[{}] {msg}", record.level());
-        self.records.lock().unwrap().push((record.level(), msg));
+        let thread = std::thread::current().name().unwrap_or("").to_owned();
+        self.records
+            .lock()
+            .unwrap()
+            .push((record.level(), msg, thread));
     }
 
     fn flush(&self) {}
@@ -44,13 +49,21 @@ fn logger() -> &'static TestLogger {
 
 /// The messages at `level` that contain `needle`.
 fn logged(level: log::Level, needle: &str) -> Vec<String> {
+    logged_by(level, needle)
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// The messages at `level` that contain `needle`, each with the thread that logged it.
+fn logged_by(level: log::Level, needle: &str) -> Vec<(String, String)> {
     logger()
         .records
         .lock()
         .unwrap()
         .iter()
-        .filter(|(l, m)| *l == level && m.contains(needle))
-        .map(|(_, m)| m.clone())
+        .filter(|(l, m, _)| *l == level && m.contains(needle))
+        .map(|(_, m, t)| (m.clone(), t.clone()))
         .collect()
 }
 
@@ -271,6 +284,9 @@ fn monitor_names_the_greenlet_that_blocks_the_hub() {
     assert!(found[0].contains("blocked the hub"), "{}", found[0]);
     // One report per blocking stretch, not one per sample.
     assert_eq!(found.len(), 1, "{found:?}");
+    // Logged by the reporter, so that the watchdog never stops watching to look up names.
+    let by = logged_by(log::Level::Warn, "busy-looper");
+    assert_eq!(by[0].1, "greenlet-monitor-report", "{by:?}");
 }
 
 /// The blocker, for the backtrace test: a name to find in the warning.
@@ -333,9 +349,8 @@ fn monitor_reports_each_blocking_stretch() {
         let twice = SpawnBuilder::new()
             .name("blocks-twice")
             .spawn(|| {
-                // Each stretch lasts until it has been reported: the monitor's first report
-                // looks up the backtrace's names, which on a loaded machine can take longer
-                // than a fixed stretch, and a monitor busy with one report sees no other.
+                // Each stretch lasts until it has been reported: on a loaded machine the
+                // monitor's thread may not run for longer than a fixed stretch.
                 busy_until_logged(1);
                 greenlet::sleep(Duration::from_millis(1));
                 busy_until_logged(2);

@@ -1043,6 +1043,9 @@ impl HubBuilder {
     /// retrying on `EINTR` sees one such failure; with the `monkey` feature a greenlet blocked
     /// in a libc call that the hooks saw is not sampled (the warning names the call instead).
     /// The handler is installed only if nothing else handles that signal.
+    ///
+    /// The warning is logged from a thread named `greenlet-monitor-report`, shared by every
+    /// hub of the process, shortly after the stretch is seen.
     pub fn monitor(mut self, threshold: Duration) -> HubBuilder {
         self.monitor = Some(threshold);
         self

@@ -5,11 +5,17 @@
 //! samples the counter. If it has not moved for a whole threshold while a greenlet (not the
 //! hub's poll) was running, that greenlet is named in the warning, with a backtrace of where
 //! it is at that moment (see `sampler`).
+//!
+//! The watchdog only samples: the names and lines of the backtrace are looked up, and the
+//! warning logged, by one reporter thread for the whole process. The first lookup reads the
+//! binary's debug information, which can take a second; done by the watchdog, it would leave
+//! the hub unwatched meanwhile, and a second blocking stretch in that time would go unreported.
 
 use std::cell::{Cell, OnceCell};
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use crate::greenlet::Greenlet;
@@ -28,6 +34,9 @@ struct Shared {
     stop: AtomicBool,
     /// The hub's thread (process id, thread id), for the backtrace of a blocker.
     thread: (libc::pid_t, libc::pid_t),
+    /// How many warnings the watchdog has handed to the reporter.
+    #[cfg(test)]
+    reports: AtomicU64,
 }
 
 /// The hub side of the monitor.
@@ -85,12 +94,14 @@ impl Monitor {
             call: Mutex::new(None),
             stop: AtomicBool::new(false),
             thread: super::sampler::current_thread(),
+            #[cfg(test)]
+            reports: AtomicU64::new(0),
         });
         super::sampler::install();
         let watched = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("greenlet-monitor".into())
-            .spawn(move || watch(watched, threshold));
+            .spawn(move || watch(watched, threshold, send));
         match spawned {
             Ok(_) => Some(shared),
             Err(e) => {
@@ -200,7 +211,58 @@ fn in_libc_call(_: &Shared) -> bool {
     false
 }
 
-fn watch(shared: Arc<Shared>, threshold: Duration) {
+/// A warning the watchdog hands to the reporter thread.
+struct Report {
+    /// The warning without its backtrace.
+    head: String,
+    /// The blocker's return addresses, if it was sampled while it still blocked.
+    ips: Option<Vec<usize>>,
+}
+
+impl Report {
+    /// Looks up the backtrace's names and lines, and logs the warning.
+    fn emit(self) {
+        let trace = self
+            .ips
+            .map(|ips| format!("; it is at:\n{}", super::sampler::describe(&ips)))
+            .unwrap_or_default();
+        log::warn!("{}{trace}", self.head);
+    }
+}
+
+/// Starts a thread that passes each report it is sent to `emit`, in the order sent.
+fn spawn_reporter(emit: impl Fn(Report) + Send + 'static) -> io::Result<mpsc::Sender<Report>> {
+    let (tx, rx) = mpsc::channel::<Report>();
+    std::thread::Builder::new()
+        .name("greenlet-monitor-report".into())
+        .spawn(move || rx.into_iter().for_each(emit))?;
+    Ok(tx)
+}
+
+/// Hands `report` to the process's reporter thread, which the first report starts; a report
+/// that thread cannot take is logged here instead.
+fn send(report: Report) {
+    static REPORTER: OnceLock<Option<mpsc::Sender<Report>>> = OnceLock::new();
+    let reporter = REPORTER.get_or_init(|| {
+        spawn_reporter(Report::emit)
+            .inspect_err(|e| {
+                log::warn!("greenlet: could not start the monitor's reporter thread: {e}");
+            })
+            .ok()
+    });
+    match reporter {
+        Some(tx) => {
+            if let Err(mpsc::SendError(report)) = tx.send(report) {
+                report.emit();
+            }
+        }
+        None => report.emit(),
+    }
+}
+
+/// The watchdog's loop: checks the hub every `threshold`, and passes a warning for each
+/// blocking stretch to `report`, which must not block.
+fn watch(shared: Arc<Shared>, threshold: Duration, report: impl Fn(Report)) {
     let mut last = shared.resumes.load(Ordering::Relaxed);
     let mut reported = u64::MAX;
     loop {
@@ -218,23 +280,116 @@ fn watch(shared: Arc<Shared>, threshold: Duration) {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             let (pid, tid) = shared.thread;
-            // Kept only if it still blocked when sampled (the counter has not moved); names
-            // and lines are looked up afterwards, which can take a while the first time.
+            // Kept only if it still blocked when sampled (the counter has not moved).
             let sampled = if in_libc_call(&shared) {
                 None
             } else {
                 super::sampler::sample(pid, tid)
             };
-            let trace = sampled
-                .filter(|_| shared.resumes.load(Ordering::Relaxed) == now)
-                .map(|ips| format!("; it is at:\n{}", super::sampler::describe(&ips)))
-                .unwrap_or_default();
-            log::warn!(
-                "greenlet {running} has blocked the hub for more than {threshold:?}{}{trace}",
-                blocked_in(&shared)
-            );
+            report(Report {
+                head: format!(
+                    "greenlet {running} has blocked the hub for more than {threshold:?}{}",
+                    blocked_in(&shared)
+                ),
+                ips: sampled.filter(|_| shared.resumes.load(Ordering::Relaxed) == now),
+            });
+            #[cfg(test)]
+            shared.reports.fetch_add(1, Ordering::Relaxed);
             reported = now;
         }
         last = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// How long a test waits for what must happen before it calls it a hang.
+    const GIVE_UP: Duration = Duration::from_secs(30);
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let give_up = Instant::now() + GIVE_UP;
+        while !done() {
+            assert!(Instant::now() < give_up, "gave up waiting: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn the_watchdog_keeps_watching_while_a_warning_is_being_reported() {
+        // The hub's thread, blocked for as long as the test lasts.
+        let (end, ended) = mpsc::channel::<()>();
+        let (tell, told) = mpsc::channel();
+        let hub = std::thread::spawn(move || {
+            tell.send(super::super::sampler::current_thread()).unwrap();
+            let _ = ended.recv();
+        });
+        let shared = Arc::new(Shared {
+            resumes: AtomicU64::new(1),
+            idle: AtomicBool::new(false),
+            running: Mutex::new("first".into()),
+            #[cfg(feature = "monkey")]
+            call: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            thread: told.recv().unwrap(),
+            reports: AtomicU64::new(0),
+        });
+        // A reporter whose every warning takes until the test releases it, as a slow lookup
+        // of the backtrace's names would.
+        let (emitting, emitted) = mpsc::channel::<Report>();
+        let (release, released) = mpsc::channel::<()>();
+        let reporter = spawn_reporter(move |report| {
+            emitting.send(report).unwrap();
+            released.recv().unwrap();
+        })
+        .unwrap();
+        let watched = shared.clone();
+        let watchdog = std::thread::spawn(move || {
+            watch(watched, Duration::from_millis(10), move |r| {
+                reporter.send(r).unwrap();
+            });
+        });
+
+        let first = emitted
+            .recv_timeout(GIVE_UP)
+            .expect("the first stretch is reported");
+        assert!(
+            first.head.contains("greenlet first has blocked the hub"),
+            "{}",
+            first.head
+        );
+        assert!(
+            first.ips.is_some(),
+            "the blocker is sampled while it blocks"
+        );
+        // While the first warning is still being reported, the hub resumes another greenlet,
+        // which blocks it too.
+        *shared.running.lock().unwrap() = "second".into();
+        shared.resumes.fetch_add(1, Ordering::Relaxed);
+        wait_until("the second stretch handed to the reporter", || {
+            shared.reports.load(Ordering::Relaxed) == 2
+        });
+        release.send(()).unwrap();
+        let second = emitted
+            .recv_timeout(GIVE_UP)
+            .expect("the second stretch is reported");
+        assert!(
+            second.head.contains("greenlet second has blocked the hub"),
+            "{}",
+            second.head
+        );
+        release.send(()).unwrap();
+
+        shared.stop.store(true, Ordering::Relaxed);
+        watchdog.join().unwrap();
+        end.send(()).unwrap();
+        hub.join().unwrap();
+        assert_eq!(
+            shared.reports.load(Ordering::Relaxed),
+            2,
+            "each stretch reported once"
+        );
     }
 }
