@@ -1044,8 +1044,9 @@ impl HubBuilder {
     /// in a libc call that the hooks saw is not sampled (the warning names the call instead).
     /// The handler is installed only if nothing else handles that signal.
     ///
-    /// The warning is logged from a thread named `greenlet-monitor-report`, shared by every
-    /// hub of the process, shortly after the stretch is seen.
+    /// The warning is logged shortly after the stretch is seen, from the monitor's second
+    /// thread, `greenlet-monitor-report` (started at the first warning): looking up the names
+    /// in a backtrace can take a second, and the monitor goes on watching meanwhile.
     pub fn monitor(mut self, threshold: Duration) -> HubBuilder {
         self.monitor = Some(threshold);
         self

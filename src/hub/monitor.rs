@@ -7,15 +7,16 @@
 //! it is at that moment (see `sampler`).
 //!
 //! The watchdog only samples: the names and lines of the backtrace are looked up, and the
-//! warning logged, by one reporter thread for the whole process. The first lookup reads the
-//! binary's debug information, which can take a second; done by the watchdog, it would leave
-//! the hub unwatched meanwhile, and a second blocking stretch in that time would go unreported.
+//! warning logged, by a reporter thread of its own, started at its first warning. The first
+//! lookup reads the binary's debug information, which can take a second; done by the watchdog,
+//! it would leave the hub unwatched meanwhile, and a second blocking stretch in that time would
+//! go unreported.
 
 use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use crate::greenlet::Greenlet;
@@ -101,7 +102,10 @@ impl Monitor {
         let watched = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("greenlet-monitor".into())
-            .spawn(move || watch(watched, threshold, send));
+            .spawn(move || {
+                let mut reporter = Reporter::default();
+                watch(watched, threshold, |r| reporter.send(r));
+            });
         match spawned {
             Ok(_) => Some(shared),
             Err(e) => {
@@ -239,30 +243,41 @@ fn spawn_reporter(emit: impl Fn(Report) + Send + 'static) -> io::Result<mpsc::Se
     Ok(tx)
 }
 
-/// Hands `report` to the process's reporter thread, which the first report starts; a report
-/// that thread cannot take is logged here instead.
-fn send(report: Report) {
-    static REPORTER: OnceLock<Option<mpsc::Sender<Report>>> = OnceLock::new();
-    let reporter = REPORTER.get_or_init(|| {
-        spawn_reporter(Report::emit)
-            .inspect_err(|e| {
-                log::warn!("greenlet: could not start the monitor's reporter thread: {e}");
-            })
-            .ok()
-    });
-    match reporter {
-        Some(tx) => {
-            if let Err(mpsc::SendError(report)) = tx.send(report) {
-                report.emit();
+/// The watchdog's side of its reporter thread, which its first report starts. Each watchdog has
+/// its own: it ends with the watchdog, after the reports left to it, and nothing is shared with
+/// the watchdogs of other hubs, or with a forked child (which has none of the parent's threads).
+#[derive(Default)]
+struct Reporter {
+    tx: Option<mpsc::Sender<Report>>,
+    /// The thread could not be started: reports are logged by the watchdog itself.
+    failed: bool,
+}
+
+impl Reporter {
+    fn send(&mut self, report: Report) {
+        if self.tx.is_none() && !self.failed {
+            match spawn_reporter(Report::emit) {
+                Ok(tx) => self.tx = Some(tx),
+                Err(e) => {
+                    self.failed = true;
+                    log::warn!("greenlet: could not start the monitor's reporter thread: {e}");
+                }
             }
         }
-        None => report.emit(),
+        match &self.tx {
+            Some(tx) => {
+                if let Err(mpsc::SendError(report)) = tx.send(report) {
+                    report.emit();
+                }
+            }
+            None => report.emit(),
+        }
     }
 }
 
 /// The watchdog's loop: checks the hub every `threshold`, and passes a warning for each
 /// blocking stretch to `report`, which must not block.
-fn watch(shared: Arc<Shared>, threshold: Duration, report: impl Fn(Report)) {
+fn watch(shared: Arc<Shared>, threshold: Duration, mut report: impl FnMut(Report)) {
     let mut last = shared.resumes.load(Ordering::Relaxed);
     let mut reported = u64::MAX;
     loop {
