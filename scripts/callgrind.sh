@@ -23,7 +23,7 @@ BENCH=target/release/bench
 # runtime:n for each case (n small enough for valgrind, large enough to dwarf the noise).
 declare -A RUNS=(
   [switch]="greenlet:100000 corosensei:100000"
-  [yield]="greenlet:100000 may:100000"
+  [yield]="greenlet:100000 may:100000 floor:100000"
   [channel]="greenlet:50000 may:50000"
   [spawn]="greenlet:10000 tokio:10000"
   [alive]="greenlet:20000 floor:20000"

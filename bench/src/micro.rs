@@ -46,6 +46,7 @@ const CASES: &[Case] = &[
         higher_is_better: false,
         runtimes: &[
             (Runtime::Greenlet, 1_000_000),
+            (Runtime::Floor, 10_000_000),
             (Runtime::May, 1_000_000),
             (Runtime::Tokio, 1_000_000),
         ],

@@ -210,6 +210,18 @@ impl Report {
                 }
             }
         }
+        if self
+            .rows
+            .iter()
+            .any(|r| r.workload == "switch" && r.cells.contains_key(&Runtime::Floor))
+        {
+            notes.push(
+                "switch (yield): the floor is no runtime: two raw corosensei coroutines and a \
+                 scheduler that is only a queue of who is ready, so a hand-over's two stack \
+                 switches and a queue push and pop."
+                    .into(),
+            );
+        }
         if self.rows.iter().any(|r| r.workload == "alive") {
             notes.push(
                 "alive: tokio tasks are stackless futures (no stack per task); OS threads are \

@@ -1,17 +1,51 @@
-//! The floor of the alive workload: the kernel work that N guarded 64 KiB stacks cannot avoid,
-//! with no coroutine at all.
+//! The floors: work that no runtime can avoid, with nothing of a runtime around it.
 //!
-//! Every slot is what greenlet's pool hands out (a guard page below a 64 KiB stack, slots side by
-//! side in large `MAP_NORESERVE` mappings of 1024 slots): per slot, one guard is installed and one
-//! fresh page (the top of the stack, where a coroutine's first frames go) is written. Both are
-//! done the cheapest way the kernel offers. Guards: `MADV_GUARD_INSTALL` (Linux 6.13+) for a
-//! batch of slots per `process_madvise` call, else one `madvise` per slot, else `mprotect` (which
-//! splits the mapping, so the floor then stops near `vm.max_map_count / 2` like any design that
-//! does). Pages: faulted in by a batched `MADV_POPULATE_WRITE` (Linux 5.14+; cheaper than one
-//! trap per page), else by the write itself. A greenlet runtime's creation time over this is its
-//! own overhead on top of the kernel's.
+//! **Alive:** the kernel work that N guarded 64 KiB stacks cannot avoid, with no coroutine at
+//! all. Every slot is what greenlet's pool hands out (a guard page below a 64 KiB stack, slots
+//! side by side in large `MAP_NORESERVE` mappings of 1024 slots): per slot, one guard is
+//! installed and one fresh page (the top of the stack, where a coroutine's first frames go) is
+//! written. Both are done the cheapest way the kernel offers. Guards: `MADV_GUARD_INSTALL`
+//! (Linux 6.13+) for a batch of slots per `process_madvise` call, else one `madvise` per slot,
+//! else `mprotect` (which splits the mapping, so the floor then stops near
+//! `vm.max_map_count / 2` like any design that does). Pages: faulted in by a batched
+//! `MADV_POPULATE_WRITE` (Linux 5.14+; cheaper than one trap per page), else by the write
+//! itself. A greenlet runtime's creation time over this is its own overhead on top of the
+//! kernel's.
+//!
+//! **Yield:** two raw corosensei coroutines and a scheduler that is nothing but a queue of who
+//! is ready. A hand-over on corosensei cannot do less: the yielder suspends to the scheduler's
+//! stack, which pops the next one and resumes it (two stack switches, a queue push and a pop).
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::time::Instant;
+
+use corosensei::{Coroutine, CoroutineResult};
 
 use super::{Alive, AliveProbe};
+
+/// Two coroutines, each yielding `n` times to a scheduler that is only a ready queue:
+/// nanoseconds per yield.
+pub fn yield_now(n: u64) -> f64 {
+    let make = || {
+        Coroutine::new(move |yielder, ()| {
+            for _ in 0..n {
+                yielder.suspend(());
+            }
+        })
+    };
+    let mut both = [make(), make()];
+    let mut ready: VecDeque<usize> = VecDeque::from([0, 1]);
+    let start = Instant::now();
+    while let Some(i) = ready.pop_front() {
+        if let CoroutineResult::Yield(()) = both[black_box(i)].resume(()) {
+            ready.push_back(i);
+        }
+    }
+    let dt = start.elapsed();
+    assert!(both.iter().all(Coroutine::done), "both ran to the end");
+    dt.as_nanos() as f64 / (2 * n) as f64
+}
 
 /// Usable bytes per slot, greenlet's default stack size.
 const STACK: usize = 64 * 1024;
@@ -211,5 +245,11 @@ mod tests {
         assert_eq!(a.n, n);
         // One page per slot at least, plus the page tables' share (not counted in RSS).
         assert!(a.rss_delta >= n * 4096, "{} bytes", a.rss_delta);
+    }
+
+    #[test]
+    fn yield_floor_runs_both_to_the_end_and_gives_a_time() {
+        let ns = super::yield_now(1_000);
+        assert!(ns.is_finite() && ns > 0.0);
     }
 }

@@ -172,6 +172,7 @@ pub fn run_micro(micro: Micro, runtime: Runtime, n: u64) -> Result<f64, String> 
         (Micro::SpawnWarm, Runtime::Greenlet) => crate::greenlet_work::spawn_warm,
         (Micro::Channel, Runtime::Greenlet) => crate::greenlet_work::channel,
         (Micro::Switch, Runtime::Corosensei) => corosensei::switch,
+        (Micro::Yield, Runtime::Floor) => floor::yield_now,
         (Micro::Yield, Runtime::May) => may::yield_now,
         (Micro::Spawn, Runtime::May) => may::spawn,
         (Micro::SpawnWarm, Runtime::May) => may::spawn_warm,
