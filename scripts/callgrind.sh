@@ -10,7 +10,7 @@
 # Performance section quotes (switch, yield, channel, spawn against their peers).
 # The alive case runs `bench __alive <runtime> <n>` instead (n greenlets created and parked; no
 # warm-up): instructions per greenlet, against the floor (a fresh page and a guard per slot).
-# Usage: scripts/callgrind.sh [case...] (default: switch yield channel spawn; also alive).
+# Usage: scripts/callgrind.sh [case...] (default: switch yield channel spawn; also yield-nested, alive).
 # Needs valgrind.
 # KEEP=1 keeps the callgrind files (target/callgrind/<case>-<runtime>-<n>.out), for a breakdown
 # per function: `callgrind_annotate --inclusive=no` on the 2n file, minus the n file.
@@ -24,6 +24,7 @@ BENCH=target/release/bench
 declare -A RUNS=(
   [switch]="greenlet:100000 corosensei:100000"
   [yield]="greenlet:100000 may:100000 floor:100000"
+  [yield-nested]="greenlet:100000 may:100000 floor:100000"
   [channel]="greenlet:50000 may:50000"
   [spawn]="greenlet:10000 tokio:10000"
   [alive]="greenlet:20000 floor:20000"
@@ -43,7 +44,7 @@ instructions() {
 
 cases=("$@"); [ ${#cases[@]} -gt 0 ] || cases=(switch yield channel spawn)
 for c in "${cases[@]}"; do
-  [ -n "${RUNS[$c]:-}" ] || { echo "unknown case $c (switch yield channel spawn alive)" >&2; exit 2; }
+  [ -n "${RUNS[$c]:-}" ] || { echo "unknown case $c (switch yield yield-nested channel spawn alive)" >&2; exit 2; }
   per_n=2; [ "$c" = spawn ] || [ "$c" = alive ] && per_n=1
   for run in ${RUNS[$c]}; do
     rt=${run%%:*}; n=${run##*:}

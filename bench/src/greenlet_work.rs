@@ -48,6 +48,31 @@ pub fn yield_now(n: u64) -> f64 {
     start.elapsed().as_nanos() as f64 / (2 * n) as f64
 }
 
+/// A yield made inside a function, as most code yields (in a helper, a library, a loop body
+/// of its own): not inlined into the greenlet's loop.
+#[inline(never)]
+fn yield_in_a_call() {
+    greenlet::yield_now();
+}
+
+/// [`yield_now`] with each yield inside a called function: ns per yield.
+pub fn yield_nested(n: u64) -> f64 {
+    let start = Instant::now();
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            greenlet::spawn(move || {
+                for _ in 0..n {
+                    yield_in_a_call();
+                }
+            })
+        })
+        .collect();
+    for h in both {
+        h.join().expect("yielder finished");
+    }
+    start.elapsed().as_nanos() as f64 / (2 * n) as f64
+}
+
 /// Spawns `n` greenlets that each yield once, joins them all: µs per greenlet.
 pub fn spawn(n: u64) -> f64 {
     let start = Instant::now();
@@ -193,6 +218,7 @@ mod tests {
     #[test]
     fn hub_workloads_give_times() {
         assert!(super::yield_now(100) > 0.0);
+        assert!(super::yield_nested(100) > 0.0);
         assert!(super::spawn(100) > 0.0);
         assert!(super::spawn_warm(100) > 0.0);
         assert!(super::channel(100) > 0.0);

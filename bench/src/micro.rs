@@ -52,6 +52,18 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        workload: "switch",
+        micro: Micro::YieldNested,
+        title: "switch: yield through the scheduler from inside a called function, two coroutines",
+        unit: "ns/switch",
+        higher_is_better: false,
+        runtimes: &[
+            (Runtime::Greenlet, 1_000_000),
+            (Runtime::Floor, 10_000_000),
+            (Runtime::May, 1_000_000),
+        ],
+    },
+    Case {
         workload: "spawn",
         micro: Micro::Spawn,
         title: "spawn + join, one yield each",

@@ -218,7 +218,11 @@ impl Report {
             notes.push(
                 "switch (yield): the floor is no runtime: two raw corosensei coroutines and a \
                  scheduler that is only a queue of who is ready, so a hand-over's two stack \
-                 switches and a queue push and pop."
+                 switches and a queue push and pop. In the row \"from inside a called \
+                 function\" every yield is made in a function that is not inlined into the \
+                 coroutine's loop: corosensei resumes with a call and suspends with a return on \
+                 the other stack, so there both that function's return and the suspend's \
+                 are mispredicted, a cost the floor pays too."
                     .into(),
             );
         }

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::Instant;
 
-use corosensei::{Coroutine, CoroutineResult};
+use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::{Alive, AliveProbe};
 
@@ -31,6 +31,36 @@ pub fn yield_now(n: u64) -> f64 {
         Coroutine::new(move |yielder, ()| {
             for _ in 0..n {
                 yielder.suspend(());
+            }
+        })
+    };
+    let mut both = [make(), make()];
+    let mut ready: VecDeque<usize> = VecDeque::from([0, 1]);
+    let start = Instant::now();
+    while let Some(i) = ready.pop_front() {
+        if let CoroutineResult::Yield(()) = both[black_box(i)].resume(()) {
+            ready.push_back(i);
+        }
+    }
+    let dt = start.elapsed();
+    assert!(both.iter().all(Coroutine::done), "both ran to the end");
+    dt.as_nanos() as f64 / (2 * n) as f64
+}
+
+/// A suspend made inside a function: not inlined into the coroutine's loop.
+#[inline(never)]
+fn suspend_in_a_call(yielder: &Yielder<(), ()>) {
+    yielder.suspend(());
+}
+
+/// [`yield_now`] with each suspend inside a called function: nanoseconds per yield. corosensei
+/// resumes with a call and suspends with a return on the other stack, so from inside a called
+/// function both the function's return and the suspend's are mispredicted.
+pub fn yield_nested(n: u64) -> f64 {
+    let make = || {
+        Coroutine::new(move |yielder: &Yielder<(), ()>, ()| {
+            for _ in 0..n {
+                suspend_in_a_call(yielder);
             }
         })
     };
@@ -250,6 +280,8 @@ mod tests {
     #[test]
     fn yield_floor_runs_both_to_the_end_and_gives_a_time() {
         let ns = super::yield_now(1_000);
+        assert!(ns.is_finite() && ns > 0.0);
+        let ns = super::yield_nested(1_000);
         assert!(ns.is_finite() && ns > 0.0);
     }
 }

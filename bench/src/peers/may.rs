@@ -52,6 +52,31 @@ pub fn yield_now(n: u64) -> f64 {
     start.elapsed().as_nanos() as f64 / (2 * n) as f64
 }
 
+/// A yield made inside a function: not inlined into the coroutine's loop.
+#[inline(never)]
+fn yield_in_a_call() {
+    coroutine::yield_now();
+}
+
+/// [`yield_now`] with each yield inside a called function: ns per yield.
+pub fn yield_nested(n: u64) -> f64 {
+    let start = Instant::now();
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            go(move || {
+                for _ in 0..n {
+                    yield_in_a_call();
+                }
+            })
+            .expect("spawn")
+        })
+        .collect();
+    for h in both {
+        h.join().expect("yielder panicked");
+    }
+    start.elapsed().as_nanos() as f64 / (2 * n) as f64
+}
+
 /// Spawns `n` coroutines that each yield once, joins them all: µs per coroutine.
 pub fn spawn(n: u64) -> f64 {
     let start = Instant::now();
@@ -185,6 +210,7 @@ mod tests {
         super::configure();
         for f in [
             super::yield_now,
+            super::yield_nested,
             super::spawn,
             super::spawn_warm,
             super::channel,

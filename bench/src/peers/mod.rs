@@ -102,6 +102,9 @@ pub enum Micro {
     Switch,
     /// Two coroutines yielding through the scheduler: ns per switch.
     Yield,
+    /// [`Micro::Yield`] with each yield made inside a function the coroutine calls (not
+    /// inlined): ns per switch.
+    YieldNested,
     /// Spawn n that each yield once, join all: µs per spawn+join.
     Spawn,
     /// [`Micro::Spawn`] twice in one process, on one runtime: µs per spawn+join of the second
@@ -126,9 +129,10 @@ pub enum Micro {
 
 impl Micro {
     /// Every micro workload.
-    pub const ALL: [Micro; 11] = [
+    pub const ALL: [Micro; 12] = [
         Micro::Switch,
         Micro::Yield,
+        Micro::YieldNested,
         Micro::Spawn,
         Micro::SpawnWarm,
         Micro::Channel,
@@ -145,6 +149,7 @@ impl Micro {
         match self {
             Micro::Switch => "switch",
             Micro::Yield => "yield",
+            Micro::YieldNested => "yield-nested",
             Micro::Spawn => "spawn",
             Micro::SpawnWarm => "spawn-warm",
             Micro::Channel => "channel",
@@ -173,6 +178,9 @@ pub fn run_micro(micro: Micro, runtime: Runtime, n: u64) -> Result<f64, String> 
         (Micro::Channel, Runtime::Greenlet) => crate::greenlet_work::channel,
         (Micro::Switch, Runtime::Corosensei) => corosensei::switch,
         (Micro::Yield, Runtime::Floor) => floor::yield_now,
+        (Micro::YieldNested, Runtime::Greenlet) => crate::greenlet_work::yield_nested,
+        (Micro::YieldNested, Runtime::Floor) => floor::yield_nested,
+        (Micro::YieldNested, Runtime::May) => may::yield_nested,
         (Micro::Yield, Runtime::May) => may::yield_now,
         (Micro::Spawn, Runtime::May) => may::spawn,
         (Micro::SpawnWarm, Runtime::May) => may::spawn_warm,
