@@ -35,9 +35,6 @@ struct Shared {
     stop: AtomicBool,
     /// The hub's thread (process id, thread id), for the backtrace of a blocker.
     thread: (libc::pid_t, libc::pid_t),
-    /// How many warnings the watchdog has handed to the reporter.
-    #[cfg(test)]
-    reports: AtomicU64,
 }
 
 /// The hub side of the monitor.
@@ -95,8 +92,6 @@ impl Monitor {
             call: Mutex::new(None),
             stop: AtomicBool::new(false),
             thread: super::sampler::current_thread(),
-            #[cfg(test)]
-            reports: AtomicU64::new(0),
         });
         super::sampler::install();
         let watched = shared.clone();
@@ -308,8 +303,6 @@ fn watch(shared: Arc<Shared>, threshold: Duration, mut report: impl FnMut(Report
                 ),
                 ips: sampled.filter(|_| shared.resumes.load(Ordering::Relaxed) == now),
             });
-            #[cfg(test)]
-            shared.reports.fetch_add(1, Ordering::Relaxed);
             reported = now;
         }
         last = now;
@@ -349,8 +342,9 @@ mod tests {
             call: Mutex::new(None),
             stop: AtomicBool::new(false),
             thread: told.recv().unwrap(),
-            reports: AtomicU64::new(0),
         });
+        // How many warnings the watchdog has handed over.
+        let reports = Arc::new(AtomicU64::new(0));
         // A reporter whose every warning takes until the test releases it, as a slow lookup
         // of the backtrace's names would.
         let (emitting, emitted) = mpsc::channel::<Report>();
@@ -360,10 +354,11 @@ mod tests {
             released.recv().unwrap();
         })
         .unwrap();
-        let watched = shared.clone();
+        let (watched, handed) = (shared.clone(), reports.clone());
         let watchdog = std::thread::spawn(move || {
             watch(watched, Duration::from_millis(10), move |r| {
                 reporter.send(r).unwrap();
+                handed.fetch_add(1, Ordering::Relaxed);
             });
         });
 
@@ -384,7 +379,7 @@ mod tests {
         *shared.running.lock().unwrap() = "second".into();
         shared.resumes.fetch_add(1, Ordering::Relaxed);
         wait_until("the second stretch handed to the reporter", || {
-            shared.reports.load(Ordering::Relaxed) == 2
+            reports.load(Ordering::Relaxed) == 2
         });
         release.send(()).unwrap();
         let second = emitted
@@ -402,7 +397,7 @@ mod tests {
         end.send(()).unwrap();
         hub.join().unwrap();
         assert_eq!(
-            shared.reports.load(Ordering::Relaxed),
+            reports.load(Ordering::Relaxed),
             2,
             "each stretch reported once"
         );
