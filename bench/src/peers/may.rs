@@ -35,21 +35,7 @@ fn go<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::io::Res
 
 /// Two coroutines on one worker, each calling `yield_now` `n` times: ns per switch.
 pub fn yield_now(n: u64) -> f64 {
-    let start = Instant::now();
-    let both: Vec<_> = (0..2)
-        .map(|_| {
-            go(move || {
-                for _ in 0..n {
-                    coroutine::yield_now();
-                }
-            })
-            .expect("spawn")
-        })
-        .collect();
-    for h in both {
-        h.join().expect("yielder panicked");
-    }
-    start.elapsed().as_nanos() as f64 / (2 * n) as f64
+    two_yielders(n, coroutine::yield_now)
 }
 
 /// A yield made inside a function: not inlined into the coroutine's loop.
@@ -60,12 +46,17 @@ fn yield_in_a_call() {
 
 /// [`yield_now`] with each yield inside a called function: ns per yield.
 pub fn yield_nested(n: u64) -> f64 {
+    two_yielders(n, yield_in_a_call)
+}
+
+/// Two coroutines on one worker, each running `step` `n` times: ns per step.
+fn two_yielders(n: u64, step: impl Fn() + Copy + Send + 'static) -> f64 {
     let start = Instant::now();
     let both: Vec<_> = (0..2)
         .map(|_| {
             go(move || {
                 for _ in 0..n {
-                    yield_in_a_call();
+                    step();
                 }
             })
             .expect("spawn")
